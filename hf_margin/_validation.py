@@ -1,0 +1,56 @@
+"""Input checks shared by every method: each error names the argument, what was expected and what came in."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_embeddings(embeddings: object, embedding_size: int | None = None, name: str = "embeddings") -> None:
+    """Raise unless `embeddings` is a non-empty floating tensor of shape (batch, embedding_size)."""
+    if not isinstance(embeddings, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of shape (batch, dim), got {type(embeddings).__name__}")
+    if not embeddings.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {embeddings.dtype}")
+    if embeddings.dim() != 2:
+        raise ValueError(f"`{name}` must have shape (batch, dim), got shape {tuple(embeddings.shape)}")
+    if embeddings.shape[0] == 0:
+        raise ValueError(f"`{name}` is an empty batch (shape {tuple(embeddings.shape)}); need at least one row")
+    if embedding_size is not None and embeddings.shape[1] != embedding_size:
+        raise ValueError(f"`{name}` must have shape (batch, {embedding_size}), got shape {tuple(embeddings.shape)}")
+
+
+def check_class_labels(labels: object, batch_size: int, num_classes: int, name: str = "labels") -> None:
+    """Raise unless `labels` is an integer tensor of shape (batch_size,) with values in [0, num_classes)."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of class indices, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold integer class indices (torch.long), got dtype {labels.dtype}")
+    if tuple(labels.shape) != (batch_size,):
+        raise ValueError(f"`{name}` must have shape ({batch_size},), got shape {tuple(labels.shape)}")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"`{name}` must lie in [0, {num_classes - 1}], got values in [{low}, {high}]")
+
+
+def check_positive(value: float, name: str) -> None:
+    """Raise unless `value` is a finite number > 0."""
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value}")
+
+
+def check_in_range(value: float, name: str, low: float, high: float) -> None:
+    """Raise unless low <= value <= high."""
+    if not low <= value <= high:
+        raise ValueError(f"`{name}` must lie in [{low}, {high}], got {value}")
+
+
+def check_positive_int(value: object, name: str) -> None:
+    """Raise unless `value` is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
+    """Raise unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}")

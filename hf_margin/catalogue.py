@@ -1,0 +1,527 @@
+"""The catalogue: one entry per method of the source papers, with where it lives and how far it has come.
+
+`hf-margin list` prints it, the README's method table is generated from it, and `tests/test_catalogue.py`
+walks it: every implemented entry imports, names its tests, and has a demo or benchmark entry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["loss", "head", "trainer", "PEFT method", "model", "metric", "diagnostic", "utility"]
+Status = Literal["implemented", "planned", "out of scope"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One catalogue entry.
+
+    Args:
+        name: short identifier (used by `hf-margin list` and demo/benchmark names).
+        method: the method's usual name.
+        title: the paper's title.
+        arxiv: the paper's arXiv id, when it has one.
+        kind: what a user plugs in: loss, head, trainer, PEFT method, model, metric, diagnostic or utility.
+        entry_point: the import path of the object a user calls (planned ones: where it will live).
+        status: implemented, planned, or out of scope.
+        issue: the issue topic that builds it.
+        reason: why it is out of scope, or what part of the paper is left out.
+        tests: test files that check it (implemented entries).
+        demo: the `hf-margin demo` entry that runs it on real data, if any.
+        benchmark: the `benchmarks/` script that times it against its anchor, if any.
+    """
+
+    name: str
+    method: str
+    title: str
+    arxiv: str | None
+    kind: Kind
+    entry_point: str
+    status: Status = "planned"
+    issue: str = ""
+    reason: str = ""
+    tests: tuple[str, ...] = ()
+    demo: str | None = None
+    benchmark: str | None = None
+
+    def load(self) -> Any:
+        """Import and return the entry point (implemented entries only)."""
+        module_name, _, attribute = self.entry_point.rpartition(".")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+_FACE = "foundation"
+_HEAD_TESTS = ("tests/heads/test_margin_heads.py", "tests/heads/test_anchor_pml.py")
+
+CATALOGUE: tuple[Method, ...] = (
+    # Face-recognition margin heads (foundation issue).
+    Method(
+        "arcface",
+        "ArcFace",
+        "ArcFace: Additive Angular Margin Loss for Deep Face Recognition",
+        "1801.07698",
+        "head",
+        "hf_margin.heads.ArcFaceHead",
+        "implemented",
+        _FACE,
+        tests=_HEAD_TESTS,
+        demo="margin_heads",
+        benchmark="benchmarks/bench_margin_heads.py",
+    ),
+    Method(
+        "combined_margin",
+        "Combined margin (m1, m2, m3)",
+        "ArcFace: Additive Angular Margin Loss for Deep Face Recognition",
+        "1801.07698",
+        "head",
+        "hf_margin.heads.CombinedMarginHead",
+        "implemented",
+        _FACE,
+        tests=("tests/heads/test_margin_heads.py",),
+        benchmark="benchmarks/bench_margin_heads.py",
+    ),
+    Method(
+        "cosface",
+        "CosFace",
+        "CosFace: Large Margin Cosine Loss for Deep Face Recognition",
+        "1801.09414",
+        "head",
+        "hf_margin.heads.CosFaceHead",
+        "implemented",
+        _FACE,
+        tests=_HEAD_TESTS,
+        demo="margin_heads",
+        benchmark="benchmarks/bench_margin_heads.py",
+    ),
+    Method(
+        "elastic_arcface",
+        "ElasticArcFace (+)",
+        "ElasticFace: Elastic Margin Loss for Deep Face Recognition",
+        "2109.09416",
+        "head",
+        "hf_margin.heads.ElasticArcFaceHead",
+        "implemented",
+        _FACE,
+        tests=("tests/heads/test_margin_heads.py",),
+        demo="margin_heads",
+    ),
+    Method(
+        "elastic_cosface",
+        "ElasticCosFace (+)",
+        "ElasticFace: Elastic Margin Loss for Deep Face Recognition",
+        "2109.09416",
+        "head",
+        "hf_margin.heads.ElasticCosFaceHead",
+        "implemented",
+        _FACE,
+        tests=("tests/heads/test_margin_heads.py",),
+        demo="margin_heads",
+    ),
+    Method(
+        "adaface",
+        "AdaFace",
+        "AdaFace: Quality Adaptive Margin for Face Recognition",
+        "2204.00964",
+        "head",
+        "hf_margin.heads.AdaFaceHead",
+        "implemented",
+        _FACE,
+        tests=("tests/heads/test_margin_heads.py",),
+        demo="margin_heads",
+    ),
+    # PEFT (PETAL issue).
+    Method(
+        "petal",
+        "PETAL (quality-gated dual LoRA)",
+        "PETALface: Parameter Efficient Transfer Learning for Low-resolution Face Recognition",
+        "2412.07771",
+        "PEFT method",
+        "hf_margin.tuners.petal.PetalConfig",
+        issue="PETAL",
+    ),
+    Method(
+        "petal_quality",
+        "Image-quality scores for PETAL",
+        "PETALface: Parameter Efficient Transfer Learning for Low-resolution Face Recognition",
+        "2412.07771",
+        "utility",
+        "hf_margin.data.quality.resolution_quality",
+        issue="PETAL",
+    ),
+    # Preference optimisation (MADPO and gradient-entanglement issues).
+    Method(
+        "madpo",
+        "MADPO",
+        "Margin-Adaptive Direct Preference Optimization",
+        "2510.05342",
+        "trainer",
+        "hf_margin.trainers.MADPOTrainer",
+        issue="MADPO",
+    ),
+    Method(
+        "gradient_entanglement",
+        "Gradient-entanglement diagnostics",
+        "A Common Pitfall of Margin-based Language Model Alignment: Gradient Entanglement",
+        "2410.13828",
+        "diagnostic",
+        "hf_margin.callbacks.GradientEntanglementCallback",
+        issue="gradient entanglement",
+    ),
+    # Embedding training (embedding issue).
+    Method(
+        "kalm_focal_mixing",
+        "Focal InfoNCE + online hard-negative mixing",
+        "KaLM-Embedding-V2: Superior Training Techniques and Data Inspire A Versatile Embedding Model",
+        "2506.20923",
+        "loss",
+        "hf_margin.embeddings.MarginEmbeddingLoss",
+        issue="embedding",
+    ),
+    Method(
+        "lg_anna_filtering",
+        "Margin-based false-negative filtering + soft labels",
+        "LG-ANNA-Embedding technical report (v2: LGAI-Embedding-Preview Technical Report)",
+        "2506.07438",
+        "loss",
+        "hf_margin.embeddings.MarginEmbeddingLoss",
+        issue="embedding",
+    ),
+    # TransICD and LDAM (TransICD issue).
+    Method(
+        "transicd",
+        "TransICD code-wise attention",
+        "TransICD: Transformer Based Code-wise Attention Model for Explainable ICD Coding",
+        "2104.10652",
+        "model",
+        "hf_margin.models.transicd.TransICDModel",
+        issue="TransICD",
+    ),
+    Method(
+        "ldam",
+        "LDAM loss (multi-label and single-label)",
+        "Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss",
+        "1906.07413",
+        "loss",
+        "hf_margin.losses.LDAMLoss",
+        issue="TransICD",
+    ),
+    Method(
+        "drw",
+        "Deferred re-weighting (DRW)",
+        "Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss",
+        "1906.07413",
+        "utility",
+        "hf_margin.callbacks.DRWCallback",
+        issue="TransICD",
+    ),
+    # Distillation (Margin-MSE issue).
+    Method(
+        "margin_mse",
+        "Margin-MSE distillation",
+        "Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge Distillation",
+        "2010.02666",
+        "trainer",
+        "hf_margin.trainers.MarginMSETrainer",
+        issue="Margin-MSE",
+    ),
+    # Catalogue I: imbalance- and noise-robust classification losses.
+    Method(
+        "auc_margin",
+        "AUC-margin (AUC-M)",
+        "Large-scale Robust Deep AUC Maximization: A New Surrogate Loss and Empirical Studies on Medical "
+        "Image Classification",
+        "2012.03173",
+        "loss",
+        "hf_margin.losses.AUCMarginLoss",
+        issue="catalogue I",
+    ),
+    Method(
+        "anyloss",
+        "AnyLoss",
+        "AnyLoss: Transforming Classification Metrics into Loss Functions",
+        "2405.14745",
+        "loss",
+        "hf_margin.losses.AnyLoss",
+        issue="catalogue I",
+    ),
+    Method(
+        "comp_sum",
+        "Comp-sum losses",
+        "Cross-Entropy Loss Functions: Theoretical Analysis and Applications",
+        "2304.07288",
+        "loss",
+        "hf_margin.losses.CompSumLoss",
+        issue="catalogue I",
+    ),
+    Method(
+        "z_loss",
+        "Z-loss (spherical family)",
+        "The Z-loss: a shift and scale invariant classification loss belonging to the Spherical Family",
+        "1604.08859",
+        "loss",
+        "hf_margin.losses.ZLoss",
+        issue="catalogue I",
+    ),
+    Method(
+        "ldr_kl",
+        "LDR-KL / ALDR-KL",
+        "Label Distributionally Robust Losses for Multi-class Classification: Consistency, Robustness and Adaptivity",
+        "2112.14869",
+        "loss",
+        "hf_margin.losses.ALDRKLLoss",
+        issue="catalogue I",
+    ),
+    Method(
+        "generalized_focal",
+        "DatasetEquity generalized focal loss",
+        "DatasetEquity: Are All Samples Created Equal? In The Quest For Equity Within Datasets",
+        "2308.09878",
+        "loss",
+        "hf_margin.losses.GeneralizedFocalLoss",
+        issue="catalogue I",
+    ),
+    # Catalogue II: metric learning, contrastive, distillation, probabilistic, adversarial.
+    Method(
+        "multi_similarity",
+        "Multi-Similarity loss + miner",
+        "Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning",
+        "1904.06627",
+        "loss",
+        "hf_margin.losses.MultiSimilarityLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "tcm",
+        "Threshold-Consistent Margin loss",
+        "Threshold-Consistent Margin Loss for Open-World Deep Metric Learning",
+        "2307.04047",
+        "loss",
+        "hf_margin.losses.ThresholdConsistentMarginLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "opis",
+        "OPIS / epsilon-OPIS threshold-consistency metric",
+        "Threshold-Consistent Margin Loss for Open-World Deep Metric Learning",
+        "2307.04047",
+        "metric",
+        "hf_margin.metrics.opis",
+        issue="catalogue II",
+    ),
+    Method(
+        "unpg",
+        "UNPG (unified negative pair generation)",
+        "Unified Negative Pair Generation toward Well-discriminative Feature Space for Face Recognition",
+        "2203.11593",
+        "loss",
+        "hf_margin.losses.UNPGLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "proto_triplet",
+        "Proto-Triplet loss",
+        "SuSana Distancia is all you need: Enforcing class separability in metric learning via two novel "
+        "distance-based loss functions for few-shot image classification",
+        "2305.09062",
+        "loss",
+        "hf_margin.losses.ProtoTripletLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "icnn",
+        "ICNN loss",
+        "SuSana Distancia is all you need: Enforcing class separability in metric learning via two novel "
+        "distance-based loss functions for few-shot image classification",
+        "2305.09062",
+        "loss",
+        "hf_margin.losses.ICNNLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "m2fnet_triplet",
+        "Adaptive-margin triplet loss",
+        "M2FNet: Multi-modal Fusion Network for Emotion Recognition in Conversation",
+        "2206.02187",
+        "loss",
+        "hf_margin.losses.AdaptiveMarginTripletLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "hyperspherical",
+        "Hyperspherical-embedding constraint",
+        "Hyperspherical embedding for novel class classification",
+        "2102.03243",
+        "loss",
+        "hf_margin.losses.HypersphericalLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "gpam",
+        "GPAM adaptive margin",
+        "Few-shot Open Relation Extraction with Gaussian Prototype and Adaptive Margin",
+        "2410.20320",
+        "loss",
+        "hf_margin.losses.GPAMLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "contrastive_behaviour",
+        "Temperature InfoNCE, uniformity and tolerance",
+        "Understanding the Behaviour of Contrastive Loss",
+        "2012.09740",
+        "metric",
+        "hf_margin.metrics.uniformity",
+        issue="catalogue II",
+    ),
+    Method(
+        "dual_head_kd",
+        "Dual-Head KD (BinaryKL-Norm)",
+        "Dual-Head Knowledge Distillation: Enhancing Logits Utilization with an Auxiliary Head",
+        "2411.08937",
+        "loss",
+        "hf_margin.losses.DualHeadKDLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "margin_preserving",
+        "Margin-preserving training + negative-flip rate",
+        "Mitigating Negative Flips via Margin Preserving Training",
+        "2511.08322",
+        "trainer",
+        "hf_margin.trainers.MarginPreservingTrainer",
+        issue="catalogue II",
+    ),
+    Method(
+        "landmark_kd",
+        "Assistive and KD losses with tolerant/tough teachers",
+        "Facial Landmark Points Detection Using Knowledge Distillation-Based Neural Networks",
+        "2111.07047",
+        "loss",
+        "hf_margin.losses.LandmarkKDLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "afcrps",
+        "Almost-fair CRPS",
+        "AIFS-CRPS: Ensemble forecasting using a model trained with a loss function based on the Continuous "
+        "Ranked Probability Score",
+        "2412.15832",
+        "loss",
+        "hf_margin.losses.AFCRPSLoss",
+        issue="catalogue II",
+    ),
+    Method(
+        "pma",
+        "Probability-margin attack (PMA)",
+        "Towards Million-Scale Adversarial Robustness Evaluation With Stronger Individual Attacks",
+        "2411.15210",
+        "metric",
+        "hf_margin.metrics.pma_robust_accuracy",
+        issue="catalogue II",
+    ),
+    # Catalogue III: diagnostics, self-training, probes and the rest.
+    Method(
+        "generalization_measures",
+        "Margin-based generalization measures",
+        "Fantastic Generalization Measures and Where to Find Them (Jiang et al.); Fantastic Generalization "
+        "Measures are Nowhere to be Found (Gastpar et al.)",
+        "1912.02178",
+        "diagnostic",
+        "hf_margin.callbacks.GeneralizationMeasuresCallback",
+        issue="catalogue III",
+    ),
+    Method(
+        "self_training",
+        "Self-training with margin thresholds",
+        "Self-Training: A Survey",
+        "2202.12040",
+        "trainer",
+        "hf_margin.trainers.SelfTrainingLoop",
+        issue="catalogue III",
+    ),
+    Method(
+        "generative_probe",
+        "Gaussian naive-Bayes probe",
+        "Revisiting Discriminative vs. Generative Classifiers: Theory and Implications",
+        "2302.02334",
+        "utility",
+        "hf_margin.metrics.NaiveBayesProbe",
+        issue="catalogue III",
+    ),
+    Method(
+        "aggregate_responses",
+        "Bag-level / instance-level / interpolating loss",
+        "Learning from Aggregate Responses: Instance Level versus Bag Level Loss Functions",
+        "2401.11081",
+        "loss",
+        "hf_margin.losses.AggregateResponseLoss",
+        issue="catalogue III",
+    ),
+    Method(
+        "ignite",
+        "IGNITE surrogate gradient-norm regulariser",
+        "Incorporating Surrogate Gradient Norm to Improve Offline Optimization Techniques",
+        "2503.04242",
+        "utility",
+        "hf_margin.callbacks.IGNITECallback",
+        issue="catalogue III",
+    ),
+    Method(
+        "drm",
+        "Domain-Specific Risk Minimization",
+        "Domain-Specific Risk Minimization for Out-of-Distribution Generalization",
+        "2208.08661",
+        "model",
+        "hf_margin.models.drm.DomainSpecificHeads",
+        issue="catalogue III",
+    ),
+    Method(
+        "dcc",
+        "Dataset condensation with contrastive signals",
+        "Dataset Condensation with Contrastive Signals",
+        "2202.02916",
+        "utility",
+        "hf_margin.data.condensation.condense",
+        issue="catalogue III",
+    ),
+    Method(
+        "ood_unlabeled",
+        "Out-of-domain unlabeled data (DRO + self-training)",
+        "Out-Of-Domain Unlabeled Data Improves Generalization",
+        "2310.00027",
+        "trainer",
+        "hf_margin.trainers.RobustSelfTrainer",
+        issue="catalogue III",
+    ),
+    Method(
+        "modhifi",
+        "ModHiFi subset fidelity",
+        "ModHiFi: Identifying High Fidelity predictive components for Model Modification",
+        "2511.19566",
+        "utility",
+        "hf_margin.diagnostics.subset_fidelity",
+        issue="catalogue III",
+    ),
+)
+
+
+def by_name(name: str) -> Method:
+    """The entry called `name`; a clear error listing the names otherwise."""
+    for method in CATALOGUE:
+        if method.name == name:
+            return method
+    raise KeyError(f"no catalogue entry named {name!r}; known: {', '.join(m.name for m in CATALOGUE)}")
+
+
+def markdown_table() -> str:
+    """The catalogue as the README's markdown table."""
+    lines = [
+        "| method | paper | arXiv | kind | entry point | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in CATALOGUE:
+        arxiv = f"[{m.arxiv}](https://arxiv.org/abs/{m.arxiv})" if m.arxiv else "-"
+        lines.append(f"| {m.method} | {m.title} | {arxiv} | {m.kind} | `{m.entry_point}` | {m.status} |")
+    return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""The `hf-margin` command: the catalogue (`list`) and the main job (`demo`).
+
+Errors print as one line (``hf-margin: error: ...``); set ``HF_MARGIN_DEBUG=1`` for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from hf_margin import __version__
+from hf_margin.catalogue import CATALOGUE, markdown_table
+
+
+def _list(args: argparse.Namespace) -> None:
+    if args.format == "markdown":
+        print(markdown_table())
+        return
+    if args.format == "json":
+        print(json.dumps([asdict(m) for m in CATALOGUE], indent=2))
+        return
+    header = ("method", "paper", "arXiv", "kind", "entry point", "status")
+    rows = [(m.method, _shorten(m.title, 48), m.arxiv or "-", m.kind, m.entry_point, m.status) for m in CATALOGUE]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    done = sum(m.status == "implemented" for m in CATALOGUE)
+    print(f"\n{done} of {len(CATALOGUE)} methods implemented")
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from hf_margin.demo import DEMOS, DemoContext, format_table, run_demos, select
+
+    if args.list:
+        for entry in DEMOS.values():
+            print(f"{entry.name:16s} {entry.description}")
+        return
+    entries = select(args.only)
+    context = DemoContext(out_dir=Path(args.out), data_dir=Path(args.data_dir) if args.data_dir else None)
+    rows = run_demos(entries, context)
+    print(format_table(rows))
+    print(f"\nwrote {context.out_dir / 'results.json'} and {context.out_dir / 'results.png'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-margin", description="Margin-based training objectives for the Hugging Face stack."
+    )
+    parser.add_argument("--version", action="version", version=f"hf-margin {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", help="print the catalogue of methods")
+    listing.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    listing.set_defaults(handler=_list)
+
+    demo = commands.add_parser("demo", help="run each implemented method against its baseline on real data")
+    demo.add_argument("--only", nargs="+", metavar="NAME", help="run only these entries (see --list)")
+    demo.add_argument("--list", action="store_true", help="list the demo entries and exit")
+    demo.add_argument("--out", default="hf_margin_out", help="folder for results.json, results.png and plots")
+    demo.add_argument("--data-dir", help="folder with local data sets (e.g. att_faces/); defaults to $HF_MARGIN_DATA")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except BrokenPipeError:  # e.g. `hf-margin list | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("hf-margin: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("HF_MARGIN_DEBUG"):
+            raise
+        print(f"hf-margin: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""AdaFace: a margin that adapts to image quality, with the feature norm as the quality proxy.
+
+Paper: Kim, Jain, Liu, "AdaFace: Quality Adaptive Margin for Face Recognition", arXiv 2204.00964.
+Defaults are the official README's usage (m=0.4, h=0.333, s=64, t_alpha=0.01).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+import torch
+from torch import Tensor, nn
+
+from hf_margin._validation import check_in_range, check_positive
+from hf_margin.functional.margin_heads import Reduction, adaface_margin_scaler, adaface_target
+from hf_margin.heads.base import MarginHead
+
+
+class AdaFaceHead(MarginHead):
+    """AdaFace head: per-sample margin from the standardised feature norm ``z`` (EMA statistics).
+
+    ``z = clip(h (||x|| - mu) / (sigma + eps), -1, 1)``; target logit ``s (cos(clip(theta - m z)) - m - m z)``.
+    Low-norm (low-quality) samples get an ArcFace-like angular margin, average ones a CosFace-like margin,
+    high-norm ones emphasise hard samples. ``mu`` and ``sigma`` are EMAs of the batch mean and (unbiased)
+    std of the norms, kept as buffers (so they are saved in the state dict) and updated in training mode only,
+    before the batch uses them, as in the official code. A batch of one leaves ``sigma`` unchanged.
+
+    The embeddings must be the *unnormalised* features: their norm is the quality signal.
+
+    Args:
+        embedding_size: dimension of the embeddings.
+        num_classes: number of classes (identities).
+        margin: ``m`` (0.4).
+        h: concentration of the norm scaler ``h`` (0.333); ``h=0`` gives CosFace(m).
+        scale: logit scale ``s`` (64).
+        t_alpha: EMA weight of the new batch statistic (0.01); 1.0 uses the current batch only.
+        eps: clamp for cosines and angles, and added to ``sigma`` (1e-3, as the official code).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    batch_mean: Tensor
+    batch_std: Tensor
+    INITIAL_MEAN = 20.0  # the official code's starting statistics
+    INITIAL_STD = 100.0
+
+    def __init__(
+        self,
+        embedding_size: int,
+        num_classes: int,
+        margin: float = 0.4,
+        h: float = 0.333,
+        scale: float = 64.0,
+        t_alpha: float = 0.01,
+        eps: float = 1e-3,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(embedding_size, num_classes, scale, reduction)
+        check_in_range(margin, "margin", 0.0, 2.0)
+        check_in_range(h, "h", 0.0, 10.0)
+        check_in_range(t_alpha, "t_alpha", 0.0, 1.0)
+        check_positive(eps, "eps")
+        self.margin, self.h, self.t_alpha, self.eps = float(margin), float(h), float(t_alpha), float(eps)
+        self.register_buffer("batch_mean", torch.tensor(self.INITIAL_MEAN))
+        self.register_buffer("batch_std", torch.tensor(self.INITIAL_STD))
+
+    def reset_parameters(self, init: ModuleType = nn.init) -> None:
+        super().reset_parameters(init)
+        if "batch_mean" in self._buffers:  # absent while the base class's __init__ runs
+            init.constant_(self.batch_mean, self.INITIAL_MEAN)
+            init.constant_(self.batch_std, self.INITIAL_STD)
+
+    @torch.no_grad()
+    def _update_statistics(self, norms: Tensor) -> None:
+        self.batch_mean.mul_(1 - self.t_alpha).add_(self.t_alpha * norms.mean().to(self.batch_mean))
+        if norms.numel() > 1:
+            self.batch_std.mul_(1 - self.t_alpha).add_(self.t_alpha * norms.std().to(self.batch_std))
+
+    def target_fn(self, embeddings: Tensor) -> Callable[[Tensor], Tensor]:
+        def target(cos_y: Tensor) -> Tensor:
+            norms = embeddings.detach().to(cos_y.dtype).norm(dim=1).clamp(0.001, 100.0)
+            if self.training:
+                self._update_statistics(norms)
+            scaler = adaface_margin_scaler(
+                norms, self.batch_mean.to(cos_y.dtype), self.batch_std.to(cos_y.dtype), self.h, self.eps
+            )
+            return adaface_target(cos_y, scaler, self.margin, self.eps)
+
+        return target
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, margin={self.margin}, h={self.h}, t_alpha={self.t_alpha}"
