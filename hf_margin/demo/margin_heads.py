@@ -54,7 +54,8 @@ class VerificationSetup:
         learning_rate: AdamW learning rate.
         batch_size: training batch size.
         embedding_size: width of the embedding layer.
-        image_size: (height, width) fed to the backbone.
+        image_height: height of the image fed to the backbone.
+        image_width: width of the image fed to the backbone.
         frozen_blocks: EfficientNet blocks run once and kept frozen (of 16).
         max_images_per_identity: cap, to keep large identity sets (digits) small.
     """
@@ -66,7 +67,8 @@ class VerificationSetup:
     learning_rate: float = 3e-4
     batch_size: int = 32
     embedding_size: int = 256
-    image_size: tuple[int, int] = (112, 96)
+    image_height: int = 112
+    image_width: int = 96
     frozen_blocks: int = 15
     max_images_per_identity: int = 10
 
@@ -137,7 +139,9 @@ def compare_heads(
     mirror = data.name == "ORL faces"
     with contextlib.redirect_stdout(io.StringIO()):  # the weights package prints a line on load
         backbone = efficientnet_lite0()
-    images = grey_to_efficientnet_input(torch.from_numpy(data.images), setup.image_size)
+    images = grey_to_efficientnet_input(
+        torch.from_numpy(data.images), (setup.image_height, setup.image_width)
+    )
     features = _frozen_features(backbone, images, setup.frozen_blocks)
     mirrored = _frozen_features(backbone, images.flip(-1), setup.frozen_blocks) if mirror else None
     labels = torch.from_numpy(data.labels)

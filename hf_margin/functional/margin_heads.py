@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._validation import check_class_labels, check_embeddings
+from hf_margin.functional.cosine_softmax import margin_cross_entropy, normalized_linear
 
 Boundary = Literal["threshold", "easy_margin", "none"]
 Gradient = Literal["exact", "straight_through"]
@@ -35,7 +36,7 @@ PLUS_ASSIGNMENTS: tuple[str, ...] = ("official_gather", "rank")
 
 # Floor under 1 - cos^2 before the square root: sin(theta) stays finite and its gradient is zero, not NaN,
 # when a cosine is exactly +-1.
-_SIN_SQUARED_FLOOR = 1e-12
+_SIN_SQUARED_FLOOR = 1e-30
 
 
 def compute_dtype(*tensors: Tensor) -> torch.dtype:
@@ -46,22 +47,34 @@ def compute_dtype(*tensors: Tensor) -> torch.dtype:
     return dtype
 
 
+def _full_precision(embeddings: Tensor) -> torch.autocast:
+    """A context with autocast off on the embeddings' device: logits are computed in float32 or wider."""
+    return torch.autocast(device_type=embeddings.device.type, enabled=False)
+
+
+def _cosines(embeddings: Tensor, weight: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """The (B, C) cosine matrix and, with labels, each row's (B,) target cosine (call with autocast off).
+
+    The target cosines are computed from the labelled centres directly, so the gradient of the matrix and of
+    the targets travel separate, small paths (no (B, C) scatter in backward).
+    """
+    dtype = compute_dtype(embeddings, weight)
+    x_hat = F.normalize(embeddings.to(dtype), dim=1)
+    centres = weight.to(dtype)
+    cosine = normalized_linear(x_hat, centres)
+    if labels is None:
+        return cosine, None
+    return cosine, (x_hat * F.normalize(centres[labels], dim=1)).sum(1)
+
+
 def cosine_matrix(embeddings: Tensor, weight: Tensor) -> Tensor:
     """Cosine between each embedding (B, D) and each class centre (C, D): a (B, C) tensor.
 
     Computed outside autocast in float32 (float64 if an input is float64), so bf16/fp16 training gets
     full-precision logits and the class centres are never cast.
     """
-    dtype = compute_dtype(embeddings, weight)
-    with torch.autocast(device_type=embeddings.device.type, enabled=False):
-        x = F.normalize(embeddings.to(dtype), dim=1)
-        w = F.normalize(weight.to(dtype), dim=1)
-        return x @ w.t()
-
-
-def target_cosine(cosine: Tensor, labels: Tensor) -> Tensor:
-    """The cosine of each row's labelled class: shape (B,)."""
-    return cosine.gather(1, labels.unsqueeze(1)).squeeze(1)
+    with _full_precision(embeddings):
+        return _cosines(embeddings, weight, None)[0]
 
 
 def margin_logits(cosine: Tensor, labels: Tensor, target: Tensor, scale: float) -> Tensor:
@@ -147,14 +160,22 @@ def elastic_margins(
 ) -> Tensor:
     """ElasticFace per-sample margins ``m_i ~ N(mean, std^2)``, redrawn at every call (global RNG).
 
-    ``plus=True`` is ElasticFace+: the drawn margins are sorted and reassigned by each sample's target
-    cosine. ``assignment="official_gather"`` reproduces the official code (``m_sorted[argsort(cos, desc)]``,
-    which is not a rank match); ``"rank"`` gives the k-th largest cosine the k-th smallest margin.
+    ``plus=True`` is ElasticFace+: the drawn margins are reassigned by `assign_sorted_margins`.
     No gradient flows into the margins.
     """
     margins = torch.normal(mean, std, size=cos_y.shape, dtype=cos_y.dtype, device=cos_y.device)
-    if not plus:
-        return margins
+    return assign_sorted_margins(cos_y, margins, assignment) if plus else margins
+
+
+@torch.no_grad()
+def assign_sorted_margins(cos_y: Tensor, margins: Tensor, assignment: PlusAssignment = "official_gather") -> Tensor:
+    """ElasticFace+'s reassignment of a batch's margins by target cosine.
+
+    ``"official_gather"`` reproduces the official code, ``sort(margins)[argsort(cos, descending)]``, which is
+    not a rank match (with cos [.1, .9, .5, .3, .7] the sample at .9 gets the largest margin);
+    ``"rank"`` gives the k-th largest cosine the k-th smallest margin. Either way the batch's margins are only
+    permuted.
+    """
     order = torch.argsort(cos_y, descending=True)
     sorted_margins = torch.sort(margins).values
     if assignment == "official_gather":
@@ -194,9 +215,30 @@ def margin_softmax_logits(
     """
     check_embeddings(embeddings, weight.shape[1])
     check_class_labels(labels, embeddings.shape[0], weight.shape[0])
-    cosine = cosine_matrix(embeddings, weight)
-    target = target_fn(target_cosine(cosine, labels))
-    return margin_logits(cosine, labels, target, scale), cosine
+    with _full_precision(embeddings):
+        cosine, cos_y = _cosines(embeddings, weight, labels)
+        assert cos_y is not None
+        return margin_logits(cosine, labels, target_fn(cos_y), scale), cosine
+
+
+def margin_softmax_loss_and_cosine(
+    embeddings: Tensor,
+    weight: Tensor,
+    labels: Tensor,
+    target_fn: Callable[[Tensor], Tensor],
+    scale: float,
+    reduction: Reduction = "mean",
+) -> tuple[Tensor, Tensor]:
+    """The margin head's cross-entropy and the cosine matrix, with the memory-lean fused kernels.
+
+    Equals ``F.cross_entropy(margin_softmax_logits(...)[0], labels)``.
+    """
+    check_embeddings(embeddings, weight.shape[1])
+    check_class_labels(labels, embeddings.shape[0], weight.shape[0])
+    with _full_precision(embeddings):
+        cosine, cos_y = _cosines(embeddings, weight, labels)
+        assert cos_y is not None
+        return margin_cross_entropy(cosine, target_fn(cos_y), labels, scale, reduction), cosine
 
 
 def margin_softmax_loss(
@@ -207,9 +249,8 @@ def margin_softmax_loss(
     scale: float,
     reduction: Reduction = "mean",
 ) -> Tensor:
-    """Cross-entropy over `margin_softmax_logits`: the loss of every cosine-margin head."""
-    logits, _ = margin_softmax_logits(embeddings, weight, labels, target_fn, scale)
-    return F.cross_entropy(logits, labels, reduction=reduction)
+    """The loss of every cosine-margin head: cross-entropy over the margin logits."""
+    return margin_softmax_loss_and_cosine(embeddings, weight, labels, target_fn, scale, reduction)[0]
 
 
 def arcface_loss(

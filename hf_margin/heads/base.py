@@ -6,11 +6,15 @@ from collections.abc import Callable
 from types import ModuleType
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hf_margin._validation import check_choice, check_embeddings, check_positive, check_positive_int
-from hf_margin.functional.margin_heads import Reduction, cosine_matrix, margin_softmax_logits
+from hf_margin.functional.margin_heads import (
+    Reduction,
+    cosine_matrix,
+    margin_softmax_logits,
+    margin_softmax_loss_and_cosine,
+)
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 
@@ -54,22 +58,24 @@ class MarginHead(nn.Module):
         """Map the (B,) target cosines of this batch to their margin-modified values."""
         raise NotImplementedError
 
-    def _training_logits(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """(logits with the margin, margin-free scores) for one batch."""
-        return margin_softmax_logits(embeddings, self.weight, labels, self.target_fn(embeddings), self.scale)
+    def _loss_and_scores(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss and the margin-free scores (cosines) of one batch."""
+        return margin_softmax_loss_and_cosine(
+            embeddings, self.weight, labels, self.target_fn(embeddings), self.scale, self.reduction
+        )
 
     def margin_logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """The scaled logits with the margin applied to each row's labelled class, shape (B, C)."""
-        return self._training_logits(embeddings, labels)[0]
+        return margin_softmax_logits(embeddings, self.weight, labels, self.target_fn(embeddings), self.scale)[0]
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Cross-entropy of the margin logits. embeddings: (B, embedding_size); labels: (B,) long."""
-        return F.cross_entropy(self.margin_logits(embeddings, labels), labels, reduction=self.reduction)
+        return self._loss_and_scores(embeddings, labels)[0]
 
     def loss_and_logits(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """The loss and the margin-free logits ``scale * cos`` from one pass."""
-        logits, scores = self._training_logits(embeddings, labels)
-        return F.cross_entropy(logits, labels, reduction=self.reduction), self.scale * scores
+        loss, scores = self._loss_and_scores(embeddings, labels)
+        return loss, self.scale * scores
 
     def get_logits(self, embeddings: Tensor) -> Tensor:
         """Margin-free logits ``scale * cos``, shape (B, C): what to use at inference."""

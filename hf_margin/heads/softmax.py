@@ -42,11 +42,15 @@ class SoftmaxHead(MarginHead):
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
             return nn.functional.linear(embeddings.to(dtype), self.weight.to(dtype), bias)
 
-    def _training_logits(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    def _loss_and_scores(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        scores = self.margin_logits(embeddings, labels)
+        return nn.functional.cross_entropy(scores, labels, reduction=self.reduction), scores
+
+    def margin_logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """The plain linear logits (a softmax head has no margin)."""
         check_embeddings(embeddings, self.embedding_size)
         check_class_labels(labels, embeddings.shape[0], self.num_classes)
-        scores = self._scores(embeddings)
-        return scores, scores
+        return self._scores(embeddings)
 
     def get_logits(self, embeddings: Tensor) -> Tensor:
         check_embeddings(embeddings, self.embedding_size)

@@ -1,0 +1,73 @@
+"""Margin heads against pytorch-metric-learning: forward + backward time and peak memory of ArcFace and
+CosFace at batch 256, embedding 512, 1k and 100k classes (float32, same inputs, same class centres)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import torch
+
+from benchmarks._harness import BenchRow, Step, measure_memory_in_subprocess, peak_extra_mb, time_pair
+from hf_margin.heads import ArcFaceHead, CosFaceHead
+
+BATCH, DIM = 256, 512
+CASES = {
+    f"{head} C={classes // 1000}k": (head, classes) for head in ("arcface", "cosface") for classes in (1000, 100_000)
+}
+
+
+def make_steps(case: str, device: str) -> tuple[Step, Step]:
+    """One forward + backward of ours and of the anchor on identical inputs and centres."""
+    from pytorch_metric_learning import losses
+
+    head_name, classes = CASES[case]
+    if head_name == "arcface":
+        ours: torch.nn.Module = ArcFaceHead(DIM, classes, margin=math.radians(28.6), scale=64)
+        anchor: torch.nn.Module = losses.ArcFaceLoss(num_classes=classes, embedding_size=DIM, margin=28.6, scale=64)
+    else:
+        ours = CosFaceHead(DIM, classes, margin=0.35, scale=64)
+        anchor = losses.CosFaceLoss(num_classes=classes, embedding_size=DIM, margin=0.35, scale=64)
+    ours, anchor = ours.to(device), anchor.to(device)
+    with torch.no_grad():
+        anchor.W.copy_(ours.weight.t())
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH, DIM, generator=generator).to(device).requires_grad_(True)
+    y = torch.randint(0, classes, (BATCH,), generator=generator).to(device)
+
+    def step(module: torch.nn.Module) -> Step:
+        def run() -> None:
+            module.zero_grad(set_to_none=True)
+            x.grad = None
+            module(x, y).backward()
+
+        return run
+
+    return step(ours), step(anchor)
+
+
+def run(device: str = "cpu", quick: bool = False) -> list[BenchRow]:
+    rows = []
+    for case, (_, classes) in CASES.items():
+        ours, anchor = make_steps(case, device)
+        repeats = (3 if quick else 10) if classes > 10_000 else (10 if quick else 50)
+        ours_ms, anchor_ms = time_pair(ours, anchor, repeats, device)
+        del ours, anchor
+        ours_mb, anchor_mb = (
+            measure_memory_in_subprocess(__name__, case, which, device) for which in ("ours", "anchor")
+        )
+        name = "ArcFaceLoss" if case.startswith("arcface") else "CosFaceLoss"
+        rows.append(
+            BenchRow(
+                "margin heads (fwd+bwd, B=256, D=512)", case, f"PML {name}", ours_ms, anchor_ms, ours_mb, anchor_mb
+            )
+        )
+    return rows
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--memory"]:
+    _, _, case_arg, which_arg, device_arg = sys.argv
+    torch.set_num_threads(2)
+    steps = dict(zip(("ours", "anchor"), make_steps(case_arg, device_arg), strict=True))
+    print(json.dumps({"mb": peak_extra_mb(steps[which_arg], device_arg)}))

@@ -1,0 +1,92 @@
+"""Memory-lean building blocks of the margin heads' loss, with hand-written backward passes.
+
+A margin head's loss needs the (B, C) cosine matrix; with many classes its (B, C) intermediates and the
+normalised copy of the (C, D) class centres dominate memory. These two functions keep one (B, C) buffer
+alive between forward and backward and never materialise the normalised centres:
+
+* `normalized_linear` computes ``cos = x_hat W^T / ||W_j||`` and saves only ``x_hat``, ``W`` and ``1/||W_j||``;
+* `margin_cross_entropy` takes the cosines and the (B,) margin-modified target cosines and saves only the
+  softmax probabilities, written over its own logits buffer.
+
+Both are checked against plain autograd with gradcheck in the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+_NORM_EPS = 1e-12  # as F.normalize
+
+
+class _NormalizedLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x_hat: Tensor, weight: Tensor) -> Tensor:
+        inv_norm = weight.norm(dim=1).clamp_min(_NORM_EPS).reciprocal()
+        ctx.save_for_backward(x_hat, weight, inv_norm)
+        return (x_hat @ weight.t()).mul_(inv_norm)
+
+    @staticmethod
+    def backward(ctx: Any, grad_cos: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x_hat, weight, inv_norm = ctx.saved_tensors
+        grad_raw = grad_cos * inv_norm
+        grad_x = grad_raw @ weight if ctx.needs_input_grad[0] else None
+        grad_weight = None
+        if ctx.needs_input_grad[1]:
+            # d cos_ij / d W_j = x_i / n_j - cos_ij W_j / n_j^2, summed over i with weights g_ij:
+            # with G = (g / n)^T x_hat this is G_j - (W_j . G_j) W_j / n_j^2.
+            projected = grad_raw.t() @ x_hat
+            along_weight = (projected * weight).sum(1) * inv_norm.square()
+            grad_weight = projected.sub_(weight * along_weight.unsqueeze(1))
+        return grad_x, grad_weight
+
+
+def normalized_linear(x_hat: Tensor, weight: Tensor) -> Tensor:
+    """``x_hat @ normalize(weight).T`` for unit-norm rows `x_hat` (B, D) and centres `weight` (C, D)."""
+    return _NormalizedLinear.apply(x_hat, weight)
+
+
+class _MarginCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, cosine: Tensor, target: Tensor, labels: Tensor, scale: float, reduction: str) -> Tensor:
+        rows = labels.unsqueeze(1)
+        logits = (cosine * scale).scatter_(1, rows, (target * scale).unsqueeze(1).to(cosine.dtype))
+        row_max = logits.amax(1, keepdim=True)
+        probabilities = logits.sub_(row_max).exp_()
+        normaliser = probabilities.sum(1, keepdim=True)
+        probabilities.div_(normaliser)
+        losses = (row_max + normaliser.log()).squeeze(1) - scale * target
+        ctx.save_for_backward(probabilities, labels)
+        ctx.scale, ctx.reduction = scale, reduction
+        if reduction == "mean":
+            return losses.mean()
+        return losses.sum() if reduction == "sum" else losses
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, Tensor, None, None, None]:
+        probabilities, labels = ctx.saved_tensors
+        batch = probabilities.shape[0]
+        if ctx.reduction == "none":
+            per_row = grad_output
+        else:
+            per_row = grad_output.expand(batch) / (batch if ctx.reduction == "mean" else 1)
+        per_row = per_row * ctx.scale
+        rows = labels.unsqueeze(1)
+        grad_target = (probabilities.gather(1, rows).squeeze(1) - 1.0) * per_row
+        # The labelled column's logit comes from `target`, not from `cosine`: its gradient goes there.
+        grad_cosine = (probabilities * per_row.unsqueeze(1)).scatter_(1, rows, 0.0)
+        return grad_cosine, grad_target.to(probabilities.dtype), None, None, None
+
+
+def margin_cross_entropy(
+    cosine: Tensor, target: Tensor, labels: Tensor, scale: float, reduction: str = "mean"
+) -> Tensor:
+    """Cross-entropy of ``scale * cosine`` with each row's labelled logit replaced by ``scale * target``.
+
+    Equals ``F.cross_entropy(margin_logits(cosine, labels, target, scale), labels)``, but keeps only the
+    softmax probabilities for backward. ``target`` is differentiable (the margin functions' output); the
+    labelled entries of ``cosine`` receive no gradient, since they do not enter the loss.
+    """
+    return _MarginCrossEntropy.apply(cosine, target, labels, scale, reduction)
