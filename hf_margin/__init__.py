@@ -6,6 +6,8 @@ Importing the package needs torch and transformers only. Pieces that integrate w
 
 from __future__ import annotations
 
+import importlib.util
+
 __version__ = "0.1.0.dev0"
 
 from hf_margin.heads import (
@@ -19,6 +21,10 @@ from hf_margin.heads import (
     SoftmaxHead,
 )
 from hf_margin.models.margin_head import MarginHeadConfig, MarginHeadModel, MarginHeadOutput
+
+if importlib.util.find_spec("peft") is not None:
+    # Registers PETAL with peft, so get_peft_model / PeftModel.from_pretrained know it after `import hf_margin`.
+    from hf_margin.tuners.petal import PetalConfig, PetalModel  # noqa: F401
 
 __all__ = [
     "AdaFaceHead",

@@ -1,0 +1,1 @@
+"""PEFT methods (need the `peft` extra). Importing `hf_margin` registers them with peft when peft is installed."""
