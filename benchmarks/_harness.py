@@ -68,7 +68,11 @@ def _rss_kib(field: str) -> int:
 
 
 def peak_extra_mb(step: Step, device: str) -> float:
-    """Peak memory of one call of `step` above what was allocated before it (MiB)."""
+    """Peak memory of the first call of `step` above what was allocated before it (MiB).
+
+    On CPU this is the growth of the process's peak resident set (Linux VmHWM), so it is the first call that is
+    measured: later calls reuse memory the allocator kept. It is noisy by a few MiB; small cases say little.
+    """
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
@@ -92,3 +96,21 @@ def measure_memory_in_subprocess(module: str, case: str, which: str, device: str
         cwd=Path(__file__).resolve().parents[1],
     )
     return float(json.loads(result.stdout.strip().splitlines()[-1])["mb"])
+
+
+def measure_case(module: str, case: str, make_steps: Callable[[str, str], tuple[Step, Step]], repeats: int,
+                 device: str) -> tuple[float, float, float, float]:  # fmt: skip
+    """(ours ms, anchor ms, ours MiB, anchor MiB) of one case: times here, memory in fresh processes."""
+    ours, anchor = make_steps(case, device)
+    ours_ms, anchor_ms = time_pair(ours, anchor, repeats, device)
+    del ours, anchor
+    ours_mb, anchor_mb = (measure_memory_in_subprocess(module, case, which, device) for which in ("ours", "anchor"))
+    return ours_ms, anchor_ms, ours_mb, anchor_mb
+
+
+def memory_main(make_steps: Callable[[str, str], tuple[Step, Step]]) -> None:
+    """The fresh process of `measure_memory_in_subprocess`: ``python -m <bench> --memory CASE WHICH DEVICE``."""
+    _, _, case, which, device = sys.argv
+    torch.set_num_threads(2)
+    steps = dict(zip(("ours", "anchor"), make_steps(case, device), strict=True))
+    print(json.dumps({"mb": peak_extra_mb(steps[which], device)}))

@@ -3,13 +3,12 @@ CosFace at batch 256, embedding 512, 1k and 100k classes (float32, same inputs, 
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 
 import torch
 
-from benchmarks._harness import BenchRow, Step, measure_memory_in_subprocess, peak_extra_mb, time_pair
+from benchmarks._harness import BenchRow, Step, measure_case, memory_main
 from hf_margin.heads import ArcFaceHead, CosFaceHead
 
 BATCH, DIM = 256, 512
@@ -50,24 +49,12 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
 def run(device: str = "cpu", quick: bool = False) -> list[BenchRow]:
     rows = []
     for case, (_, classes) in CASES.items():
-        ours, anchor = make_steps(case, device)
         repeats = (3 if quick else 10) if classes > 10_000 else (10 if quick else 50)
-        ours_ms, anchor_ms = time_pair(ours, anchor, repeats, device)
-        del ours, anchor
-        ours_mb, anchor_mb = (
-            measure_memory_in_subprocess(__name__, case, which, device) for which in ("ours", "anchor")
-        )
         name = "ArcFaceLoss" if case.startswith("arcface") else "CosFaceLoss"
-        rows.append(
-            BenchRow(
-                "margin heads (fwd+bwd, B=256, D=512)", case, f"PML {name}", ours_ms, anchor_ms, ours_mb, anchor_mb
-            )
-        )
+        measured = measure_case(__name__, case, make_steps, repeats, device)
+        rows.append(BenchRow("margin heads (fwd+bwd, B=256, D=512)", case, f"PML {name}", *measured))
     return rows
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--memory"]:
-    _, _, case_arg, which_arg, device_arg = sys.argv
-    torch.set_num_threads(2)
-    steps = dict(zip(("ours", "anchor"), make_steps(case_arg, device_arg), strict=True))
-    print(json.dumps({"mb": peak_extra_mb(steps[which_arg], device_arg)}))
+    memory_main(make_steps)

@@ -139,7 +139,11 @@ CATALOGUE: tuple[Method, ...] = (
         "2412.07771",
         "PEFT method",
         "hf_margin.tuners.petal.PetalConfig",
-        issue="PETAL",
+        "implemented",
+        "PETAL",
+        tests=("tests/tuners/test_petal.py",),
+        demo="petal",
+        benchmark="benchmarks/bench_petal.py",
     ),
     Method(
         "petal_quality",
@@ -147,8 +151,12 @@ CATALOGUE: tuple[Method, ...] = (
         "PETALface: Parameter Efficient Transfer Learning for Low-resolution Face Recognition",
         "2412.07771",
         "utility",
-        "hf_margin.data.quality.resolution_quality",
-        issue="PETAL",
+        "hf_margin.data.quality.sharpness_score",
+        "implemented",
+        "PETAL",
+        reason="BRISQUE is not shipped: it needs an SVR fitted on LIVE, and no installable implementation works here",
+        tests=("tests/data/test_quality.py",),
+        demo="petal",
     ),
     # Preference optimisation (MADPO and gradient-entanglement issues).
     Method(

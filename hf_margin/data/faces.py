@@ -88,3 +88,11 @@ def load_digits_as_identities() -> IdentityImages:
     digits = load_digits()
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     return IdentityImages(images, digits.target.astype(np.int64), "sklearn digits")
+
+
+def cap_per_identity(data: IdentityImages, cap: int, seed: int = 0) -> IdentityImages:
+    """At most `cap` images per identity (a fixed random choice), keeping the original order."""
+    rng = np.random.default_rng(seed)
+    keep = np.concatenate([rng.permutation(np.flatnonzero(data.labels == k))[:cap] for k in range(data.num_identities)])
+    keep.sort()
+    return IdentityImages(data.images[keep], data.labels[keep], data.name)

@@ -59,6 +59,12 @@ DEMOS: dict[str, DemoEntry] = {
             "Open-set face verification (ORL faces, or digits): softmax CE vs ArcFace, CosFace, ElasticFace, "
             "AdaFace on a pretrained EfficientNet-lite0",
         ),
+        DemoEntry(
+            "petal",
+            "hf_margin.demo.petal",
+            "Low-resolution face verification (ORL faces, or digits): PETAL vs LoRA vs full fine-tuning of an "
+            "ArcFace-pretrained ViT",
+        ),
     )
 }
 
@@ -121,3 +127,29 @@ def run_demos(entries: list[DemoEntry], context: DemoContext) -> list[DemoRow]:
     if rows:
         plot_rows(rows, context.out_dir / "results.png")
     return rows
+
+
+def recipe_main(setup_type: type, run: Callable[[DemoContext, Any], list[DemoRow]], default_out_dir: str) -> None:
+    """The command line of a recipe script: ``script.py config.yaml`` or ``script.py --field value ...``.
+
+    Parses the entry's setup dataclass plus ``--data_dir`` / ``--out_dir`` with `HfArgumentParser`, runs the
+    entry with that setup and prints its table.
+    """
+    import sys
+
+    from transformers import HfArgumentParser
+
+    @dataclass
+    class Paths:
+        data_dir: str | None = field(default=None, metadata={"help": "folder holding local data sets"})
+        out_dir: str = field(default=default_out_dir, metadata={"help": "where results and plots go"})
+
+    parser = HfArgumentParser((setup_type, Paths))  # type: ignore[arg-type]
+    if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
+        setup, paths = parser.parse_yaml_file(sys.argv[1])
+    else:
+        setup, paths = parser.parse_args_into_dataclasses()
+    context = DemoContext(out_dir=Path(paths.out_dir), data_dir=Path(paths.data_dir) if paths.data_dir else None)
+    context.out_dir.mkdir(parents=True, exist_ok=True)
+    print(format_table(run(context, setup)))
+    print(f"\nresults in {context.out_dir}")

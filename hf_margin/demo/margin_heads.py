@@ -23,7 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hf_margin.data.faces import IdentityImages, find_att_faces, load_att_faces, load_digits_as_identities
+from hf_margin.data.faces import (
+    IdentityImages,
+    cap_per_identity,
+    find_att_faces,
+    load_att_faces,
+    load_digits_as_identities,
+)
 from hf_margin.data.pretrained import efficientnet_lite0, grey_to_efficientnet_input
 from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.heads import build_head
@@ -119,13 +125,6 @@ def _frozen_features(backbone: Any, images: Tensor, frozen_blocks: int) -> Tenso
         return torch.cat(outputs)
 
 
-def _cap_per_identity(data: IdentityImages, cap: int, seed: int = 0) -> IdentityImages:
-    rng = np.random.default_rng(seed)
-    keep = np.concatenate([rng.permutation(np.flatnonzero(data.labels == k))[:cap] for k in range(data.num_identities)])
-    keep.sort()
-    return IdentityImages(data.images[keep], data.labels[keep], data.name)
-
-
 def load_identities(data_dir: Any = None) -> IdentityImages:
     """The ORL faces when found (``--data-dir`` / ``$HF_MARGIN_DATA``), else sklearn's digits."""
     path = find_att_faces(data_dir)
@@ -139,7 +138,7 @@ def compare_heads(
 
     Faces are also used mirrored (training augmentation, and summed embeddings at test time); digits are not.
     """
-    data = _cap_per_identity(data, setup.max_images_per_identity)
+    data = cap_per_identity(data, setup.max_images_per_identity)
     mirror = data.name == "ORL faces"
     with contextlib.redirect_stdout(io.StringIO()):  # the weights package prints a line on load
         backbone = efficientnet_lite0()

@@ -67,6 +67,16 @@ def _cosines(embeddings: Tensor, weight: Tensor, labels: Tensor | None) -> tuple
     return cosine, (x_hat * F.normalize(centres[labels], dim=1)).sum(1)
 
 
+def _checked_cosines(embeddings: Tensor, weight: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Validate a head's inputs, then return the cosine matrix and the target cosines (autocast off)."""
+    check_embeddings(embeddings, weight.shape[1])
+    check_class_labels(labels, embeddings.shape[0], weight.shape[0])
+    with _full_precision(embeddings):
+        cosine, cos_y = _cosines(embeddings, weight, labels)
+    assert cos_y is not None
+    return cosine, cos_y
+
+
 def cosine_matrix(embeddings: Tensor, weight: Tensor) -> Tensor:
     """Cosine between each embedding (B, D) and each class centre (C, D): a (B, C) tensor.
 
@@ -213,11 +223,8 @@ def margin_softmax_logits(
     ``target_fn`` maps the (B,) target cosines to the modified target cosines (one of the ``*_target``
     functions above with its hyperparameters bound).
     """
-    check_embeddings(embeddings, weight.shape[1])
-    check_class_labels(labels, embeddings.shape[0], weight.shape[0])
+    cosine, cos_y = _checked_cosines(embeddings, weight, labels)
     with _full_precision(embeddings):
-        cosine, cos_y = _cosines(embeddings, weight, labels)
-        assert cos_y is not None
         return margin_logits(cosine, labels, target_fn(cos_y), scale), cosine
 
 
@@ -233,11 +240,8 @@ def margin_softmax_loss_and_cosine(
 
     Equals ``F.cross_entropy(margin_softmax_logits(...)[0], labels)``.
     """
-    check_embeddings(embeddings, weight.shape[1])
-    check_class_labels(labels, embeddings.shape[0], weight.shape[0])
+    cosine, cos_y = _checked_cosines(embeddings, weight, labels)
     with _full_precision(embeddings):
-        cosine, cos_y = _cosines(embeddings, weight, labels)
-        assert cos_y is not None
         return margin_cross_entropy(cosine, target_fn(cos_y), labels, scale, reduction), cosine
 
 

@@ -62,3 +62,12 @@ def test_digits_fallback() -> None:
     data = load_digits_as_identities()
     assert data.images.shape == (1797, 8, 8) and data.images.dtype == np.uint8
     assert data.num_identities == 10 and data.images.max() == 255
+
+
+def test_cap_per_identity_keeps_order_and_caps() -> None:
+    from hf_margin.data.faces import IdentityImages, cap_per_identity
+
+    data = IdentityImages(np.arange(10).reshape(10, 1, 1).astype(np.uint8), np.array([0] * 6 + [1] * 4), "toy")
+    capped = cap_per_identity(data, 3)
+    assert np.bincount(capped.labels).tolist() == [3, 3]
+    assert (np.diff(capped.images.ravel().astype(int)) > 0).all()

@@ -119,23 +119,23 @@ class PetalLayer(BaseTunerLayer):
     def _adapter_output(self, adapter: str, x: Tensor) -> Tensor:
         dropout = self.petal_dropout[adapter]
         assert isinstance(dropout, nn.Dropout)
+        # Dropout with p = 0 would still allocate a mask and a copy in training mode: skip it.
+        drop_input = dropout.p > 0 and self.dropout_position[adapter] == "input"
+        drop_output = dropout.p > 0 and self.dropout_position[adapter] == "output"
         weight_a, weight_b = self.petal_A[adapter], self.petal_B[adapter]
         x = x.to(weight_a.dtype)
-        if self.dropout_position[adapter] == "input":
-            x = dropout(x)
-        h = self._down(adapter, x)
+        h = self._down(adapter, dropout(x) if drop_input else x)
         r, two_branches = self.r[adapter], self.branches[adapter] == 2
         if two_branches:
             h = h * self._gate(adapter, h.shape[0], h.dim(), self.channel_dim, h)
-        split = two_branches and self.dropout_position[adapter] == "output" and dropout.training and dropout.p > 0
-        if split:  # independent dropout on each branch's output, as the official code
+        if two_branches and drop_output and dropout.training:  # independent masks per branch, as the official code
             low, high = h.split(r, dim=self.channel_dim)
             out = dropout(self._up(adapter, low, weight_b[:, :r])) + dropout(self._up(adapter, high, weight_b[:, r:]))
         else:
             out = self._up(adapter, h, weight_b)
-            if self.dropout_position[adapter] == "output":
-                out = dropout(out)
-        return out * self.scale[adapter]
+            out = dropout(out) if drop_output else out
+        scale = self.scale[adapter]
+        return out if scale == 1.0 else out * scale
 
     def _petal_forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         if self.disable_adapters:
@@ -208,7 +208,17 @@ class PetalLayer(BaseTunerLayer):
         return weight
 
 
-class PetalLinear(nn.Module, PetalLayer):
+class _PetalModule(nn.Module, PetalLayer):
+    """nn.Module glue: nn.Module comes first in the MRO (peft's convention), so `forward` is defined here."""
+
+    def forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        return self._petal_forward(x, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return "petal." + super().__repr__()
+
+
+class PetalLinear(_PetalModule):
     """PETAL around an `nn.Linear`."""
 
     def __init__(self, base_layer: nn.Linear, adapter_name: str, **update_kwargs: Any) -> None:
@@ -219,12 +229,6 @@ class PetalLinear(nn.Module, PetalLayer):
         self.in_features, self.out_features = base.in_features, base.out_features
         self._active_adapter = adapter_name
         self.update_layer(adapter_name, **update_kwargs)
-
-    def forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        return self._petal_forward(x, *args, **kwargs)
-
-    def __repr__(self) -> str:
-        return "petal." + super().__repr__()
 
     def _factor_shapes(self, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return (rank, self.in_features), (self.out_features, rank)
@@ -239,7 +243,7 @@ class PetalLinear(nn.Module, PetalLayer):
         return weight_b @ weight_a
 
 
-class PetalConv2d(nn.Module, PetalLayer):
+class PetalConv2d(_PetalModule):
     """PETAL around an `nn.Conv2d` (groups = 1): A is a conv with the base kernel, B a 1x1 conv."""
 
     channel_dim = 1
@@ -253,12 +257,6 @@ class PetalConv2d(nn.Module, PetalLayer):
         self.in_features, self.out_features = base.in_channels, base.out_channels
         self._active_adapter = adapter_name
         self.update_layer(adapter_name, **update_kwargs)
-
-    def forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        return self._petal_forward(x, *args, **kwargs)
-
-    def __repr__(self) -> str:
-        return "petal." + super().__repr__()
 
     def _conv(self) -> nn.Conv2d:
         base = self.get_base_layer()
