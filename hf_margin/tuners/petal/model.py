@@ -83,6 +83,7 @@ class PetalModel(BaseTuner):
         low_cpu_mem_usage: bool = False,
         state_dict: dict[str, Tensor] | None = None,
     ) -> None:
+        self._layers: list[PetalLayer] | None = None  # the PETAL layers, found once per injection
         super().__init__(model, config, adapter_name, low_cpu_mem_usage=low_cpu_mem_usage, state_dict=state_dict)
         self._quality_hook = self.model.register_forward_pre_hook(self._take_quality, with_kwargs=True)
 
@@ -117,6 +118,7 @@ class PetalModel(BaseTuner):
             "init_weights": config.init_weights,
             "inference_mode": config.inference_mode,
         }
+        self._layers = None
         if isinstance(target, PetalLayer):
             target.update_layer(adapter_name, **update)
             return
@@ -138,7 +140,9 @@ class PetalModel(BaseTuner):
         )
 
     def _petal_layers(self) -> list[PetalLayer]:
-        return [m for m in self.model.modules() if isinstance(m, PetalLayer)]
+        if self._layers is None:  # walked once, not at every forward
+            self._layers = [m for m in self.model.modules() if isinstance(m, PetalLayer)]
+        return self._layers
 
     # ------------------------------------------------------------------ quality
 
@@ -196,4 +200,5 @@ class PetalModel(BaseTuner):
             merge=merge, progressbar=progressbar, safe_merge=safe_merge, adapter_names=adapter_names
         )
         self._quality_hook.remove()
+        self._layers = None
         return cast(nn.Module, model)
