@@ -1,5 +1,22 @@
-"""Trainers (transformers / TRL subclasses). Trainers that need an optional extra are imported on first use."""
+"""Trainers (transformers / TRL subclasses). Those that need the `trl` extra are imported on first use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from hf_margin.trainers.petal_trainer import PetalColumnsMixin, PetalTrainer, quality_keys
 
-__all__ = ["PetalColumnsMixin", "PetalTrainer", "quality_keys"]
+_LAZY = {
+    "MADPOConfig": "hf_margin.trainers.madpo_config",
+    "MADPOTrainer": "hf_margin.trainers.madpo_trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hf_margin.trainers' has no attribute {name!r}")
+
+
+__all__ = ["MADPOConfig", "MADPOTrainer", "PetalColumnsMixin", "PetalTrainer", "quality_keys"]

@@ -1,0 +1,89 @@
+"""What the per-pair preference trainers share: TRL 1.16's policy and reference log-probabilities, a collator
+that carries per-pair columns, and the standard DPO metrics.
+
+The log-probabilities are computed exactly as `trl.DPOTrainer._compute_loss` computes them (fused LM head,
+precomputed reference, a separate reference model, or the PEFT model with its adapter disabled), so a per-pair
+loss on top of them equals TRL's when its weights are 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hf_margin._extras import require
+
+require("trl", "trl", "The preference trainers")
+
+from trl import DPOTrainer  # noqa: E402
+
+_TRL_NON_MODEL_KEYS = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps"}
+
+
+@dataclass
+class PairColumnsCollator:
+    """Wraps a preference collator and adds per-pair float columns (e.g. ``margin``) as (batch,) tensors."""
+
+    collator: Any
+    columns: tuple[str, ...]
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.collator(examples)
+        for column in self.columns:
+            if column not in examples[0]:
+                raise KeyError(f"the batch has no `{column}` column; the dataset must carry one value per pair")
+            batch[column] = torch.tensor([float(example[column]) for example in examples], dtype=torch.float32)
+        return batch
+
+
+def sequence_logps(
+    trainer: DPOTrainer, model: torch.nn.Module, inputs: dict[str, Any], extra_keys: set[str]
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(chosen, rejected, reference chosen, reference rejected) summed log-probabilities of one padded batch."""
+    model_kwargs = {k: v for k, v in inputs.items() if k not in _TRL_NON_MODEL_KEYS | extra_keys}
+    model_kwargs["use_cache"] = False
+    completion_mask = inputs["completion_mask"]
+    labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
+    outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
+    seq_len = completion_mask.shape[1] - 1
+    chosen, rejected = outputs.log_probs[:, -seq_len:].sum(dim=1).chunk(2, dim=0)
+    if trainer.precompute_ref_logps:
+        ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+    else:
+        reference = trainer.ref_model if trainer.ref_model is not None else trainer.model
+        ref_chosen, ref_rejected = trainer.compute_ref_log_probs(reference, inputs)
+    return chosen, rejected, ref_chosen, ref_rejected
+
+
+def log_dpo_metrics(
+    trainer: DPOTrainer, chosen: Tensor, rejected: Tensor, chosen_logratios: Tensor, rejected_logratios: Tensor,
+    beta: float,
+) -> None:  # fmt: skip
+    """TRL's reward and log-prob metrics (rewards/chosen, .../margins, logps/...), gathered across processes."""
+    mode = "train" if trainer.model is not None and trainer.model.training else "eval"
+    gather = trainer.accelerator.gather
+    chosen_rewards, rejected_rewards = beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
+    metrics = trainer._metrics[mode]
+    metrics["rewards/chosen"].append(gather(chosen_rewards).mean().item())
+    metrics["rewards/rejected"].append(gather(rejected_rewards).mean().item())
+    metrics["rewards/accuracies"].append(gather((chosen_rewards > rejected_rewards).float()).mean().item())
+    metrics["rewards/margins"].append(gather(chosen_rewards - rejected_rewards).mean().item())
+    metrics["logps/chosen"].append(gather(chosen.detach()).mean().item())
+    metrics["logps/rejected"].append(gather(rejected.detach()).mean().item())
+
+
+def check_supported(args: Any, method: str) -> None:
+    """The per-pair trainers weight the sigmoid DPO loss on summed log-probs; refuse options they ignore."""
+    if list(args.loss_type) != ["sigmoid"]:
+        raise ValueError(
+            f"{method} weights the sigmoid DPO loss: `loss_type` must be ['sigmoid'], got {args.loss_type}"
+        )
+    if args.ld_alpha is not None:
+        raise ValueError(f"{method} does not support `ld_alpha` (LD-DPO); leave it None")
+    if args.f_divergence_type != "reverse_kl":
+        raise ValueError(f"{method} needs `f_divergence_type='reverse_kl'`, got {args.f_divergence_type!r}")
+    if args.use_weighting:
+        raise ValueError(f"{method} replaces WPO's weights: `use_weighting` must be False")

@@ -1,0 +1,149 @@
+"""`MADPOTrainer`: TRL's DPOTrainer with MADPO's per-pair weights from a reward model's margins."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hf_margin._extras import require
+from hf_margin.functional.preference import madpo_coefficient, madpo_weight, weighted_dpo_loss
+from hf_margin.trainers._preference import PairColumnsCollator, check_supported, log_dpo_metrics, sequence_logps
+from hf_margin.trainers.madpo_config import MADPOConfig
+
+require("trl", "trl", "MADPO")
+
+from trl import DPOTrainer  # noqa: E402
+
+
+def attach_margins(dataset: Any, args: MADPOConfig) -> Any:
+    """The dataset with a finite reward-margin column: kept, or made from the two reward columns. Clear errors."""
+    if dataset is None or not hasattr(dataset, "column_names") or dataset.column_names is None:
+        return dataset  # streaming data: checked batch by batch
+    if isinstance(dataset, dict):
+        return {name: attach_margins(split, args) for name, split in dataset.items()}
+    columns = list(dataset.column_names)
+    margin, chosen, rejected = args.margin_column, args.chosen_reward_column, args.rejected_reward_column
+    if margin not in columns:
+        if chosen not in columns or rejected not in columns:
+            raise ValueError(
+                f"MADPO needs a `{margin}` column (the reward model's margin of chosen over rejected, one per pair) "
+                f"or the two columns `{chosen}` and `{rejected}`; the dataset has {columns}. Score the pairs with "
+                "`hf_margin.trainers.score_preference_margins`."
+            )
+        dataset = dataset.map(
+            lambda batch: {margin: [c - r for c, r in zip(batch[chosen], batch[rejected], strict=True)]},
+            batched=True,
+            desc="MADPO margins",
+        )
+    values = np.asarray(dataset[margin], dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"`{margin}` must hold one number per pair, got an array of shape {values.shape}")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(f"`{margin}` must be finite; NaN or inf at rows {bad[:10].tolist()}")
+    return dataset
+
+
+class MADPOTrainer(DPOTrainer):
+    """Trainer for MADPO: DPO whose per-pair loss is weighted by a function of a reward model's margin.
+
+    ``loss = mean_i -w(h_i) log sigmoid(beta h_theta_i)`` with ``h_i`` from the dataset's margin column and
+    ``w`` from `MADPOConfig` (paper: Rho, "Margin-Adaptive Direct Preference Optimization", arXiv 2510.05342).
+    Everything else is TRL's `DPOTrainer` (tokenisation, the fused LM head, the reference from precomputed
+    log-probs, a reference model or the PEFT model with its adapter disabled); with ``c_max = c_min = 1`` the loss
+    and its gradients equal TRL's sigmoid DPO. The margin column is kept through TRL's column filter and
+    collator; the margins get no gradient.
+
+    Logged (through the trainer's metrics, so TensorBoard / W&B get them): ``madpo/weight_mean``, ``_min``,
+    ``_max``, ``madpo/amplified`` and ``madpo/damped`` (shares of pairs with w > 1 and w < 1),
+    ``madpo/target_margin`` (mean effective target c(|h|) h) and ``madpo/reward_margin``, besides TRL's
+    ``rewards/*`` and ``logps/*``.
+
+    Example:
+        >>> dataset = score_preference_margins(pairs, reward_model, reward_tokenizer)   # adds "margin"
+        >>> trainer = MADPOTrainer(model, args=MADPOConfig("out"), train_dataset=dataset,
+        ...                        processing_class=tokenizer, peft_config=LoraConfig(...))
+        >>> trainer.train()
+    """
+
+    _tag_names = ["trl", "dpo", "madpo", "hf_margin"]  # noqa: RUF012 (TRL's attribute)
+    _name = "MADPO"
+
+    def __init__(
+        self,
+        model: Any,
+        ref_model: Any = None,
+        args: MADPOConfig | None = None,
+        data_collator: Any = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if args is None:
+            name = model if isinstance(model, str) else model.config._name_or_path
+            args = MADPOConfig(f"{str(name).split('/')[-1] or 'model'}-MADPO")
+        if not isinstance(args, MADPOConfig):
+            raise TypeError(f"`args` must be a MADPOConfig, got {type(args).__name__}")
+        check_supported(args, "MADPO")
+        super().__init__(
+            model,
+            ref_model=ref_model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=attach_margins(train_dataset, args),
+            eval_dataset=attach_margins(eval_dataset, args),
+            processing_class=processing_class,
+            **kwargs,
+        )
+        # Swapped after TRL's __init__, whose reference precompute feeds collator output straight to the model.
+        self.data_collator = PairColumnsCollator(self.data_collator, (args.margin_column,))
+
+    @property
+    def madpo_args(self) -> MADPOConfig:
+        return cast(MADPOConfig, self.args)
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        columns = cast(list[str], self._signature_columns)
+        if self.madpo_args.margin_column not in columns:
+            columns.append(self.madpo_args.margin_column)
+
+    def compute_ref_log_probs(self, model: Any, inputs: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        inputs = {k: v for k, v in inputs.items() if k != self.madpo_args.margin_column}
+        return super().compute_ref_log_probs(model, inputs)
+
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Tensor | tuple[Tensor, Any]:
+        args = self.madpo_args
+        margins = inputs[args.margin_column]
+        chosen, rejected, ref_chosen, ref_rejected = sequence_logps(self, model, inputs, {args.margin_column})
+        if margins.shape != chosen.shape:
+            raise ValueError(f"`{args.margin_column}` has shape {tuple(margins.shape)} for {chosen.shape[0]} pairs")
+        weights = madpo_weight(margins, args.c_max, args.c_min, args.madpo_lambda, args.tau).to(chosen)
+        chosen_logratios, rejected_logratios = chosen - ref_chosen, rejected - ref_rejected
+        loss = weighted_dpo_loss(chosen_logratios, rejected_logratios, weights, self.beta).mean()
+        log_dpo_metrics(self, chosen, rejected, chosen_logratios, rejected_logratios, self.beta)
+        self._log_weights(margins.to(chosen), weights)
+        if return_outputs:
+            with torch.no_grad():
+                model_inputs = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+                return loss, model(**model_inputs)
+        return loss
+
+    def _log_weights(self, margins: Tensor, weights: Tensor) -> None:
+        args = self.madpo_args
+        metrics = self._metrics["train" if self.model is not None and self.model.training else "eval"]
+        gathered_weights, gathered_margins = self.accelerator.gather(weights), self.accelerator.gather(margins)
+        target = madpo_coefficient(gathered_margins.abs(), args.c_max, args.c_min, args.madpo_lambda, args.tau)
+        metrics["madpo/weight_mean"].append(gathered_weights.mean().item())
+        metrics["madpo/weight_min"].append(gathered_weights.min().item())
+        metrics["madpo/weight_max"].append(gathered_weights.max().item())
+        metrics["madpo/amplified"].append((gathered_weights > 1).float().mean().item())
+        metrics["madpo/damped"].append((gathered_weights < 1).float().mean().item())
+        metrics["madpo/target_margin"].append((target * gathered_margins).mean().item())
+        metrics["madpo/reward_margin"].append(gathered_margins.mean().item())

@@ -1,0 +1,191 @@
+"""MADPOTrainer on a tiny Llama built locally: equal to TRL's DPO when neutral, weighted otherwise, and correct
+under gradient accumulation, checkpoint resume and PEFT."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("trl")
+from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
+
+from hf_margin.functional.preference import madpo_weight
+from hf_margin.trainers import MADPOConfig, MADPOTrainer
+from tests.trainers.tiny_lm import preference_rows, tiny_llama, tiny_tokenizer
+
+COMMON = {
+    "per_device_train_batch_size": 4,
+    "bf16": False,
+    "gradient_checkpointing": False,
+    "use_cpu": True,
+    "report_to": [],
+    "save_strategy": "no",
+    "logging_steps": 1,
+    "max_grad_norm": 0.0,
+    "optim": "sgd",
+    "learning_rate": 0.5,
+    "lr_scheduler_type": "constant",
+    "seed": 0,
+}
+
+
+def _madpo(tmp_path: Path, data: Dataset | None = None, model_seed: int = 0, **config: object) -> MADPOTrainer:
+    model = tiny_llama(model_seed)
+    args = MADPOConfig(str(tmp_path), **(COMMON | config))  # type: ignore[arg-type]
+    data = data if data is not None else Dataset.from_dict(preference_rows())
+    return MADPOTrainer(
+        model, ref_model=tiny_llama(1), args=args, train_dataset=data, processing_class=tiny_tokenizer()
+    )
+
+
+def _batch(trainer: MADPOTrainer) -> dict:
+    return next(iter(trainer.get_train_dataloader()))
+
+
+def _loss_and_grads(trainer: DPOTrainer, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    trainer.model.zero_grad()
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
+
+
+def test_neutral_weights_equal_trl_sigmoid_dpo(tmp_path: Path) -> None:
+    madpo = _madpo(tmp_path / "madpo", c_max=1.0, c_min=1.0)
+    args = DPOConfig(str(tmp_path / "dpo"), **COMMON)  # type: ignore[arg-type]
+    dpo = DPOTrainer(
+        tiny_llama(0),
+        ref_model=tiny_llama(1),
+        args=args,
+        train_dataset=Dataset.from_dict(preference_rows()),
+        processing_class=tiny_tokenizer(),
+    )
+    batch = _batch(madpo)
+    madpo_loss, madpo_grads = _loss_and_grads(madpo, batch)
+    dpo_loss, dpo_grads = _loss_and_grads(dpo, {k: v for k, v in batch.items() if k != "margin"})
+    assert madpo_loss.item() != pytest.approx(0.6931, abs=1e-3)  # policy and reference differ
+    torch.testing.assert_close(madpo_loss, dpo_loss)
+    assert len(madpo_grads) == len(dpo_grads) > 0
+    for ours, theirs in zip(madpo_grads, dpo_grads, strict=True):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_loss_is_the_weighted_dpo_loss(tmp_path: Path) -> None:
+    trainer = _madpo(tmp_path)
+    batch = _batch(trainer)
+    loss = trainer.compute_loss(trainer.model, batch)
+    with torch.no_grad():
+        neutral = _madpo(tmp_path / "neutral", c_max=1.0, c_min=1.0)
+        neutral.model.load_state_dict(trainer.model.state_dict())
+        # Recover the per-pair DPO losses from single-pair batches, then weight them by hand.
+        per_pair = []
+        for i in range(4):
+            one = {k: (v[[i, i + 4]] if v.shape[0] == 8 else v[[i]]) for k, v in batch.items()}
+            per_pair.append(neutral.compute_loss(neutral.model, one))
+    expected = (madpo_weight(batch["margin"]) * torch.stack(per_pair)).mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_margins_reach_the_loss_and_metrics_are_logged(tmp_path: Path) -> None:
+    trainer = _madpo(tmp_path, max_steps=2)
+    batch = _batch(trainer)
+    assert batch["margin"].dtype == torch.float32 and batch["margin"].shape == (4,)
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    for key in ("madpo/weight_mean", "madpo/weight_min", "madpo/weight_max", "madpo/amplified", "madpo/damped",
+                "madpo/target_margin", "rewards/margins", "logps/chosen"):  # fmt: skip
+        assert key in logged
+    assert logged["madpo/weight_min"] <= logged["madpo/weight_mean"] <= logged["madpo/weight_max"]
+
+
+def _train_params(tmp_path: Path, **config: object) -> list[torch.Tensor]:
+    trainer = _madpo(tmp_path, **config)
+    trainer.train()
+    return [p.detach().clone() for p in trainer.model.parameters()]
+
+
+def test_gradient_accumulation_equals_the_bigger_batch(tmp_path: Path) -> None:
+    accumulated = _train_params(tmp_path / "ga", max_steps=1, per_device_train_batch_size=2,
+                                gradient_accumulation_steps=2)  # fmt: skip
+    big = _train_params(tmp_path / "big", max_steps=1, per_device_train_batch_size=4)
+    for a, b in zip(accumulated, big, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_resume_continues_identically(tmp_path: Path) -> None:
+    straight = _train_params(tmp_path / "straight", max_steps=4, per_device_train_batch_size=2)
+    first = _madpo(tmp_path / "resumed", max_steps=2, per_device_train_batch_size=2, save_strategy="steps",
+                   save_steps=2)  # fmt: skip
+    first.train()
+    # Other initial weights: only loading the checkpoint can make the result match.
+    second = _madpo(tmp_path / "resumed", model_seed=5, max_steps=4, per_device_train_batch_size=2)
+    second.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
+    for a, b in zip(straight, [p.detach() for p in second.model.parameters()], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_with_a_peft_config(tmp_path: Path) -> None:
+    from peft import LoraConfig
+
+    args = MADPOConfig(str(tmp_path), **(COMMON | {"max_steps": 2}))  # type: ignore[arg-type]
+    trainer = MADPOTrainer(
+        tiny_llama(0),
+        args=args,
+        train_dataset=Dataset.from_dict(preference_rows()),
+        processing_class=tiny_tokenizer(),
+        peft_config=LoraConfig(r=2, target_modules=["q_proj", "v_proj"]),
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    trainer.train()
+    assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters() if n in before)
+
+
+def test_margin_from_the_two_reward_columns(tmp_path: Path) -> None:
+    rows = preference_rows()
+    margins = rows.pop("margin")
+    rows["chosen_reward"] = [m + 1.0 for m in margins]
+    rows["rejected_reward"] = [1.0] * len(margins)
+    trainer = _madpo(tmp_path, data=Dataset.from_dict(rows))
+    torch.testing.assert_close(torch.tensor(trainer.train_dataset["margin"]), torch.tensor(margins))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda rows: rows.pop("margin"), "MADPO needs a `margin` column"),
+        (
+            lambda rows: rows["margin"].__setitem__(3, float("nan")),
+            r"`margin` must be finite; NaN or inf at rows \[3\]",
+        ),
+        (lambda rows: rows["margin"].__setitem__(5, float("inf")), r"NaN or inf at rows \[5\]"),
+    ],
+)
+def test_bad_margins_raise_a_clear_error(tmp_path: Path, change: object, match: str) -> None:
+    rows = preference_rows()
+    change(rows)  # type: ignore[operator]
+    with pytest.raises(ValueError, match=match):
+        _madpo(tmp_path, data=Dataset.from_dict(rows))
+
+
+def test_unsupported_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="`loss_type` must be"):
+        _madpo(tmp_path, loss_type="ipo")
+    with pytest.raises(ValueError, match="0 < c_min <= 1 <= c_max"):
+        MADPOConfig(str(tmp_path), c_min=1.5, bf16=False, use_cpu=True)
+
+
+def test_margin_count_must_match_the_pairs(tmp_path: Path) -> None:
+    trainer = _madpo(tmp_path)
+    batch = _batch(trainer)
+    batch["margin"] = batch["margin"][:3]
+    with pytest.raises(ValueError, match=r"`margin` has shape \(3,\) for 4 pairs"):
+        trainer.compute_loss(trainer.model, batch)
+
+
+def test_reference_copy_is_not_the_policy(tmp_path: Path) -> None:
+    trainer = _madpo(tmp_path)
+    policy = copy.deepcopy(trainer.model.state_dict())
+    assert any(not torch.equal(policy[k], v) for k, v in trainer.ref_model.state_dict().items())
