@@ -19,7 +19,7 @@ import torch
 
 from benchmarks._harness import BenchRow
 
-BENCHMARKS = ("benchmarks.bench_margin_heads", "benchmarks.bench_petal")
+BENCHMARKS = ("benchmarks.bench_margin_heads", "benchmarks.bench_petal", "benchmarks.bench_madpo")
 
 
 def markdown(rows: list[BenchRow], device: str) -> str:

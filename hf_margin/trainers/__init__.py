@@ -8,6 +8,8 @@ from typing import Any
 from hf_margin.trainers.petal_trainer import PetalColumnsMixin, PetalTrainer, quality_keys
 
 _LAZY = {
+    "BetaDPOConfig": "hf_margin.trainers.beta_dpo",
+    "BetaDPOTrainer": "hf_margin.trainers.beta_dpo",
     "MADPOConfig": "hf_margin.trainers.madpo_config",
     "MADPOTrainer": "hf_margin.trainers.madpo_trainer",
 }
@@ -19,4 +21,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'hf_margin.trainers' has no attribute {name!r}")
 
 
-__all__ = ["MADPOConfig", "MADPOTrainer", "PetalColumnsMixin", "PetalTrainer", "quality_keys"]
+__all__ = [
+    "BetaDPOConfig",
+    "BetaDPOTrainer",
+    "MADPOConfig",
+    "MADPOTrainer",
+    "PetalColumnsMixin",
+    "PetalTrainer",
+    "quality_keys",
+]

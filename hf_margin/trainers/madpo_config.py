@@ -25,7 +25,7 @@ class MADPOConfig(DPOConfig):
     Args:
         margin_column (`str`, *optional*, defaults to `"margin"`):
             Dataset column with the reward margin ``r(chosen) - r(rejected)`` of each pair (see
-            `hf_margin.trainers.score_preference_margins`).
+            `hf_margin.data.preference_scoring.score_preference_margins`).
         chosen_reward_column (`str`, *optional*, defaults to `"chosen_reward"`):
             Used with `rejected_reward_column` when the dataset has the two rewards instead of the margin.
         rejected_reward_column (`str`, *optional*, defaults to `"rejected_reward"`):

@@ -31,7 +31,7 @@ def attach_margins(dataset: Any, args: MADPOConfig) -> Any:
             raise ValueError(
                 f"MADPO needs a `{margin}` column (the reward model's margin of chosen over rejected, one per pair) "
                 f"or the two columns `{chosen}` and `{rejected}`; the dataset has {columns}. Score the pairs with "
-                "`hf_margin.trainers.score_preference_margins`."
+                "`hf_margin.data.preference_scoring.score_preference_margins`."
             )
         dataset = dataset.map(
             lambda batch: {margin: [c - r for c, r in zip(batch[chosen], batch[rejected], strict=True)]},

@@ -1,0 +1,77 @@
+"""Step one of the MADPO pipeline: score preference pairs with a reward model and add the margin column.
+
+Any sequence-classification model works as the reward model: a TRL `RewardTrainer` model (one logit: the
+reward) or a two-class classifier (the reward is the log-odds of class 1). The pairs are scored in batches
+with a progress bar; with `cache_file`, finished batches are written as they come, so an interrupted run
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+
+def _texts(tokenizer: Any, prompts: list[Any], completions: list[Any]) -> list[str]:
+    if isinstance(prompts[0], list):  # conversational: lists of {"role", "content"} messages
+        return [tokenizer.apply_chat_template(p + c, tokenize=False) for p, c in zip(prompts, completions, strict=True)]
+    return [p + c for p, c in zip(prompts, completions, strict=True)]
+
+
+@torch.no_grad()
+def reward_scores(reward_model: Any, tokenizer: Any, texts: list[str], max_length: int) -> torch.Tensor:
+    """One reward per text: the single logit, or the log-odds of class 1 for a two-class classifier."""
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+    device = next(reward_model.parameters()).device
+    logits = reward_model(**{k: v.to(device) for k, v in encoded.items()}).logits.float()
+    if logits.shape[-1] == 1:
+        return logits[:, 0].cpu()
+    if logits.shape[-1] == 2:
+        return (logits[:, 1] - logits[:, 0]).cpu()
+    raise ValueError(f"the reward model must output 1 logit (a reward) or 2 (a classifier), got {logits.shape[-1]}")
+
+
+def score_preference_margins(
+    dataset: Any,
+    reward_model: Any,
+    tokenizer: Any,
+    batch_size: int = 16,
+    max_length: int = 512,
+    prompt_column: str = "prompt",
+    chosen_column: str = "chosen",
+    rejected_column: str = "rejected",
+    margin_column: str = "margin",
+    cache_file: str | Path | None = None,
+    progress: bool = True,
+) -> Any:
+    """The `datasets.Dataset` with ``margin_column = r(prompt + chosen) - r(prompt + rejected)`` for every row."""
+    missing = [c for c in (prompt_column, chosen_column, rejected_column) if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"the dataset lacks the column(s) {missing}; it has {dataset.column_names}")
+    cache = Path(cache_file) if cache_file is not None else None
+    margins: list[float] = []
+    if cache is not None and cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved["fingerprint"] != dataset._fingerprint:
+            raise ValueError(f"{cache} was written for another dataset; delete it or pass another `cache_file`")
+        margins = saved["margins"]
+    reward_model.eval()
+    starts = range(len(margins), len(dataset), batch_size)
+    for start in tqdm(starts, desc="scoring pairs", disable=not progress, unit="batch"):
+        rows = dataset[start : start + batch_size]
+        chosen = reward_scores(
+            reward_model, tokenizer, _texts(tokenizer, rows[prompt_column], rows[chosen_column]), max_length
+        )
+        rejected = reward_scores(
+            reward_model, tokenizer, _texts(tokenizer, rows[prompt_column], rows[rejected_column]), max_length
+        )
+        margins.extend((chosen - rejected).tolist())
+        if cache is not None:
+            cache.write_text(json.dumps({"fingerprint": dataset._fingerprint, "margins": margins}))
+    if margin_column in dataset.column_names:
+        dataset = dataset.remove_columns(margin_column)
+    return dataset.add_column(margin_column, margins)

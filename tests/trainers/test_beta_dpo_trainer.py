@@ -1,0 +1,64 @@
+"""BetaDPOTrainer: neutral settings give TRL's DPO; the batch beta and filter follow the state; checkpoints keep
+the EMA statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("trl")
+from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
+
+from hf_margin.trainers import BetaDPOConfig, BetaDPOTrainer
+from tests.trainers.test_madpo_trainer import COMMON
+from tests.trainers.tiny_lm import preference_rows, tiny_llama, tiny_tokenizer
+
+
+def _trainer(tmp_path: Path, **config: object) -> BetaDPOTrainer:
+    args = BetaDPOConfig(str(tmp_path), **(COMMON | config))  # type: ignore[arg-type]
+    rows = preference_rows()
+    rows.pop("margin")
+    return BetaDPOTrainer(
+        tiny_llama(0), ref_model=tiny_llama(1), args=args, train_dataset=Dataset.from_dict(rows),
+        processing_class=tiny_tokenizer(),
+    )  # fmt: skip
+
+
+def test_neutral_settings_equal_trl_dpo(tmp_path: Path) -> None:
+    ours = _trainer(tmp_path / "beta", beta_dpo_alpha=0.0, beta_dpo_keep=1.0)
+    rows = preference_rows()
+    rows.pop("margin")
+    dpo = DPOTrainer(
+        tiny_llama(0), ref_model=tiny_llama(1), args=DPOConfig(str(tmp_path / "dpo"), **COMMON),  # type: ignore[arg-type]
+        train_dataset=Dataset.from_dict(rows), processing_class=tiny_tokenizer(),
+    )  # fmt: skip
+    batch = next(iter(ours.get_train_dataloader()))
+    torch.testing.assert_close(ours.compute_loss(ours.model, batch), dpo.compute_loss(dpo.model, batch))
+
+
+def test_batch_beta_and_filter(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, max_steps=3)
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "beta_dpo/beta" in entry]
+    assert len(logged) == 3
+    assert all(entry["beta_dpo/kept"] == pytest.approx(0.75) for entry in logged)  # int(0.8 * 4) = 3 of 4 pairs
+    assert trainer.beta_dpo_state.centre != 0.0
+
+
+def test_checkpoint_keeps_the_statistics(tmp_path: Path) -> None:
+    first = _trainer(tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
+    first.train()
+    saved = json.loads((tmp_path / "checkpoint-2" / "beta_dpo_state.json").read_text())
+    assert saved == {"centre": first.beta_dpo_state.centre, "scale": first.beta_dpo_state.scale}
+    second = _trainer(tmp_path, max_steps=2)
+    second._load_from_checkpoint(str(tmp_path / "checkpoint-2"))
+    assert second.beta_dpo_state.centre == first.beta_dpo_state.centre
+
+
+def test_bad_config(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"`beta_dpo_keep` must lie in \(0, 1\]"):
+        BetaDPOConfig(str(tmp_path), beta_dpo_keep=0.0, bf16=False, use_cpu=True)
