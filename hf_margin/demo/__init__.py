@@ -65,6 +65,12 @@ DEMOS: dict[str, DemoEntry] = {
             "Low-resolution face verification (ORL faces, or digits): PETAL vs LoRA vs full fine-tuning of an "
             "ArcFace-pretrained ViT",
         ),
+        DemoEntry(
+            "madpo",
+            "hf_margin.demo.madpo",
+            "Preference tuning of SmolLM2-135M on Rotten Tomatoes pairs scored by a MiniLM reward model: MADPO vs "
+            "DPO, judged by a held-out classifier",
+        ),
     )
 }
 

