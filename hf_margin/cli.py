@@ -50,6 +50,30 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"\nwrote {context.out_dir / 'results.json'} and {context.out_dir / 'results.png'}")
 
 
+def _score_preferences(args: argparse.Namespace) -> None:
+    from datasets import load_dataset, load_from_disk
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from hf_margin.data.preference_scoring import score_preference_margins
+
+    source = Path(args.dataset)
+    if source.is_dir():
+        dataset = load_from_disk(str(source))
+    else:
+        kind = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(source.suffix)
+        if kind is None:
+            raise ValueError(f"--dataset must be a saved dataset folder or a .jsonl/.json/.csv/.parquet file: {source}")
+        dataset = load_dataset(kind, data_files=str(source), split="train")
+    model = AutoModelForSequenceClassification.from_pretrained(args.reward_model)
+    tokenizer = AutoTokenizer.from_pretrained(args.reward_model)
+    scored = score_preference_margins(
+        dataset, model, tokenizer, batch_size=args.batch_size, max_length=args.max_length,
+        margin_column=args.margin_column, cache_file=args.cache_file,
+    )  # fmt: skip
+    scored.save_to_disk(args.out)
+    print(f"wrote {len(scored)} pairs with `{args.margin_column}` to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-margin", description="Margin-based training objectives for the Hugging Face stack."
@@ -67,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="hf_margin_out", help="folder for results.json, results.png and plots")
     demo.add_argument("--data-dir", help="folder with local data sets (e.g. att_faces/); defaults to $HF_MARGIN_DATA")
     demo.set_defaults(handler=_demo)
+
+    score = commands.add_parser(
+        "score-preferences", help="add a reward model's margin r(chosen) - r(rejected) to a preference dataset"
+    )
+    score.add_argument("--dataset", required=True, help="saved dataset folder, or .jsonl/.json/.csv/.parquet file")
+    score.add_argument("--reward-model", required=True, help="sequence-classification model folder or hub id")
+    score.add_argument("--out", required=True, help="folder for the scored dataset (datasets.save_to_disk)")
+    score.add_argument("--batch-size", type=int, default=16)
+    score.add_argument("--max-length", type=int, default=512)
+    score.add_argument("--margin-column", default="margin")
+    score.add_argument("--cache-file", help="JSON file of finished batches: an interrupted run resumes from it")
+    score.set_defaults(handler=_score_preferences)
     return parser
 
 
