@@ -1,0 +1,1 @@
+"""Diagnostics: measurements around margins that do not change training."""
