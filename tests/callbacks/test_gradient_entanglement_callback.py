@@ -23,8 +23,13 @@ from tests.trainers.tiny_lm import preference_rows, tiny_llama, tiny_tokenizer
 def _trainer(tmp_path: Path, steps: int = 4) -> MADPOTrainer:
     options = COMMON | {"max_steps": steps, "per_device_train_batch_size": 2}
     args = MADPOConfig(str(tmp_path), **options)  # type: ignore[arg-type]
-    return MADPOTrainer(tiny_llama(0), ref_model=tiny_llama(1), args=args,
-                        train_dataset=Dataset.from_dict(preference_rows()), processing_class=tiny_tokenizer())  # fmt: skip
+    return MADPOTrainer(
+        tiny_llama(0),
+        ref_model=tiny_llama(1),
+        args=args,
+        train_dataset=Dataset.from_dict(preference_rows()),
+        processing_class=tiny_tokenizer(),
+    )
 
 
 def test_metrics_and_records(tmp_path: Path) -> None:
@@ -61,8 +66,13 @@ def test_works_with_trl_dpo_and_ipo(tmp_path: Path) -> None:
     rows.pop("margin")
     for loss_type in ("sigmoid", "ipo"):
         args = DPOConfig(str(tmp_path / loss_type), **(COMMON | {"max_steps": 2, "loss_type": loss_type}))  # type: ignore[arg-type]
-        trainer = DPOTrainer(tiny_llama(0), ref_model=tiny_llama(1), args=args, train_dataset=Dataset.from_dict(rows),
-                             processing_class=tiny_tokenizer())  # fmt: skip
+        trainer = DPOTrainer(
+            tiny_llama(0),
+            ref_model=tiny_llama(1),
+            args=args,
+            train_dataset=Dataset.from_dict(rows),
+            processing_class=tiny_tokenizer(),
+        )
         trainer.add_callback(GradientEntanglementCallback(trainer, every_n_steps=1, params=["q_proj", "v_proj"]))
         trainer.train()
         assert any("ge/condition" in e for e in trainer.state.log_history)
