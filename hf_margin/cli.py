@@ -74,6 +74,13 @@ def _score_preferences(args: argparse.Namespace) -> None:
     print(f"wrote {len(scored)} pairs with `{args.margin_column}` to {args.out}")
 
 
+def _plot_entanglement(args: argparse.Namespace) -> None:
+    from hf_margin.diagnostics.plots import plot_entanglement
+
+    out = Path(args.out) if args.out else Path(args.run) / "gradient_entanglement.png"
+    print(f"wrote {plot_entanglement(args.run, out)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-margin", description="Margin-based training objectives for the Hugging Face stack."
@@ -103,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--margin-column", default="margin")
     score.add_argument("--cache-file", help="JSON file of finished batches: an interrupted run resumes from it")
     score.set_defaults(handler=_score_preferences)
+
+    plot = commands.add_parser(
+        "plot-entanglement", help="draw a run's gradient-entanglement measurements (GradientEntanglementCallback)"
+    )
+    plot.add_argument("run", help="the run's output folder, or its gradient_entanglement.jsonl")
+    plot.add_argument("--out", help="PNG to write (default: <run>/gradient_entanglement.png)")
+    plot.set_defaults(handler=_plot_entanglement)
     return parser
 
 

@@ -33,7 +33,9 @@ class GradientEntanglementCallback(TrainerCallback):
     (model in eval mode, no graph kept) the gradients of the summed chosen and rejected log-probabilities over
     `params`, and after the optimizer step the observed change of those log-probabilities on the same batch.
     With `eval_batch` it also measures every pair of that fixed batch and the change of its log-probs since the
-    previous measurement, and appends one JSON record per pair to ``<output_dir>/gradient_entanglement.jsonl``.
+    previous measurement. Every measurement is appended to ``<output_dir>/gradient_entanglement.jsonl`` (one
+    ``"kind": "batch"`` record, and one ``"kind": "pair"`` record per eval pair), which `plot_entanglement` and
+    ``hf-margin plot-entanglement`` draw.
 
     Metrics go into the trainer's own metrics (so they are logged to TensorBoard / W&B with the loss):
     ``ge/inner``, ``ge/cosine``, ``ge/norm_chosen``, ``ge/norm_rejected``, ``ge/condition`` (inner product over
@@ -120,8 +122,23 @@ class GradientEntanglementCallback(TrainerCallback):
             metrics[f"ge/{key}"].append(getattr(stats, key))
         for case in CASES:
             metrics[f"ge/{case}"].append(float(stats.case == case))
-        metrics["ge/dlogp_chosen"].append(float((chosen - pending["chosen"]).mean()))
-        metrics["ge/dlogp_rejected"].append(float((rejected - pending["rejected"]).mean()))
+        dlogp_chosen, dlogp_rejected = (
+            float((chosen - pending["chosen"]).mean()),
+            float((rejected - pending["rejected"]).mean()),
+        )
+        metrics["ge/dlogp_chosen"].append(dlogp_chosen)
+        metrics["ge/dlogp_rejected"].append(dlogp_rejected)
+        self._write(
+            [
+                {
+                    "kind": "batch",
+                    "step": state.global_step,
+                    **stats.as_dict(),
+                    "dlogp_chosen": dlogp_chosen,
+                    "dlogp_rejected": dlogp_rejected,
+                }
+            ]
+        )
         if self.eval_batch is not None:
             self._measure_eval(model, state.global_step, metrics)
         metrics["ge/seconds"].append(pending["seconds"] + time.perf_counter() - start)
@@ -141,14 +158,21 @@ class GradientEntanglementCallback(TrainerCallback):
             metrics["ge/eval_dlogp_chosen"].append(float((chosen - self._previous_eval[0]).mean()))
             metrics["ge/eval_dlogp_rejected"].append(float((rejected - self._previous_eval[1]).mean()))
         self._previous_eval = (chosen, rejected)
-        self.records.parent.mkdir(parents=True, exist_ok=True)
-        with self.records.open("a") as handle:
-            for index, pair in enumerate(pairs):
-                record = {
+        self._write(
+            [
+                {
+                    "kind": "pair",
                     "step": step,
                     "pair": index,
                     **pair.as_dict(),
                     "logp_chosen": float(chosen[index]),
                     "logp_rejected": float(rejected[index]),
                 }
-                handle.write(json.dumps(record) + "\n")
+                for index, pair in enumerate(pairs)
+            ]
+        )
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        self.records.parent.mkdir(parents=True, exist_ok=True)
+        with self.records.open("a") as handle:
+            handle.writelines(json.dumps(record) + "\n" for record in records)

@@ -47,8 +47,10 @@ def test_metrics_and_records(tmp_path: Path) -> None:
         assert entry["ge/seconds"] > 0
     assert "ge/eval_dlogp_chosen" in measured[1] and "ge/eval_dlogp_chosen" not in measured[0]
     records = [json.loads(line) for line in (tmp_path / "gradient_entanglement.jsonl").read_text().splitlines()]
-    assert len(records) == 2 * 3 and {r["step"] for r in records} == {2, 4}
-    assert {"inner", "cosine", "condition", "case", "logp_chosen"} <= set(records[0])
+    pairs = [r for r in records if r["kind"] == "pair"]
+    assert len(pairs) == 2 * 3 and {r["step"] for r in pairs} == {2, 4}
+    assert [r["step"] for r in records if r["kind"] == "batch"] == [2, 4]
+    assert {"inner", "cosine", "condition", "case", "logp_chosen"} <= set(pairs[0])
 
 
 def test_the_measurement_does_not_change_training(tmp_path: Path) -> None:
@@ -86,3 +88,22 @@ def test_bad_arguments(tmp_path: Path) -> None:
         GradientEntanglementCallback(trainer, eval_batch={"input_ids": torch.zeros(2, 3)})
     with pytest.raises(ValueError, match="no parameters match"):
         GradientEntanglementCallback(trainer, every_n_steps=1, params=["nothing"])._parameters(trainer.model)
+
+
+def test_plots_and_cli(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from hf_margin.cli import main
+    from hf_margin.diagnostics.gradient_entanglement import token_gradient_cosines
+    from hf_margin.diagnostics.plots import plot_token_cosines
+
+    trainer = _trainer(tmp_path)
+    eval_batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    trainer.add_callback(GradientEntanglementCallback(trainer, every_n_steps=2, eval_batch=eval_batch))
+    trainer.train()
+    assert main(["plot-entanglement", str(tmp_path)]) == 0
+    assert (tmp_path / "gradient_entanglement.png").read_bytes()[:4] == b"\x89PNG"
+    ids = eval_batch["input_ids"][0][eval_batch["attention_mask"][0].bool()]
+    cosines = token_gradient_cosines(trainer.model, ids, ids, 3, list(trainer.model.parameters()))
+    words = [str(i) for i in ids[3:].tolist()]
+    assert plot_token_cosines(cosines, words, words, tmp_path / "tokens.png").stat().st_size > 0
+    assert main(["plot-entanglement", str(tmp_path / "nowhere")]) == 1
