@@ -87,3 +87,30 @@ def check_supported(args: Any, method: str) -> None:
         raise ValueError(f"{method} needs `f_divergence_type='reverse_kl'`, got {args.f_divergence_type!r}")
     if args.use_weighting:
         raise ValueError(f"{method} replaces WPO's weights: `use_weighting` must be False")
+
+
+def normalized_pair_surrogate(
+    loss: Tensor, chosen: Tensor, rejected: Tensor, coefficients: Tensor, parameters: list[torch.nn.Parameter]
+) -> Tensor:
+    """`loss` with its gradient replaced by the normalised-pair direction (derived from Yuan et al.'s analysis).
+
+    A DPO-family loss's gradient is ``-(grad L_w - grad L_l)`` with ``L_w = sum_i a_i log p(chosen_i)`` and
+    ``L_l = sum_i a_i log p(rejected_i)`` (``a_i`` the detached per-pair slopes). The returned tensor has the
+    value of `loss` and the gradient ``-|grad L_w - grad L_l| (grad L_w / |grad L_w| - grad L_l / |grad L_l|)``:
+    the same length, but a direction along which, to first order, L_w rises and L_l falls for any overlap of
+    the two gradients (Case 1 of the paper). The paper does not publish its exact update; this is our derivation,
+    applied to the batch's weighted sums (per-pair normalisation would need two backward passes per pair).
+    """
+    weighted_chosen, weighted_rejected = (coefficients * chosen).sum(), (coefficients * rejected).sum()
+    grads_w = torch.autograd.grad(weighted_chosen, parameters, retain_graph=True, allow_unused=True)
+    grads_l = torch.autograd.grad(weighted_rejected, parameters, retain_graph=True, allow_unused=True)
+    flat_w = torch.cat(
+        [(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads_w, parameters, strict=True)]
+    )
+    flat_l = torch.cat(
+        [(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads_l, parameters, strict=True)]
+    )
+    norm_w, norm_l = flat_w.norm().clamp_min(1e-12), flat_l.norm().clamp_min(1e-12)
+    length = (flat_w - flat_l).norm()
+    surrogate = -length * (weighted_chosen / norm_w - weighted_rejected / norm_l)
+    return loss.detach() + surrogate - surrogate.detach()

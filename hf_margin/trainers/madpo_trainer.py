@@ -10,7 +10,13 @@ from torch import Tensor
 
 from hf_margin._extras import require
 from hf_margin.functional.preference import madpo_coefficient, madpo_weight, weighted_dpo_loss
-from hf_margin.trainers._preference import PairColumnsCollator, check_supported, log_dpo_metrics, sequence_logps
+from hf_margin.trainers._preference import (
+    PairColumnsCollator,
+    check_supported,
+    log_dpo_metrics,
+    normalized_pair_surrogate,
+    sequence_logps,
+)
 from hf_margin.trainers.madpo_config import MADPOConfig
 
 require("trl", "trl", "MADPO")
@@ -127,6 +133,11 @@ class MADPOTrainer(DPOTrainer):
         weights = madpo_weight(margins, args.c_max, args.c_min, args.madpo_lambda, args.tau).to(chosen)
         chosen_logratios, rejected_logratios = chosen - ref_chosen, rejected - ref_rejected
         loss = weighted_dpo_loss(chosen_logratios, rejected_logratios, weights, self.beta).mean()
+        if args.normalized_pair_gradient and model.training:
+            margin = (chosen_logratios - rejected_logratios).detach()
+            slopes = weights * self.beta * torch.sigmoid(-self.beta * margin) / margin.numel()
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            loss = normalized_pair_surrogate(loss, chosen, rejected, slopes, trainable)
         log_dpo_metrics(self, chosen, rejected, chosen_logratios, rejected_logratios, self.beta)
         self._log_weights(margins.to(chosen), weights)
         if return_outputs:

@@ -189,3 +189,27 @@ def test_reference_copy_is_not_the_policy(tmp_path: Path) -> None:
     trainer = _madpo(tmp_path)
     policy = copy.deepcopy(trainer.model.state_dict())
     assert any(not torch.equal(policy[k], v) for k, v in trainer.ref_model.state_dict().items())
+
+
+def test_normalized_pair_gradient_mode(tmp_path: Path) -> None:
+    """Derived mitigation: same loss value, gradient along g_w/|g_w| - g_l/|g_l| (rescaled), so the weighted chosen
+    log-prob rises and the rejected one falls to first order."""
+    from hf_margin.trainers._preference import sequence_logps as trl_logps
+
+    trainer = _madpo(tmp_path, normalized_pair_gradient=True)
+    plain = _madpo(tmp_path / "plain")
+    batch = _batch(trainer)
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, batch)
+    torch.testing.assert_close(loss, plain.compute_loss(plain.model, batch))
+    loss.backward()
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    got = torch.cat([p.grad.flatten() for p in params])
+    chosen, rejected, ref_chosen, ref_rejected = trl_logps(trainer, trainer.model, batch, {"margin"})
+    margin = ((chosen - ref_chosen) - (rejected - ref_rejected)).detach()
+    slopes = madpo_weight(batch["margin"]) * 0.1 * torch.sigmoid(-0.1 * margin) / 4
+    g_w = torch.cat([g.flatten() for g in torch.autograd.grad((slopes * chosen).sum(), params, retain_graph=True)])
+    g_l = torch.cat([g.flatten() for g in torch.autograd.grad((slopes * rejected).sum(), params)])
+    expected = -(g_w - g_l).norm() * (g_w / g_w.norm() - g_l / g_l.norm())
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
+    assert float(g_w @ -got) > 0 and float(g_l @ -got) < 0  # descent direction: chosen up, rejected down
