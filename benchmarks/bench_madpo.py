@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from typing import Any
 
 import torch
 
@@ -21,14 +22,10 @@ CASES = {
 }
 
 
-def make_steps(case: str, device: str) -> tuple[Step, Step]:
-    """One `training_step` of MADPO and of DPO (sigmoid) on identical models, references and batches."""
-    from datasets import Dataset
+def preference_setup(case: str, device: str) -> tuple[Any, Any, dict[str, list], dict[str, Any]]:
+    """(Llama config, word-level tokenizer, 8 random preference rows with margins, common trainer options)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-    from trl import DPOConfig, DPOTrainer
-
-    from hf_margin.trainers import MADPOConfig, MADPOTrainer
+    from transformers import LlamaConfig, PreTrainedTokenizerFast
 
     spec = CASES[case]
     vocab = {f"w{i}": i for i in range(spec["vocab"])} | {"<pad>": spec["vocab"], "</s>": spec["vocab"] + 1}
@@ -67,6 +64,18 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
         "save_strategy": "no",
         "max_length": 128,
     }
+    return config, tokenizer, rows, common
+
+
+def make_steps(case: str, device: str) -> tuple[Step, Step]:
+    """One `training_step` of MADPO and of DPO (sigmoid) on identical models, references and batches."""
+    from datasets import Dataset
+    from transformers import LlamaForCausalLM
+    from trl import DPOConfig, DPOTrainer
+
+    from hf_margin.trainers import MADPOConfig, MADPOTrainer
+
+    config, tokenizer, rows, common = preference_setup(case, device)
     steps = []
     for trainer_cls, config_cls in ((MADPOTrainer, MADPOConfig), (DPOTrainer, DPOConfig)):
         torch.manual_seed(0)

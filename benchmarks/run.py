@@ -19,7 +19,12 @@ import torch
 
 from benchmarks._harness import BenchRow
 
-BENCHMARKS = ("benchmarks.bench_margin_heads", "benchmarks.bench_petal", "benchmarks.bench_madpo")
+BENCHMARKS = (
+    "benchmarks.bench_margin_heads",
+    "benchmarks.bench_petal",
+    "benchmarks.bench_madpo",
+    "benchmarks.bench_gradient_entanglement",
+)
 
 
 def markdown(rows: list[BenchRow], device: str) -> str:

@@ -179,7 +179,12 @@ CATALOGUE: tuple[Method, ...] = (
         "2410.13828",
         "diagnostic",
         "hf_margin.callbacks.GradientEntanglementCallback",
-        issue="gradient entanglement",
+        "implemented",
+        "gradient entanglement",
+        reason="the paper's mitigation update is not published; the normalised-pair mode is our derivation",
+        tests=("tests/callbacks/test_gradient_entanglement_callback.py",),
+        demo="madpo",
+        benchmark="benchmarks/bench_gradient_entanglement.py",
     ),
     # Embedding training (embedding issue).
     Method(

