@@ -64,7 +64,7 @@ class MADPOSetup:
     max_new_tokens: int = 32
     classifier_texts: int = 1000
     seed: int = 0
-    entanglement_every: int = 3
+    entanglement_every: int = 6
     entanglement_pairs: int = 4
 
 
