@@ -24,6 +24,7 @@ BENCHMARKS = (
     "benchmarks.bench_petal",
     "benchmarks.bench_madpo",
     "benchmarks.bench_gradient_entanglement",
+    "benchmarks.bench_embedding",
 )
 
 

@@ -71,6 +71,12 @@ DEMOS: dict[str, DemoEntry] = {
             "Preference tuning of SmolLM2-135M on Rotten Tomatoes pairs scored by a MiniLM reward model: MADPO vs "
             "DPO, judged by a held-out classifier",
         ),
+        DemoEntry(
+            "embedding",
+            "hf_margin.demo.embedding",
+            "ICD-10-CM term -> description retrieval with all-MiniLM-L6-v2: MarginEmbeddingLoss (focal, mixing, "
+            "false-negative filter, soft labels) vs MultipleNegativesRankingLoss with hard negatives",
+        ),
     )
 }
 

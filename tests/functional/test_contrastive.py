@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -101,7 +102,7 @@ def test_filter_is_monotone_in_the_margin() -> None:
     pos, scores = torch.rand(20, 1, generator=g) * 2 - 1, torch.rand(20, 30, generator=g) * 2 - 1
     for strategy in ("relative", "absolute"):
         kept = [~false_negative_mask(pos, scores, strategy, m) for m in (0.0, 0.05, 0.2, 0.5)]
-        for looser, stricter in zip(kept, kept[1:], strict=False):
+        for looser, stricter in itertools.pairwise(kept):
             assert (stricter <= looser).all(), "a larger margin keeps a subset"
 
 
@@ -279,7 +280,7 @@ def test_bad_inputs_are_rejected() -> None:
     q, docs = batch(b=4, m=1)
     with pytest.raises(ValueError, match=r"documents\[1\]"):
         margin_info_nce(q, [docs[0], docs[1][:3]])
-    with pytest.raises(ValueError, match="pairwise.*at least 2 hard-negative"):
+    with pytest.raises(ValueError, match=r"pairwise.*at least 2 hard-negative"):
         margin_info_nce(q, docs, InfoNCEOptions(mixing="pairwise"))
     with pytest.raises(ValueError, match="teacher scores of shape"):
         margin_info_nce(q, docs, InfoNCEOptions(distill_weight=1.0), teacher_scores=torch.zeros(4, 5))

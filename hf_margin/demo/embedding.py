@@ -1,0 +1,254 @@
+"""Demo entry: fine-tuning all-MiniLM-L6-v2 for ICD-10-CM term -> code-description retrieval with
+MarginEmbeddingLoss against MultipleNegativesRankingLoss and GISTEmbedLoss (the recipe runs the full ablation).
+
+1. ICD-10-CM inclusion terms are split by code (20% of codes held out). Training pairs (term, description) are
+   drawn from the other codes; hard negatives are mined from the zero-shot model with KaLM's recipe (sample from
+   a rank window, drop pairs whose positive is not in the top `consistency_top_k`) among the training codes'
+   descriptions; the zero-shot model also gives the teacher scores for the soft labels.
+2. Every method trains a fresh copy of the model on the same rows, in the same order, for the same steps
+   (no-duplicates batches, sentence-transformers' standard for in-batch negatives). GISTEmbedLoss accepts one
+   hard negative per row, so it gets the first of them; plain MNRL gets none.
+3. R@1, R@10 and nDCG@10 of the held-out codes' terms against the descriptions; the recipe also evaluates on
+   chatterbot-corpus question -> answer retrieval, which is never trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.petal import cache_dir
+
+BASELINES = ("MNRL", "MNRL + hard negatives", "GISTEmbedLoss")
+OURS = ("ours: focal", "ours: filter", "ours: mixing", "ours: soft labels", "ours: all parts")
+METHODS = BASELINES + OURS
+REFERENCE = "MNRL + hard negatives"
+
+
+@dataclass(frozen=True)
+class EmbeddingSetup:
+    """Budget and switches of the comparison (defaults: the demo's short run; the recipe passes more).
+
+    Args:
+        methods: which of METHODS to train ("MNRL", "MNRL + hard negatives", "GISTEmbedLoss", "ours: focal",
+            "ours: filter", "ours: mixing", "ours: soft labels", "ours: all parts").
+        steps: optimizer steps per method.
+        batch_size: training rows per step.
+        learning_rate: AdamW learning rate (linear decay after 10% warm-up).
+        num_negatives: mined hard negatives per pair.
+        rank_first, rank_last: KaLM's rank window [first, last) the negatives are sampled from.
+        consistency_top_k: KaLM drops a pair whose positive is not in this top.
+        scale: inverse temperature of every loss (20 = temperature 0.05, also used for GISTEmbedLoss).
+        focal_gamma: gamma of "ours: focal" and "ours: all parts".
+        filter_margin: relative margin of the self-guided false-negative filter.
+        num_mixed: pairwise-mixed synthetic negatives per query.
+        distill_weight: weight of the soft-label KL term (teacher: the zero-shot model).
+        test_queries: held-out queries evaluated (0: all).
+        full_corpus: retrieve among every ICD description (else only among the held-out codes').
+        chatterbot: also evaluate on chatterbot-corpus question -> answer retrieval.
+        max_seq_length: token budget per text.
+        seed: seed of the split, the sampled rows, the mining and training.
+    """
+
+    methods: tuple[str, ...] = (REFERENCE, "ours: all parts")
+    steps: int = 15
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    num_negatives: int = 3
+    rank_first: int = 10
+    rank_last: int = 50
+    consistency_top_k: int = 50
+    scale: float = 20.0
+    focal_gamma: float = 2.0
+    filter_margin: float = 0.05
+    num_mixed: int = 4
+    distill_weight: float = 1.0
+    test_queries: int = 300
+    full_corpus: bool = False
+    chatterbot: bool = False
+    max_seq_length: int = 64
+    seed: int = 0
+
+
+def _model(setup: EmbeddingSetup) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    from hf_margin.data.pretrained import minilm_path
+
+    model = SentenceTransformer(minilm_path(), device="cpu")
+    model.max_seq_length = setup.max_seq_length
+    return model
+
+
+def training_rows(setup: EmbeddingSetup, pairs: list[tuple[str, str]], corpus: list[str], miner: Any) -> Any:
+    """The mined, teacher-scored training rows (cached: mining encodes the training corpus)."""
+    import datasets
+
+    from hf_margin.embeddings import add_teacher_scores, mine_hard_negatives
+
+    keys = ("steps", "batch_size", "num_negatives", "rank_first", "rank_last", "consistency_top_k", "seed")
+    tag = "_".join(str(getattr(setup, key)) for key in keys)
+    path = cache_dir() / f"icd_mined_{tag}.json"
+    if path.is_file():
+        return datasets.Dataset.from_dict(json.loads(path.read_text()))
+    # 1.2x the rows the budget needs, since the consistency filter drops some.
+    wanted = min(len(pairs), int(1.2 * setup.steps * setup.batch_size))
+    sample = random.Random(setup.seed).sample(pairs, wanted)
+    rows = datasets.Dataset.from_dict({"anchor": [a for a, _ in sample], "positive": [p for _, p in sample]})
+    mined = mine_hard_negatives(
+        rows, miner, corpus, recipe="kalm", num_negatives=setup.num_negatives,
+        rank_window=(setup.rank_first, setup.rank_last), consistency_top_k=setup.consistency_top_k,
+        seed=setup.seed, show_progress_bar=False,
+    )  # fmt: skip
+    scored = add_teacher_scores(mined, miner, show_progress_bar=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(scored.to_dict()))
+    return scored
+
+
+def make_loss(method: str, model: Any, guide: Any, setup: EmbeddingSetup) -> Any:
+    """The loss object of one compared method."""
+    from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
+
+    from hf_margin.embeddings import MarginEmbeddingLoss
+
+    if method in ("MNRL", REFERENCE):
+        return MultipleNegativesRankingLoss(model, scale=setup.scale)
+    if method == "GISTEmbedLoss":
+        return GISTEmbedLoss(model, guide, temperature=1.0 / setup.scale)
+    parts: dict[str, dict[str, Any]] = {
+        "ours: focal": {"focal_gamma": setup.focal_gamma},
+        "ours: filter": {"filter_strategy": "relative", "filter_margin": setup.filter_margin},
+        "ours: mixing": {"mixing": "pairwise", "num_mixed": setup.num_mixed},
+        "ours: soft labels": {"distill_weight": setup.distill_weight},
+    }
+    if method == "ours: all parts":
+        options = {key: value for part in parts.values() for key, value in part.items()}
+    elif method in parts:
+        options = parts[method]
+    else:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return MarginEmbeddingLoss(model, scale=setup.scale, seed=setup.seed, **options)
+
+
+def train(method: str, rows: Any, guide: Any, setup: EmbeddingSetup, out_dir: Path) -> tuple[Any, list[dict]]:
+    """Fine-tune a fresh copy of the model with `method`; return it and its training logs."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
+    from hf_margin.callbacks import log_loss_statistics
+
+    model = _model(setup)
+    loss = make_loss(method, model, guide, setup)
+    negatives = [c for c in rows.column_names if c.startswith("negative_")]
+    if method == "MNRL":
+        negatives = []
+    elif method == "GISTEmbedLoss":
+        negatives = negatives[:1]  # GISTEmbedLoss takes (anchor, positive[, negative]) only
+    columns = ["anchor", "positive", *negatives]
+    if method in ("ours: soft labels", "ours: all parts"):
+        columns.append("scores")
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out_dir / "runs" / method.replace(" ", "_").replace(":", "")),
+        max_steps=setup.steps, per_device_train_batch_size=setup.batch_size, learning_rate=setup.learning_rate,
+        warmup_steps=max(1, setup.steps // 10), seed=setup.seed, data_seed=setup.seed, report_to="none",
+        save_strategy="no", logging_steps=max(1, setup.steps // 5), batch_sampler=BatchSamplers.NO_DUPLICATES,
+        disable_tqdm=True,
+    )  # fmt: skip
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=rows.select_columns(columns), loss=loss)
+    if hasattr(loss, "pop_statistics"):
+        log_loss_statistics(trainer)
+    trainer.train()
+    return model, [entry for entry in trainer.state.log_history if "loss" in entry]
+
+
+def evaluation_sets(setup: EmbeddingSetup, data: Any) -> dict[str, Any]:
+    """The retrieval sets every model is scored on."""
+    from hf_margin.data.retrieval import RetrievalSet, chatterbot_retrieval
+
+    test = data.test.sample(setup.test_queries, setup.seed) if setup.test_queries else data.test
+    if not setup.full_corpus:
+        held_out = sorted(set().union(*data.test.relevant))
+        test = RetrievalSet(test.queries, test.relevant, held_out)
+    sets = {"ICD-10-CM held-out codes": test}
+    if setup.chatterbot:
+        sets["chatterbot Q->A (not trained on)"] = chatterbot_retrieval()
+    return sets
+
+
+def run(context: DemoContext, setup: EmbeddingSetup = EmbeddingSetup()) -> list[DemoRow]:
+    from hf_margin.data.retrieval import icd10_retrieval, retrieval_metrics
+
+    unknown = [m for m in setup.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    torch.manual_seed(setup.seed)
+    data = icd10_retrieval(seed=setup.seed)
+    zero_shot = _model(setup).eval()
+    rows = training_rows(setup, data.train_pairs, data.train_corpus, zero_shot)
+    sets = evaluation_sets(setup, data)
+    results: dict[str, dict[str, dict[str, float]]] = {
+        "zero-shot": {name: retrieval_metrics(zero_shot, s) for name, s in sets.items()}
+    }
+    timings: dict[str, float] = {}
+    statistics: dict[str, list[dict]] = {}
+    for method in context.progress(setup.methods, desc="embedding demo", unit="method", leave=False):
+        start = time.perf_counter()
+        model, logs = train(method, rows, zero_shot, setup, context.out_dir)
+        timings[method] = time.perf_counter() - start
+        results[method] = {name: retrieval_metrics(model.eval(), s) for name, s in sets.items()}
+        statistics[method] = logs
+    report = {"setup": asdict(setup), "training_rows": len(rows), "results": results, "seconds": timings,
+              "training_logs": statistics}  # fmt: skip
+    (context.out_dir / "embedding.json").write_text(json.dumps(report, indent=2))
+    if len(setup.methods) > 2:
+        plot_ablation(results, context.out_dir / "embedding_ablation.png")
+    return rows_from_results(results, timings)
+
+
+def rows_from_results(results: dict[str, dict[str, dict[str, float]]], timings: dict[str, float]) -> list[DemoRow]:
+    """Each of ours against MNRL + hard negatives (when trained), each baseline against the zero-shot model."""
+    rows = []
+    for method, per_set in results.items():
+        if method == "zero-shot":
+            continue
+        baseline = REFERENCE if method in OURS and REFERENCE in results else "zero-shot"
+        for dataset, metrics in per_set.items():
+            for metric, value in metrics.items():
+                rows.append(DemoRow("embedding", method, baseline, f"{metric} {dataset.split()[0]}", value,
+                                    results[baseline][dataset][metric], timings[method], dataset))  # fmt: skip
+    return rows
+
+
+def plot_ablation(results: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
+    """Grouped bars: every method's R@1 and nDCG@10 on each evaluation set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(results)
+    sets = list(results[methods[0]])
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 0.45 * len(methods) + 1.8), squeeze=False)
+    for ax, dataset in zip(axes[0], sets, strict=True):
+        for offset, metric in ((0.2, "R@1"), (-0.2, "nDCG@10")):
+            values = [results[m][dataset][metric] for m in methods]
+            ax.barh([i + offset for i in range(len(methods))], values, height=0.4, label=metric)
+        ax.set_yticks(range(len(methods)), methods)
+        ax.invert_yaxis()
+        ax.set_title(dataset)
+        ax.legend(loc="lower right")
+    fig.suptitle("all-MiniLM-L6-v2 fine-tuned at the same budget")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

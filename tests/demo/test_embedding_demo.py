@@ -1,0 +1,64 @@
+"""The embedding demo entry: each compared method's loss, the table rows, and a tiny real run (heavy)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sentence_transformers")
+from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
+
+from hf_margin.demo import DemoContext
+from hf_margin.demo import embedding as embedding_demo
+from hf_margin.embeddings import MarginEmbeddingLoss
+from tests.embeddings.tiny_st import tiny_sentence_transformer
+
+
+def test_each_method_gets_its_loss(tmp_path: Path) -> None:
+    model = tiny_sentence_transformer(tmp_path / "tiny")
+    setup = embedding_demo.EmbeddingSetup()
+    losses = {m: embedding_demo.make_loss(m, model, model, setup) for m in embedding_demo.METHODS}
+    assert isinstance(losses["MNRL"], MultipleNegativesRankingLoss)
+    assert isinstance(losses["GISTEmbedLoss"], GISTEmbedLoss) and losses["GISTEmbedLoss"].temperature == 0.05
+    ours = {m: losses[m].options for m in embedding_demo.OURS}
+    assert all(isinstance(losses[m], MarginEmbeddingLoss) for m in embedding_demo.OURS)
+    assert ours["ours: focal"].focal_gamma == 2.0 and ours["ours: focal"].filter_strategy is None
+    assert ours["ours: filter"].filter_strategy == "relative" and ours["ours: filter"].mixing is None
+    assert ours["ours: mixing"].mixing == "pairwise" and ours["ours: mixing"].distill_weight == 0
+    assert ours["ours: soft labels"].distill_weight == 1.0 and ours["ours: soft labels"].focal_gamma == 0
+    everything = ours["ours: all parts"]
+    assert everything.focal_gamma and everything.filter_strategy and everything.mixing and everything.distill_weight
+    with pytest.raises(ValueError, match="unknown method"):
+        embedding_demo.make_loss("triplet", model, model, setup)
+
+
+def test_rows_compare_ours_with_mnrl_and_baselines_with_zero_shot() -> None:
+    metrics = {"R@1": 0.5, "R@10": 0.8, "nDCG@10": 0.6}
+    results = {
+        "zero-shot": {"ICD": metrics},
+        "MNRL + hard negatives": {"ICD": {k: v + 0.1 for k, v in metrics.items()}},
+        "ours: focal": {"ICD": {k: v + 0.2 for k, v in metrics.items()}},
+    }
+    rows = embedding_demo.rows_from_results(results, {"MNRL + hard negatives": 1.0, "ours: focal": 2.0})
+    assert [(r.method, r.baseline) for r in rows[::3]] == [
+        ("MNRL + hard negatives", "zero-shot"),
+        ("ours: focal", "MNRL + hard negatives"),
+    ]
+    assert rows[3].ours == pytest.approx(0.7) and rows[3].baseline_value == pytest.approx(0.6)
+
+
+@pytest.mark.heavy
+def test_tiny_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_MARGIN_CACHE", str(tmp_path / "cache"))
+    setup = embedding_demo.EmbeddingSetup(
+        methods=("MNRL + hard negatives", "ours: all parts"), steps=2, batch_size=8, test_queries=30
+    )
+    rows = embedding_demo.run(DemoContext(out_dir=tmp_path), setup)
+    assert len(rows) == 6 and all(0 <= r.ours <= 1 for r in rows)
+    report = json.loads((tmp_path / "embedding.json").read_text())
+    logs = report["training_logs"]["ours: all parts"]
+    assert logs and {"filtered_share", "mean_focal_weight", "similarity_gap"} <= set(logs[-1])
+    assert report["training_rows"] >= 16
+    assert list((tmp_path / "cache").glob("icd_mined_*.json")), "the mined rows are cached"

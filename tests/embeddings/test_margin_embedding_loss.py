@@ -1,0 +1,211 @@
+"""MarginEmbeddingLoss with sentence-transformers: equals MNRL when neutral, cached equals uncached, guide model,
+trainer integration (statistics, soft labels, model card, save/load), multi-process gathering, clear errors."""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sentence_transformers")
+
+import datasets
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from sentence_transformers.sentence_transformer.training_args import (
+    SentenceTransformerTrainingArguments,
+)
+
+from hf_margin.callbacks import log_loss_statistics
+from hf_margin.embeddings import CachedMarginEmbeddingLoss, MarginEmbeddingLoss
+from tests.embeddings.tiny_st import retrieval_rows, tiny_sentence_transformer
+
+ALL_PARTS = {
+    "focal_gamma": 2.0,
+    "filter_strategy": "relative",
+    "filter_margin": 0.05,
+    "mixing": "pairwise",
+    "num_mixed": 2,
+    "symmetric": True,
+    "seed": 0,
+}
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> SentenceTransformer:
+    return tiny_sentence_transformer(tmp_path / "tiny")
+
+
+def features(model: SentenceTransformer, rows: dict[str, list[str]]) -> list[dict[str, torch.Tensor]]:
+    return [model.preprocess(texts) for texts in rows.values()]
+
+
+def value_and_grads(loss: torch.nn.Module, model: SentenceTransformer, feats: list, labels=None):
+    model.zero_grad()
+    value = loss(feats, labels)
+    value.backward()
+    return value.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("negatives", [0, 2])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_neutral_loss_equals_mnrl_values_and_gradients(model, negatives: int, symmetric: bool) -> None:
+    feats = features(model, retrieval_rows(n=8, negatives=negatives))
+    directions = ("query_to_doc", "doc_to_query") if symmetric else ("query_to_doc",)
+    mnrl = MultipleNegativesRankingLoss(model, directions=directions, partition_mode="per_direction")
+    ours = MarginEmbeddingLoss(model, symmetric=symmetric)
+    expected, expected_grads = value_and_grads(mnrl, model, feats)
+    value, grads = value_and_grads(ours, model, feats)
+    torch.testing.assert_close(value, expected)
+    for grad, reference in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, reference)
+
+
+def test_cached_mode_equals_uncached_with_every_part_on(model) -> None:
+    rows = retrieval_rows(n=12, negatives=3)
+    feats = features(model, rows)
+    teacher = torch.randn(12, 4)
+    options = {**ALL_PARTS, "distill_weight": 0.5}
+    plain, plain_grads = value_and_grads(MarginEmbeddingLoss(model, **options), model, feats, teacher)
+    cached_loss = CachedMarginEmbeddingLoss(model, mini_batch_size=5, **options)
+    cached, cached_grads = value_and_grads(cached_loss, model, feats, teacher)
+    torch.testing.assert_close(cached, plain)
+    for grad, reference in zip(cached_grads, plain_grads, strict=True):
+        torch.testing.assert_close(grad, reference, atol=1e-6, rtol=1e-4)
+    assert set(cached_loss.pop_statistics()) == {"filtered_share", "mean_focal_weight", "similarity_gap"}
+
+
+def test_guide_identical_to_the_model_equals_self_guided(model) -> None:
+    feats = features(model, retrieval_rows(n=8, negatives=2))
+    guide = copy.deepcopy(model)
+    self_guided = MarginEmbeddingLoss(model, filter_strategy="absolute", filter_margin=0.0)
+    guided = MarginEmbeddingLoss(model, filter_strategy="absolute", filter_margin=0.0, guide=guide)
+    assert not guided.must_retokenize
+    torch.testing.assert_close(guided(feats), self_guided(feats))
+
+
+def test_guide_with_another_tokenizer_is_retokenized(model, tmp_path: Path) -> None:
+    from tests.embeddings.tiny_st import WORDS
+
+    guide = tiny_sentence_transformer(tmp_path / "guide", seed=1, words=list(reversed(WORDS)))
+    loss = MarginEmbeddingLoss(model, filter_strategy="relative", guide=guide)
+    assert loss.must_retokenize
+    feats = features(model, retrieval_rows(n=6, negatives=1))
+    direct = [
+        guide(guide.preprocess(texts))["sentence_embedding"] for texts in retrieval_rows(n=6, negatives=1).values()
+    ]
+    for retokenized, reference in zip(loss.guide_embeddings(feats), direct, strict=True):
+        torch.testing.assert_close(retokenized, reference)
+
+
+def test_trainer_logs_statistics_distils_and_writes_the_model_card(model, tmp_path: Path) -> None:
+    rows = retrieval_rows(n=16, negatives=2)
+    data = datasets.Dataset.from_dict(rows)
+    data = data.add_column("scores", torch.randn(16, 3).tolist())
+    loss = MarginEmbeddingLoss(model, **ALL_PARTS, distill_weight=0.3)
+    args = SentenceTransformerTrainingArguments(
+        tmp_path / "out", per_device_train_batch_size=8, max_steps=4, logging_steps=2, report_to="none",
+        learning_rate=1e-3, save_strategy="no", seed=0,
+    )  # fmt: skip
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
+    log_loss_statistics(trainer)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer.train()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 2
+    for entry in logged:
+        assert 0 <= entry["filtered_share"] <= 1 and 0 < entry["mean_focal_weight"] <= 1
+        assert "similarity_gap" in entry
+    model.save_pretrained(str(tmp_path / "saved"))
+    card = (tmp_path / "saved" / "README.md").read_text()
+    assert "MarginEmbeddingLoss" in card and "2506.20923" in card and '"focal_gamma": 2.0' in card
+    reloaded = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
+    torch.testing.assert_close(reloaded.encode(rows["anchor"][:3]), model.encode(rows["anchor"][:3]))
+
+
+def test_statistics_are_means_since_the_last_pop(model) -> None:
+    feats = features(model, retrieval_rows(n=8, negatives=2))
+    loss = MarginEmbeddingLoss(model, filter_strategy="absolute", filter_margin=0.5)
+    first, second = loss(feats), loss(feats)
+    assert torch.equal(first, second)
+    statistics = loss.pop_statistics()
+    assert statistics["mean_focal_weight"] == 1.0 and statistics["filtered_share"] > 0
+    assert loss.pop_statistics() == {}
+    with torch.no_grad():
+        loss(feats)
+    assert loss.pop_statistics() == {}, "evaluation passes are not counted"
+
+
+def test_bad_input_gets_a_clear_error(model) -> None:
+    pairs = features(model, retrieval_rows(n=4, negatives=0))
+    with pytest.raises(ValueError, match="needs \\(anchor, positive"):
+        MarginEmbeddingLoss(model)(pairs[:1])
+    with pytest.raises(ValueError, match="mixing='pairwise' needs at least 2 hard-negative"):
+        MarginEmbeddingLoss(model, mixing="pairwise")(pairs)
+    with pytest.raises(ValueError, match="teacher scores of shape"):
+        MarginEmbeddingLoss(model, distill_weight=1.0)(features(model, retrieval_rows(n=4, negatives=1)), None)
+    mismatched = features(model, retrieval_rows(n=4, negatives=1))
+    mismatched[2] = model.preprocess(retrieval_rows(n=3, negatives=0)["anchor"])
+    with pytest.raises(ValueError, match=r"documents\[1\]"):
+        MarginEmbeddingLoss(model)(mismatched)
+    with pytest.raises(ValueError, match="`guide` is only used by the false-negative filter"):
+        MarginEmbeddingLoss(model, guide=model)
+    with pytest.raises(ValueError, match="`focal_gamma`"):
+        MarginEmbeddingLoss(model, focal_gamma=-1)
+
+
+class _Linear:
+    """Stand-in encoder for the multi-process test: embeddings are x @ W."""
+
+    def __init__(self, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.weight = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+        self.inputs = [torch.randn(8, 6, generator=g, dtype=torch.float64) for _ in range(3)]
+
+
+def _gathered_gradient(rank: int, world: int, port: int, queue) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        net = _Linear(0)
+        rows = slice(rank * 4, rank * 4 + 4)
+        loss = MarginEmbeddingLoss(None, gather_across_devices=True, focal_gamma=2.0, filter_strategy="relative",
+                                   mixing="similarity", symmetric=True)  # fmt: skip
+        value = loss.compute_loss_from_embeddings([x[rows] @ net.weight for x in net.inputs], None)
+        value.backward()
+        grad = net.weight.grad / world
+        dist.all_reduce(grad)
+        queue.put((rank, grad))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gather_across_two_processes_equals_one_process_on_the_whole_batch() -> None:
+    net = _Linear(0)
+    loss = MarginEmbeddingLoss(None, focal_gamma=2.0, filter_strategy="relative", mixing="similarity", symmetric=True)
+    loss.compute_loss_from_embeddings([x @ net.weight for x in net.inputs], None).backward()
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    port = _free_port()
+    processes = [context.Process(target=_gathered_gradient, args=(r, 2, port, queue)) for r in range(2)]
+    for process in processes:
+        process.start()
+    results = dict(queue.get(timeout=120) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    for rank in range(2):
+        torch.testing.assert_close(results[rank], net.weight.grad)
