@@ -120,4 +120,3 @@ def retrieval_metrics(model: Any, data: RetrievalSet, batch_size: int = 128, k: 
         ndcg += float((gains * discounts).sum()) / ideal
     n = len(data.queries)
     return {"R@1": hits_1 / n, f"R@{k}": hits_k / n, f"nDCG@{k}": ndcg / n}
-
