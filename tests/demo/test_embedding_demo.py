@@ -60,5 +60,5 @@ def test_tiny_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     report = json.loads((tmp_path / "embedding.json").read_text())
     logs = report["training_logs"]["ours: all parts"]
     assert logs and {"filtered_share", "mean_focal_weight", "similarity_gap"} <= set(logs[-1])
-    assert report["training_rows"] >= 16
+    assert 8 <= report["training_rows"] <= 19, "1.2 x the budget's rows, less the dropped pairs"
     assert list((tmp_path / "cache").glob("icd_mined_*.json")), "the mined rows are cached"
