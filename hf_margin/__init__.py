@@ -21,6 +21,7 @@ from hf_margin.heads import (
     SoftmaxHead,
 )
 from hf_margin.models.margin_head import MarginHeadConfig, MarginHeadModel, MarginHeadOutput
+from hf_margin.models.transicd import TransICDConfig, TransICDModel, TransICDOutput
 
 if importlib.util.find_spec("peft") is not None:
     # Registers PETAL with peft, so get_peft_model / PeftModel.from_pretrained know it after `import hf_margin`.
@@ -38,5 +39,8 @@ __all__ = [
     "MarginHeadModel",
     "MarginHeadOutput",
     "SoftmaxHead",
+    "TransICDConfig",
+    "TransICDModel",
+    "TransICDOutput",
     "__version__",
 ]

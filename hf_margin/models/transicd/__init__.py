@@ -1,0 +1,24 @@
+"""TransICD (arXiv 2104.10652): code-wise attention for multi-label text, as a transformers model."""
+
+from transformers import AutoConfig, AutoModel
+
+from hf_margin.models.transicd.configuration_transicd import LOSSES, POOLINGS, TransICDConfig
+from hf_margin.models.transicd.modeling_transicd import (
+    CodeWiseAttention,
+    TransICDModel,
+    TransICDOutput,
+    TransICDPreTrainedModel,
+)
+
+AutoConfig.register(TransICDConfig.model_type, TransICDConfig, exist_ok=True)
+AutoModel.register(TransICDConfig, TransICDModel, exist_ok=True)
+
+__all__ = [
+    "LOSSES",
+    "POOLINGS",
+    "CodeWiseAttention",
+    "TransICDConfig",
+    "TransICDModel",
+    "TransICDOutput",
+    "TransICDPreTrainedModel",
+]

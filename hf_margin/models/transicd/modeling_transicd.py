@@ -1,0 +1,218 @@
+"""`TransICDModel`: an encoder, code-wise attention over tokens, one score per code, and the multi-label LDAM loss."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from hf_margin.losses.ldam import MultiLabelLDAMLoss
+from hf_margin.models.transicd.configuration_transicd import TransICDConfig
+
+
+@dataclass
+class TransICDOutput(ModelOutput):
+    """Output of `TransICDModel`.
+
+    Args:
+        loss: the multi-label loss (LDAM or BCE), when `labels` are given.
+        logits: one raw score per code, shape (batch, num_labels); sigmoid(logits) >= 0.5 predicts a code.
+        attentions: per-code attention weights over the tokens, shape (batch, num_labels, tokens) (None with
+            mean pooling); padding positions get 0. The Trainer leaves them out of predictions.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    attentions: torch.Tensor | None = None
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device) -> Tensor:
+    """(length, dim) sinusoidal encodings of positions 0..length-1 (Vaswani et al.)."""
+    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    encoding = torch.zeros(length, dim, device=device)
+    encoding[:, 0::2] = torch.sin(position * frequency)
+    encoding[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
+    return encoding
+
+
+class TransICDEncoder(nn.Module):
+    """The paper's own encoder: token embeddings x sqrt(d) + sinusoidal positions, then a transformer encoder.
+
+    The official code adds the encoding of the *batch index* to every token (``pe[:x.size(0)]`` on a batch-first
+    tensor), so its tokens carry no position; here each token gets its own position, as the paper describes.
+    """
+
+    def __init__(self, config: TransICDConfig) -> None:
+        super().__init__()
+        self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        layer = nn.TransformerEncoderLayer(
+            config.hidden_size, config.num_attention_heads, config.intermediate_size, config.dropout, batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, config.num_hidden_layers, enable_nested_tensor=False)
+        self.dropout = nn.Dropout(config.dropout)
+        self.scale = math.sqrt(config.hidden_size)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        hidden = self.embeddings(input_ids) * self.scale
+        hidden = hidden + sinusoidal_positions(input_ids.shape[1], hidden.shape[-1], hidden.device)
+        return self.encoder(self.dropout(hidden), src_key_padding_mask=attention_mask == 0)
+
+
+class CodeWiseAttention(nn.Module):
+    """TransICD's head: ``A = softmax_tokens(W2 tanh(W1 H + b1) + b2)``, ``V_j = A_j H``, ``z_j = u_j . V_j + c_j``.
+
+    Args:
+        hidden_size: width of the token states H.
+        num_labels: number of codes L.
+        expansion: width of the attention MLP as a multiple of hidden_size (2 in the official code).
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int, expansion: int = 2) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(hidden_size, expansion * hidden_size)
+        self.scores = nn.Linear(expansion * hidden_size, num_labels)
+        self.code_weight = nn.Parameter(torch.empty(num_labels, hidden_size))
+        self.code_bias = nn.Parameter(torch.zeros(num_labels))
+        nn.init.xavier_uniform_(self.code_weight)
+
+    def forward(self, hidden: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S, H) states and (B, S) mask -> (B, L) logits and (B, L, S) attention weights."""
+        scores = self.scores(torch.tanh(self.hidden(hidden))).float()  # (B, S, L)
+        scores = scores.masked_fill(attention_mask.unsqueeze(-1) == 0, torch.finfo(scores.dtype).min)
+        weights = scores.softmax(dim=1).transpose(1, 2)  # (B, L, S)
+        per_code = weights @ hidden.float()  # (B, L, H)
+        logits = (per_code * self.code_weight.float()).sum(-1) + self.code_bias.float()
+        return logits, weights
+
+
+class TransICDPreTrainedModel(PreTrainedModel):
+    config_class = TransICDConfig
+    base_model_prefix = "transicd"
+    main_input_name = "input_ids"
+    # The attention weights are (batch, labels, tokens): never gather them over an evaluation set.
+    keys_to_ignore_at_inference: ClassVar[list[str]] = ["attentions"]
+    # The loss is a per-batch mean: the Trainer must scale it for gradient accumulation itself.
+    accepts_loss_kwargs = False
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, CodeWiseAttention):
+            nn.init.xavier_uniform_(module.code_weight)
+            nn.init.zeros_(module.code_bias)
+
+
+class TransICDModel(TransICDPreTrainedModel):
+    """TransICD: encoder (an `AutoModel` backbone or the paper's transformer) + code-wise attention + LDAM.
+
+    Long notes are split into windows of `config.chunk_size` tokens, encoded window by window, and attended over
+    as one sequence, so one code can draw on tokens from every window. Registered with `AutoConfig` /
+    `AutoModel` when `hf_margin` is imported; `from_backbone` starts the encoder from pretrained weights.
+
+    Example:
+        >>> model = TransICDModel.from_backbone("path/to/minilm", label_names=codes, label_counts=counts)
+        >>> out = model(**tokenizer(notes, return_tensors="pt", padding=True), labels=multi_hot)
+        >>> out.loss, out.logits.shape, out.attentions.shape   # (), (B, L), (B, L, tokens)
+    """
+
+    def __init__(self, config: TransICDConfig) -> None:
+        super().__init__(config)
+        num_labels = len(config.id2label or {})
+        if num_labels < 1:
+            raise ValueError("`id2label` must name at least one label (the codes)")
+        backbone_config: Any = config.backbone_config
+        if backbone_config is not None:
+            self.backbone: nn.Module = AutoModel.from_config(backbone_config)
+            hidden = int(backbone_config.hidden_size)
+        else:
+            self.backbone = TransICDEncoder(config)
+            hidden = config.hidden_size
+        if config.pooling == "attention":
+            self.head: nn.Module = CodeWiseAttention(hidden, num_labels, config.attention_expansion)
+        else:
+            self.head = nn.Linear(hidden, num_labels)
+        if config.loss == "ldam" and config.label_counts is None:
+            raise ValueError("loss='ldam' needs `label_counts` (training documents per label) in the config")
+        counts = config.label_counts or [1] * num_labels
+        self.loss_fct = MultiLabelLDAMLoss(counts, c=config.ldam_c if config.loss == "ldam" else 0.0)
+        self.post_init()
+
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone: str | PreTrainedModel,
+        label_names: list[str],
+        label_counts: list[int] | None = None,
+        **config_kwargs: Any,
+    ) -> TransICDModel:
+        """A model whose encoder starts from pretrained weights (a path, hub id or loaded `PreTrainedModel`)."""
+        pretrained = AutoModel.from_pretrained(backbone) if isinstance(backbone, str) else backbone
+        config = TransICDConfig(
+            backbone_config=pretrained.config.to_dict(),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            label_counts=label_counts,
+            **config_kwargs,
+        )
+        model = cls(config)
+        model.backbone.load_state_dict(pretrained.state_dict())
+        return model
+
+    @property
+    def label_names(self) -> list[str]:
+        id2label: Any = self.config.id2label
+        return [id2label[i] for i in range(len(id2label))]
+
+    def _chunk_size(self, length: int) -> int:
+        size = self.config.chunk_size
+        if size is None and self.config.backbone_config is not None:
+            size = getattr(self.config.backbone_config, "max_position_embeddings", None)
+        return min(size or length, length)
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """(B, S) ids -> (B, S) token states, encoding windows of `chunk_size` tokens separately."""
+        batch, length = input_ids.shape
+        size = self._chunk_size(length)
+        pad = (-length) % size
+        ids = F.pad(input_ids, (0, pad), value=self.config.pad_token_id or 0).view(-1, size)
+        mask = F.pad(attention_mask, (0, pad), value=0).view(-1, size)
+        occupied = mask.any(1)  # windows made only of padding are not encoded
+        if isinstance(self.backbone, TransICDEncoder):
+            states = self.backbone(ids[occupied], mask[occupied])
+        else:
+            states = self.backbone(input_ids=ids[occupied], attention_mask=mask[occupied]).last_hidden_state
+        hidden = states.new_zeros(ids.shape[0], size, states.shape[-1])
+        hidden[occupied] = states
+        return hidden.view(batch, length + pad, -1)[:, :length]
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+        **kwargs: Any,
+    ) -> TransICDOutput:
+        """Score every code for each note; with `labels` (batch, num_labels) in {0, 1}, also the loss."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if labels is not None and (labels.dim() != 2 or labels.shape[1] != self.config.num_labels):
+            raise ValueError(
+                f"`labels` must be a (batch, num_labels) = (batch, {self.config.num_labels}) 0/1 matrix, got "
+                f"shape {tuple(labels.shape)}"
+            )
+        hidden = self.encode(input_ids, attention_mask)
+        attentions = None
+        if isinstance(self.head, CodeWiseAttention):
+            logits, attentions = self.head(hidden, attention_mask)
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+            logits = self.head(pooled).float()
+        loss = None if labels is None else self.loss_fct(logits, labels)
+        return TransICDOutput(loss=loss, logits=logits, attentions=attentions)
