@@ -44,7 +44,10 @@ def test_demo_list(capsys: pytest.CaptureFixture[str]) -> None:
 def test_errors_are_one_line_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--only", "no_such_entry"]) == 1
     err = capsys.readouterr().err
-    assert err.strip() == "hf-margin: error: unknown demo entry no_such_entry; known: margin_heads, petal, madpo, embedding"
+    assert (
+        err.strip()
+        == "hf-margin: error: unknown demo entry no_such_entry; known: margin_heads, petal, madpo, embedding"
+    )
 
 
 def test_console_script_runs() -> None:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._validation import check_choice, check_in_range, check_positive, check_positive_int
+from hf_margin.functional._precision import at_least_float32
 
 Similarity = Literal["cosine", "dot"]
 FilterStrategy = Literal["relative", "absolute"]
@@ -223,11 +224,6 @@ def _check_inputs(queries: Tensor, documents: Sequence[Tensor], offset: int, bat
         raise ValueError(f"`offset` + `batch_size` must fit in {queries.shape[0]} rows, got {offset} + {batch_size}")
 
 
-def _at_least_float32(tensor: Tensor) -> Tensor:
-    # Similarities and softmax in float32 under bf16/fp16; float64 stays float64 (gradcheck).
-    return tensor if tensor.dtype in (torch.float32, torch.float64) else tensor.float()
-
-
 def _filtered(scores: Tensor, guide: Tensor, positive_columns: Tensor, options: InfoNCEOptions) -> Tensor:
     """Drop mask (B, N) of the likely false negatives; never the positive's own column."""
     if options.filter_strategy is None:
@@ -322,13 +318,13 @@ def margin_info_nce(
     width = queries.shape[0]
     rows = torch.arange(offset, offset + batch_size, device=queries.device)
     local = torch.arange(batch_size, device=queries.device)
-    all_queries = _at_least_float32(queries)
-    columns = [_at_least_float32(column) for column in documents]
+    all_queries = at_least_float32(queries)
+    columns = [at_least_float32(column) for column in documents]
     candidates = torch.cat(columns)
     scores = similarity_matrix(all_queries[rows], candidates, similarity)
     if guide_queries is not None and guide_documents is not None:
-        guide_local = _at_least_float32(guide_queries)[rows]
-        guide = similarity_matrix(guide_local, torch.cat([_at_least_float32(g) for g in guide_documents]), similarity)
+        guide_local = at_least_float32(guide_queries)[rows]
+        guide = similarity_matrix(guide_local, torch.cat([at_least_float32(g) for g in guide_documents]), similarity)
     else:
         guide = scores.detach()
     drop = _filtered(scores, guide, rows, options)
@@ -338,7 +334,7 @@ def margin_info_nce(
         hard = torch.stack(columns[1:], dim=1)[rows]
         guide_hard = None
         if guide_queries is not None and guide_documents is not None:
-            guide_hard = (guide_local, torch.stack([_at_least_float32(g) for g in guide_documents[1:]], dim=1)[rows])
+            guide_hard = (guide_local, torch.stack([at_least_float32(g) for g in guide_documents[1:]], dim=1)[rows])
         mixed_logits = _mixed_negative_logits(
             all_queries[rows], hard, scores, guide, drop, rows, width, options, guide_hard, generator
         )
@@ -349,7 +345,7 @@ def margin_info_nce(
         doc_scores = similarity_matrix(columns[0][rows], all_queries, similarity)
         if guide_queries is not None and guide_documents is not None:
             doc_guide = similarity_matrix(
-                _at_least_float32(guide_documents[0])[rows], _at_least_float32(guide_queries), similarity
+                at_least_float32(guide_documents[0])[rows], at_least_float32(guide_queries), similarity
             )
         else:
             doc_guide = doc_scores.detach()

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._validation import check_class_labels, check_in_range, check_positive
+from hf_margin.functional._precision import at_least_float32
 
 
 def _counts(class_counts: Tensor | list[int] | list[float]) -> Tensor:
@@ -80,10 +81,11 @@ def multilabel_ldam_loss(
         reduction: "mean" over batch x labels (TransICD), "sum" or "none".
     """
     _check_multilabel(logits, targets, margins, class_weights)
+    logits = at_least_float32(logits)
     targets = targets.to(logits.dtype)
-    shifted = logits.float() - targets.float() * margins.to(logits.device).float()
-    weight = None if class_weights is None else class_weights.to(logits.device).float().expand_as(shifted)
-    return F.binary_cross_entropy_with_logits(shifted, targets.float(), weight=weight, reduction=reduction)
+    shifted = logits - targets * margins.to(logits)
+    weight = None if class_weights is None else class_weights.to(logits).expand_as(shifted)
+    return F.binary_cross_entropy_with_logits(shifted, targets, weight=weight, reduction=reduction)
 
 
 def ldam_loss(
@@ -111,9 +113,10 @@ def ldam_loss(
     if class_weights is not None:
         _check_vector(class_weights, logits.shape[1], "class_weights")
     check_positive(scale, "scale")
-    margin = margins.to(logits.device).float()[labels]
-    shifted = logits.float().scatter_add(1, labels.unsqueeze(1), -margin.unsqueeze(1))
-    weight = None if class_weights is None else class_weights.to(logits.device).float()
+    logits = at_least_float32(logits)
+    margin = margins.to(logits)[labels]
+    shifted = logits.scatter_add(1, labels.unsqueeze(1), -margin.unsqueeze(1))
+    weight = None if class_weights is None else class_weights.to(logits)
     return F.cross_entropy(scale * shifted, labels, weight=weight, reduction=reduction)
 
 

@@ -1,5 +1,11 @@
 """Metrics used to evaluate the methods (verification, retrieval, classification)."""
 
+from hf_margin.metrics.multilabel import (
+    multilabel_compute_metrics,
+    multilabel_metrics,
+    precision_at_k,
+    tune_threshold,
+)
 from hf_margin.metrics.verification import (
     pair_scores,
     roc_curve,
@@ -7,4 +13,13 @@ from hf_margin.metrics.verification import (
     verification_accuracy,
 )
 
-__all__ = ["pair_scores", "roc_curve", "tar_at_far", "verification_accuracy"]
+__all__ = [
+    "multilabel_compute_metrics",
+    "multilabel_metrics",
+    "pair_scores",
+    "precision_at_k",
+    "roc_curve",
+    "tar_at_far",
+    "tune_threshold",
+    "verification_accuracy",
+]

@@ -3,6 +3,13 @@
 from transformers import AutoConfig, AutoModel
 
 from hf_margin.models.transicd.configuration_transicd import LOSSES, POOLINGS, TransICDConfig
+from hf_margin.models.transicd.explain import (
+    CodeExplanation,
+    NoteExplanation,
+    explain_note,
+    explanation_html,
+    plot_explanation,
+)
 from hf_margin.models.transicd.modeling_transicd import (
     CodeWiseAttention,
     TransICDModel,
@@ -16,9 +23,14 @@ AutoModel.register(TransICDConfig, TransICDModel, exist_ok=True)
 __all__ = [
     "LOSSES",
     "POOLINGS",
+    "CodeExplanation",
     "CodeWiseAttention",
+    "NoteExplanation",
     "TransICDConfig",
     "TransICDModel",
     "TransICDOutput",
     "TransICDPreTrainedModel",
+    "explain_note",
+    "explanation_html",
+    "plot_explanation",
 ]
