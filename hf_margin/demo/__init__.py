@@ -77,6 +77,12 @@ DEMOS: dict[str, DemoEntry] = {
             "ICD-10-CM term -> description retrieval with all-MiniLM-L6-v2: MarginEmbeddingLoss (focal, mixing, "
             "false-negative filter, soft labels) vs MultipleNegativesRankingLoss with hard negatives",
         ),
+        DemoEntry(
+            "transicd",
+            "hf_margin.demo.transicd",
+            "Multi-label ICD-10-CM pseudo-notes (50 categories): TransICD (code-wise attention + LDAM) vs attention "
+            "+ BCE vs mean pooling + BCE",
+        ),
     )
 }
 

@@ -124,6 +124,10 @@ def test_trainer_with_drw_and_metrics(tmp_path: Path) -> None:
     assert sum(seen[1]) == pytest.approx(3.0) and seen[1][2] > seen[1][1] > seen[1][0]
     metrics = trainer.evaluate()
     assert {"eval_micro_auc", "eval_macro_f1", "eval_precision_at_2", "eval_micro_f1_tuned"} <= set(metrics)
+    ragged = Dataset.from_dict({"input_ids": [[2, 3], [4, 5, 6, 7]], "labels": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]})
+    trainer.args.per_device_eval_batch_size = 1
+    prediction = trainer.predict(ragged)  # batches of different lengths: attentions are not gathered
+    assert prediction.predictions.shape == (2, 3)
 
 
 def test_explanations(tmp_path: Path) -> None:

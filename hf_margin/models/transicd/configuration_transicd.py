@@ -43,6 +43,8 @@ class TransICDConfig(PreTrainedConfig):
     """
 
     model_type = "transicd"
+    # The attention weights are (batch, labels, tokens): the Trainer must not gather them over an evaluation set.
+    keys_to_ignore_at_inference: ClassVar[list[str]] = ["attentions"]
     sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
         "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="bert", optional=True)
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -96,8 +96,6 @@ class TransICDPreTrainedModel(PreTrainedModel):
     config_class = TransICDConfig
     base_model_prefix = "transicd"
     main_input_name = "input_ids"
-    # The attention weights are (batch, labels, tokens): never gather them over an evaluation set.
-    keys_to_ignore_at_inference: ClassVar[list[str]] = ["attentions"]
     # The loss is a per-batch mean: the Trainer must scale it for gradient accumulation itself.
     accepts_loss_kwargs = False
 
