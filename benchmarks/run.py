@@ -25,6 +25,7 @@ BENCHMARKS = (
     "benchmarks.bench_madpo",
     "benchmarks.bench_gradient_entanglement",
     "benchmarks.bench_embedding",
+    "benchmarks.bench_transicd",
 )
 
 

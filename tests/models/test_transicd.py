@@ -160,3 +160,14 @@ def test_bad_input_and_config_errors() -> None:
         tiny_config(label_counts=[1, 2])
     with pytest.raises(ValueError, match="`pooling`"):
         tiny_config(pooling="max")
+
+
+def test_vectorised_head_equals_the_per_label_loop_of_the_benchmark() -> None:
+    from benchmarks.bench_transicd import per_label_loop
+    from hf_margin.models.transicd import CodeWiseAttention
+
+    head = CodeWiseAttention(8, 5).double()
+    hidden = torch.randn(2, 7, 8, dtype=torch.float64)
+    mask = torch.ones(2, 7)
+    mask[1, 4:] = 0
+    torch.testing.assert_close(head(hidden, mask)[0], per_label_loop(head, hidden, mask))

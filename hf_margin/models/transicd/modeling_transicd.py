@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from hf_margin.functional._precision import at_least_float32
 from hf_margin.losses.ldam import MultiLabelLDAMLoss
 from hf_margin.models.transicd.configuration_transicd import TransICDConfig
 
@@ -84,11 +85,11 @@ class CodeWiseAttention(nn.Module):
 
     def forward(self, hidden: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         """(B, S, H) states and (B, S) mask -> (B, L) logits and (B, L, S) attention weights."""
-        scores = self.scores(torch.tanh(self.hidden(hidden))).float()  # (B, S, L)
+        scores = at_least_float32(self.scores(torch.tanh(self.hidden(hidden))))  # (B, S, L)
         scores = scores.masked_fill(attention_mask.unsqueeze(-1) == 0, torch.finfo(scores.dtype).min)
         weights = scores.softmax(dim=1).transpose(1, 2)  # (B, L, S)
-        per_code = weights @ hidden.float()  # (B, L, H)
-        logits = (per_code * self.code_weight.float()).sum(-1) + self.code_bias.float()
+        per_code = weights @ hidden.to(weights.dtype)  # (B, L, H)
+        logits = (per_code * self.code_weight.to(weights.dtype)).sum(-1) + self.code_bias.to(weights.dtype)
         return logits, weights
 
 
