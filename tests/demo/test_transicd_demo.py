@@ -47,3 +47,27 @@ def test_tiny_real_run(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "transicd.json").read_text())
     assert set(report["results"]) == set(transicd_demo.METHODS)
     assert all(0 <= r.ours <= 1 or r.ours != r.ours for r in rows), "in [0, 1] (AUC is NaN for a label-less set)"
+
+
+def test_reuters_needs_its_files_and_says_how_to_get_them(tmp_path: Path) -> None:
+    from hf_margin.data.reuters import load_reuters_grain_corn
+
+    with pytest.raises(FileNotFoundError, match="apt-get download weka"):
+        load_reuters_grain_corn(tmp_path)
+    with pytest.raises(FileNotFoundError, match="apt-get download weka"):
+        transicd_demo.run(DemoContext(out_dir=tmp_path), transicd_demo.TransICDSetup(corpus="reuters"))
+
+
+def test_reuters_parsing(tmp_path: Path) -> None:
+    from hf_margin.data.reuters import EXAMPLES, load_reuters_grain_corn
+
+    folder = tmp_path / EXAMPLES
+    folder.mkdir(parents=True)
+    articles = r"'WHEAT up\nsharply',{}" + "\n" + r"'Oil\'s price',0" + "\n"  # ARFF escapes, as in the files
+    for name, grain in (("Grain", 1), ("Corn", 0)):
+        for split in ("train", "test"):
+            header = "@relation r\n@attribute Text string\n@attribute class-att {0,1}\n@data\n"
+            (folder / f"Reuters{name}-{split}.arff").write_text(header + articles.format(grain))
+    data = load_reuters_grain_corn(tmp_path)
+    assert data.train_texts == ["WHEAT up\nsharply", "Oil's price"]
+    assert data.train_labels == [[1, 0], [0, 0]] and data.label_counts == [1, 0]
