@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
+from hf_margin.trainers.margin_mse_trainer import MarginMSECollator, MarginMSETrainer
 from hf_margin.trainers.petal_trainer import PetalColumnsMixin, PetalTrainer, quality_keys
 
 _LAZY = {
@@ -26,6 +28,9 @@ __all__ = [
     "BetaDPOTrainer",
     "MADPOConfig",
     "MADPOTrainer",
+    "MarginMSECollator",
+    "MarginMSETrainer",
+    "MarginMSETrainingArguments",
     "PetalColumnsMixin",
     "PetalTrainer",
     "quality_keys",

@@ -1,0 +1,154 @@
+"""`MarginMSETrainer`: Margin-MSE distillation of a ranker with the plain transformers `Trainer`.
+
+Hofstaetter et al., "Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge Distillation"
+(arXiv 2010.02666). sentence-transformers has `MarginMSELoss` for its own trainer; this is the same loss for
+cross-encoder or bi-encoder students trained with `Trainer` (tested to agree numerically).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import Trainer
+
+from hf_margin.functional.margin_mse import aggregate_teachers, margin_mse_loss
+from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
+
+
+class MarginMSECollator:
+    """Tokenises (query, passage_1 .. passage_{1+N}) rows for a cross-encoder or a bi-encoder student.
+
+    The batch keeps the texts (for teachers scoring on the fly) and the teacher-score column, if any.
+    """
+
+    def __init__(self, tokenizer: Any, args: MarginMSETrainingArguments, passage_columns: list[str]) -> None:
+        self.tokenizer, self.args, self.passage_columns = tokenizer, args, passage_columns
+
+    def _tokenize(self, *texts: list[str]) -> dict[str, Tensor]:
+        return dict(self.tokenizer(*texts, truncation=True, max_length=self.args.max_length, padding=True,
+                                   return_tensors="pt"))  # fmt: skip
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        missing = [c for c in [self.args.query_column, *self.passage_columns] if c not in rows[0]]
+        if missing:
+            raise ValueError(f"the rows have no column(s) {missing}; they have {sorted(rows[0])}")
+        queries = [row[self.args.query_column] for row in rows]
+        passages = [[row[c] for c in self.passage_columns] for row in rows]  # (batch, 1 + N), query-major
+        flat = [p for group in passages for p in group]
+        batch: dict[str, Any] = {"queries": queries, "passages": passages}
+        if self.args.student_type == "cross-encoder":
+            repeated = [q for q in queries for _ in self.passage_columns]
+            batch["pair_inputs"] = self._tokenize(repeated, flat)
+        else:
+            batch["query_inputs"] = self._tokenize(queries)
+            batch["passage_inputs"] = self._tokenize(flat)
+        if self.args.teacher_column in rows[0]:
+            batch["teacher_scores"] = torch.tensor([row[self.args.teacher_column] for row in rows], dtype=torch.float)
+        return batch
+
+
+def _pool(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+class MarginMSETrainer(Trainer):
+    """`Trainer` that distils teacher score margins into a cross-encoder or bi-encoder student.
+
+    Rows: a query column, passage columns (positive first, then any number of negatives), and either a
+    teacher-score column with 1 + N scores per row or ``teachers=`` cross-encoders that score each batch on the
+    fly (their raw scores combined by ``args.teacher_aggregation``; the paper's T2 is the mean of three).
+
+    Args:
+        model: the student.
+        args: `MarginMSETrainingArguments`.
+        processing_class: the student's tokenizer.
+        teachers: optional list of (cross-encoder model, tokenizer) pairs scoring on the fly.
+        **kwargs: everything else `Trainer` takes.
+
+    Example:
+        >>> args = MarginMSETrainingArguments("out", student_type="bi-encoder", similarity="dot")
+        >>> MarginMSETrainer(student, args, train_dataset=triples, processing_class=tokenizer).train()
+    """
+
+    args: MarginMSETrainingArguments
+
+    def __init__(
+        self,
+        model: nn.Module,
+        args: MarginMSETrainingArguments,
+        processing_class: Any = None,
+        teachers: list[tuple[nn.Module, Any]] | None = None,
+        data_collator: Any = None,
+        train_dataset: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(args, MarginMSETrainingArguments):
+            raise TypeError(f"`args` must be MarginMSETrainingArguments, got {type(args).__name__}")
+        if processing_class is None:
+            raise ValueError("`processing_class` must be the student's tokenizer (the rows hold texts)")
+        self.teachers = list(teachers or [])
+        for teacher, _ in self.teachers:
+            teacher.eval().requires_grad_(False)
+        if train_dataset is not None and data_collator is None:
+            passage_columns = self.passage_columns(train_dataset.column_names, args)
+            if not self.teachers and args.teacher_column not in train_dataset.column_names:
+                raise ValueError(
+                    f"no teacher scores: the dataset has no {args.teacher_column!r} column and no `teachers` were "
+                    f"given (columns: {train_dataset.column_names})"
+                )
+            data_collator = MarginMSECollator(processing_class, args, passage_columns)
+        super().__init__(model=model, args=args, processing_class=processing_class, data_collator=data_collator,
+                         train_dataset=train_dataset, **kwargs)  # fmt: skip
+        # The loss is a per-batch mean: let the Trainer divide it by the accumulation steps.
+        self.model_accepts_loss_kwargs = False
+
+    @staticmethod
+    def passage_columns(columns: list[str], args: MarginMSETrainingArguments) -> list[str]:
+        """The passage columns: `args.passage_columns`, or every column but the query and teacher ones."""
+        chosen = args.passage_columns or [c for c in columns if c not in (args.query_column, args.teacher_column)]
+        if len(chosen) < 2:
+            raise ValueError(f"Margin-MSE needs a positive and at least one negative passage column, got {chosen}")
+        return chosen
+
+    def student_scores(self, model: nn.Module, inputs: dict[str, Any]) -> Tensor:
+        """(batch, 1 + N) student scores of the batch's (query, passage) pairs."""
+        groups = len(inputs["passages"][0])
+        if self.args.student_type == "cross-encoder":
+            logits = model(**inputs["pair_inputs"]).logits
+            if logits.shape[-1] != 1:
+                raise ValueError(f"a cross-encoder student needs one output (num_labels=1), got {logits.shape[-1]}")
+            return logits.view(-1, groups)
+        query_inputs, passage_inputs = inputs["query_inputs"], inputs["passage_inputs"]
+        queries = _pool(model(**query_inputs).last_hidden_state, query_inputs["attention_mask"], self.args.pooling)
+        passages = _pool(model(**passage_inputs).last_hidden_state, passage_inputs["attention_mask"],
+                         self.args.pooling).view(queries.shape[0], groups, -1)  # fmt: skip
+        if self.args.similarity == "cosine":
+            queries, passages = F.normalize(queries, dim=-1), F.normalize(passages, dim=-1)
+        return torch.einsum("bd,bkd->bk", queries, passages)
+
+    @torch.no_grad()
+    def teacher_scores(self, inputs: dict[str, Any]) -> Tensor:
+        """(batch, 1 + N) scores of the on-the-fly teachers, combined by `args.teacher_aggregation`."""
+        queries, passages = inputs["queries"], inputs["passages"]
+        repeated = [q for q, group in zip(queries, passages, strict=True) for _ in group]
+        flat = [p for group in passages for p in group]
+        scores = []
+        for teacher, tokenizer in self.teachers:
+            encoded = tokenizer(repeated, flat, truncation=True, max_length=self.args.max_length, padding=True,
+                                return_tensors="pt").to(next(teacher.parameters()).device)  # fmt: skip
+            scores.append(teacher(**encoded).logits.float().view(len(queries), -1))
+        return aggregate_teachers(scores, self.args.teacher_aggregation)
+
+    def compute_loss(
+        self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        student = self.student_scores(model, inputs)
+        teacher = self.teacher_scores(inputs) if self.teachers else inputs["teacher_scores"]
+        loss = margin_mse_loss(student, teacher.to(student.device))
+        return (loss, {"scores": student}) if return_outputs else loss

@@ -1,0 +1,130 @@
+"""MarginMSETrainer: cross-encoder and bi-encoder students, precomputed or on-the-fly teachers, gradient
+accumulation, checkpoint resume, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+from hf_margin.trainers import MarginMSETrainer, MarginMSETrainingArguments
+from tests.trainers.tiny_lm import WORDS, tiny_tokenizer
+
+
+def bert_config() -> BertConfig:
+    tokenizer = tiny_tokenizer()
+    return BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=32, num_labels=1, pad_token_id=tokenizer.pad_token_id,
+                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+
+
+def cross_encoder(seed: int = 0) -> BertForSequenceClassification:
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(bert_config())
+
+
+def triples(n: int = 8, seed: int = 0) -> Dataset:
+    g = torch.Generator().manual_seed(seed)
+
+    def text() -> str:
+        return " ".join(WORDS[int(i)] for i in torch.randint(len(WORDS), (4,), generator=g))
+
+    return Dataset.from_dict({
+        "query": [text() for _ in range(n)], "positive": [text() for _ in range(n)],
+        "negative_1": [text() for _ in range(n)], "negative_2": [text() for _ in range(n)],
+        "teacher_scores": torch.randn(n, 3, generator=g).tolist(),
+    })  # fmt: skip
+
+
+def arguments(tmp_path: Path, **kwargs) -> MarginMSETrainingArguments:
+    options = {"per_device_train_batch_size": 8, "max_steps": 1, "learning_rate": 0.1, "optim": "sgd",
+               "report_to": "none", "save_strategy": "no", "use_cpu": True, "seed": 0, "lr_scheduler_type": "constant",
+               "max_length": 16}  # fmt: skip
+    return MarginMSETrainingArguments(str(tmp_path), **(options | kwargs))
+
+
+def trained(model: torch.nn.Module, tmp_path: Path, data: Dataset | None = None, teachers: list | None = None,
+            **kwargs) -> torch.nn.Module:  # fmt: skip
+    trainer = MarginMSETrainer(model, arguments(tmp_path, **kwargs), train_dataset=data or triples(),
+                               processing_class=tiny_tokenizer(), teachers=teachers)  # fmt: skip
+    trainer.train()
+    return model
+
+
+def test_loss_equals_the_functional_on_the_student_scores(tmp_path: Path) -> None:
+    model = cross_encoder()
+    trainer = MarginMSETrainer(model, arguments(tmp_path), train_dataset=triples(), processing_class=tiny_tokenizer())
+    batch = trainer.data_collator([triples()[i] for i in range(4)])
+    loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+    scores, teacher = outputs["scores"], batch["teacher_scores"]
+    expected = ((scores[:, :1] - scores[:, 1:]) - (teacher[:, :1] - teacher[:, 1:])).pow(2).mean()
+    torch.testing.assert_close(loss, expected)
+    assert scores.shape == (4, 3)
+
+
+@pytest.mark.parametrize("student", ["cross-encoder", "bi-encoder"])
+def test_gradient_accumulation_equals_the_bigger_batch(tmp_path: Path, student: str) -> None:
+    make = cross_encoder if student == "cross-encoder" else lambda: (torch.manual_seed(0), BertModel(bert_config()))[1]
+    big = trained(make(), tmp_path / "big", student_type=student)
+    accumulated = trained(make(), tmp_path / "ga", student_type=student, per_device_train_batch_size=4,
+                          gradient_accumulation_steps=2)  # fmt: skip
+    untouched = make()
+    for a, b in zip(big.parameters(), accumulated.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert any(not torch.equal(a, c) for a, c in zip(big.parameters(), untouched.parameters(), strict=True))
+
+
+def test_on_the_fly_teachers_equal_their_precomputed_mean(tmp_path: Path) -> None:
+    teachers = [(cross_encoder(seed), tiny_tokenizer()) for seed in (1, 2)]
+    data = triples()
+    probe = MarginMSETrainer(cross_encoder(), arguments(tmp_path / "p"), train_dataset=data,
+                             processing_class=tiny_tokenizer(), teachers=teachers)  # fmt: skip
+    batch = probe.data_collator([data[i] for i in range(8)])
+    mean = probe.teacher_scores(batch)
+    precomputed = data.remove_columns("teacher_scores").add_column("teacher_scores", mean.tolist())
+    live = trained(cross_encoder(), tmp_path / "live", data.remove_columns("teacher_scores"),
+                   teachers=teachers)  # fmt: skip
+    stored = trained(cross_encoder(), tmp_path / "stored", precomputed)
+    for a, b in zip(live.parameters(), stored.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_resume_from_checkpoint_gives_the_same_weights(tmp_path: Path) -> None:
+    options = {"max_steps": 4, "per_device_train_batch_size": 2, "optim": "adamw_torch", "learning_rate": 1e-3}
+    straight = trained(cross_encoder(), tmp_path / "straight", **options)
+    first = MarginMSETrainer(cross_encoder(), arguments(tmp_path / "resumed", **options, save_strategy="steps",
+                             save_steps=2), train_dataset=triples(), processing_class=tiny_tokenizer())  # fmt: skip
+    first.args.max_steps = 2
+    first.train()
+    model = cross_encoder()
+    second = MarginMSETrainer(model, arguments(tmp_path / "resumed", **options), train_dataset=triples(),
+                              processing_class=tiny_tokenizer())  # fmt: skip
+    second.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
+    for a, b in zip(straight.parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_errors(tmp_path: Path) -> None:
+    no_teacher = triples().remove_columns("teacher_scores")
+    with pytest.raises(ValueError, match="no teacher scores"):
+        MarginMSETrainer(
+            cross_encoder(), arguments(tmp_path), train_dataset=no_teacher, processing_class=tiny_tokenizer()
+        )
+    with pytest.raises(ValueError, match="at least one negative"):
+        MarginMSETrainer(cross_encoder(), arguments(tmp_path), processing_class=tiny_tokenizer(),
+                         train_dataset=triples().select_columns(["query", "positive", "teacher_scores"]))  # fmt: skip
+    with pytest.raises(ValueError, match="`student_type`"):
+        arguments(tmp_path, student_type="colbert")
+    with pytest.raises(TypeError, match="MarginMSETrainingArguments"):
+        from transformers import TrainingArguments
+
+        MarginMSETrainer(cross_encoder(), TrainingArguments(str(tmp_path)), processing_class=tiny_tokenizer())
+    bad = triples().remove_columns("teacher_scores").add_column("teacher_scores", [[0.0, 1.0]] * 8)
+    trainer = MarginMSETrainer(
+        cross_encoder(), arguments(tmp_path), train_dataset=bad, processing_class=tiny_tokenizer()
+    )
+    with pytest.raises(ValueError, match="same number of negatives"):
+        trainer.train()
