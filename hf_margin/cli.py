@@ -11,6 +11,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from hf_margin import __version__
 from hf_margin.catalogue import CATALOGUE, markdown_table
@@ -50,20 +51,25 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"\nwrote {context.out_dir / 'results.json'} and {context.out_dir / 'results.png'}")
 
 
-def _score_preferences(args: argparse.Namespace) -> None:
+def _load_rows(path: str) -> Any:
+    """A saved dataset folder, or a .jsonl/.json/.csv/.parquet file, as a `datasets.Dataset`."""
     from datasets import load_dataset, load_from_disk
+
+    source = Path(path)
+    if source.is_dir():
+        return load_from_disk(str(source))
+    kind = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(source.suffix)
+    if kind is None:
+        raise ValueError(f"--dataset must be a saved dataset folder or a .jsonl/.json/.csv/.parquet file: {source}")
+    return load_dataset(kind, data_files=str(source), split="train")
+
+
+def _score_preferences(args: argparse.Namespace) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from hf_margin.data.preference_scoring import score_preference_margins
 
-    source = Path(args.dataset)
-    if source.is_dir():
-        dataset = load_from_disk(str(source))
-    else:
-        kind = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(source.suffix)
-        if kind is None:
-            raise ValueError(f"--dataset must be a saved dataset folder or a .jsonl/.json/.csv/.parquet file: {source}")
-        dataset = load_dataset(kind, data_files=str(source), split="train")
+    dataset = _load_rows(args.dataset)
     model = AutoModelForSequenceClassification.from_pretrained(args.reward_model)
     tokenizer = AutoTokenizer.from_pretrained(args.reward_model)
     scored = score_preference_margins(
@@ -72,6 +78,23 @@ def _score_preferences(args: argparse.Namespace) -> None:
     )  # fmt: skip
     scored.save_to_disk(args.out)
     print(f"wrote {len(scored)} pairs with `{args.margin_column}` to {args.out}")
+
+
+def _score_teachers(args: argparse.Namespace) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from hf_margin.data.teacher_scoring import score_with_teachers
+
+    dataset = _load_rows(args.dataset)
+    teachers = [(AutoModelForSequenceClassification.from_pretrained(t), AutoTokenizer.from_pretrained(t))
+                for t in args.teacher]  # fmt: skip
+    scored = score_with_teachers(
+        dataset, teachers, query_column=args.query_column, teacher_column=args.teacher_column,
+        aggregation=args.aggregation, batch_size=args.batch_size, max_length=args.max_length,
+        cache_file=args.cache_file,
+    )  # fmt: skip
+    scored.save_to_disk(args.out)
+    print(f"wrote {len(scored)} rows with `{args.teacher_column}` ({len(teachers)} teacher(s)) to {args.out}")
 
 
 def _plot_entanglement(args: argparse.Namespace) -> None:
@@ -110,6 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--margin-column", default="margin")
     score.add_argument("--cache-file", help="JSON file of finished batches: an interrupted run resumes from it")
     score.set_defaults(handler=_score_preferences)
+
+    teachers = commands.add_parser(
+        "score-teachers", help="add cross-encoder teachers' scores of each row's passages (Margin-MSE's labels)"
+    )
+    teachers.add_argument("--dataset", required=True, help="saved dataset folder, or .jsonl/.json/.csv/.parquet file")
+    teachers.add_argument("--teacher", required=True, action="append", help="cross-encoder folder or hub id (repeat)")
+    teachers.add_argument("--out", required=True, help="folder for the scored dataset (datasets.save_to_disk)")
+    teachers.add_argument("--aggregation", choices=("mean", "median", "max", "min"), default="mean")
+    teachers.add_argument("--query-column", default="query")
+    teachers.add_argument("--teacher-column", default="teacher_scores")
+    teachers.add_argument("--batch-size", type=int, default=32)
+    teachers.add_argument("--max-length", type=int, default=256)
+    teachers.add_argument("--cache-file", help="JSON file of finished batches: an interrupted run resumes from it")
+    teachers.set_defaults(handler=_score_teachers)
 
     plot = commands.add_parser(
         "plot-entanglement", help="draw a run's gradient-entanglement measurements (GradientEntanglementCallback)"

@@ -8,12 +8,12 @@ resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+
+from hf_margin.data.batch_scoring import score_in_batches
 
 
 def _texts(tokenizer: Any, prompts: list[Any], completions: list[Any]) -> list[str]:
@@ -52,26 +52,18 @@ def score_preference_margins(
     missing = [c for c in (prompt_column, chosen_column, rejected_column) if c not in dataset.column_names]
     if missing:
         raise ValueError(f"the dataset lacks the column(s) {missing}; it has {dataset.column_names}")
-    cache = Path(cache_file) if cache_file is not None else None
-    margins: list[float] = []
-    if cache is not None and cache.is_file():
-        saved = json.loads(cache.read_text())
-        if saved["fingerprint"] != dataset._fingerprint:
-            raise ValueError(f"{cache} was written for another dataset; delete it or pass another `cache_file`")
-        margins = saved["margins"]
     reward_model.eval()
-    starts = range(len(margins), len(dataset), batch_size)
-    for start in tqdm(starts, desc="scoring pairs", disable=not progress, unit="batch"):
-        rows = dataset[start : start + batch_size]
+
+    def margins(rows: dict[str, list[Any]]) -> list[float]:
         chosen = reward_scores(
             reward_model, tokenizer, _texts(tokenizer, rows[prompt_column], rows[chosen_column]), max_length
         )
         rejected = reward_scores(
             reward_model, tokenizer, _texts(tokenizer, rows[prompt_column], rows[rejected_column]), max_length
         )
-        margins.extend((chosen - rejected).tolist())
-        if cache is not None:
-            cache.write_text(json.dumps({"fingerprint": dataset._fingerprint, "margins": margins}))
+        return (chosen - rejected).tolist()
+
+    scores = score_in_batches(dataset, margins, batch_size, cache_file, "scoring pairs", progress)
     if margin_column in dataset.column_names:
         dataset = dataset.remove_columns(margin_column)
-    return dataset.add_column(margin_column, margins)
+    return dataset.add_column(margin_column, scores)

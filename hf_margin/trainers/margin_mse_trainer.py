@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import Trainer
 
-from hf_margin.functional.margin_mse import aggregate_teachers, margin_mse_loss
+from hf_margin.data.teacher_scoring import cross_encoder_scores
+from hf_margin.functional.margin_mse import margin_mse_loss
 from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
 
 
@@ -132,18 +133,10 @@ class MarginMSETrainer(Trainer):
             queries, passages = F.normalize(queries, dim=-1), F.normalize(passages, dim=-1)
         return torch.einsum("bd,bkd->bk", queries, passages)
 
-    @torch.no_grad()
     def teacher_scores(self, inputs: dict[str, Any]) -> Tensor:
         """(batch, 1 + N) scores of the on-the-fly teachers, combined by `args.teacher_aggregation`."""
-        queries, passages = inputs["queries"], inputs["passages"]
-        repeated = [q for q, group in zip(queries, passages, strict=True) for _ in group]
-        flat = [p for group in passages for p in group]
-        scores = []
-        for teacher, tokenizer in self.teachers:
-            encoded = tokenizer(repeated, flat, truncation=True, max_length=self.args.max_length, padding=True,
-                                return_tensors="pt").to(next(teacher.parameters()).device)  # fmt: skip
-            scores.append(teacher(**encoded).logits.float().view(len(queries), -1))
-        return aggregate_teachers(scores, self.args.teacher_aggregation)
+        return cross_encoder_scores(self.teachers, inputs["queries"], inputs["passages"], self.args.max_length,
+                                    self.args.teacher_aggregation)  # fmt: skip
 
     def compute_loss(
         self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None

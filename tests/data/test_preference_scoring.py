@@ -52,7 +52,7 @@ def test_resumes_from_the_cache(tmp_path: Path) -> None:
     cache = tmp_path / "margins.json"
     full = score_preference_margins(data, model, tokenizer, batch_size=2, cache_file=cache, progress=False)
     partial = json.loads(cache.read_text())
-    partial["margins"] = partial["margins"][:4]  # as if interrupted after two batches
+    partial["scores"] = partial["scores"][:4]  # as if interrupted after two batches
     cache.write_text(json.dumps(partial))
     calls = []
     model.register_forward_pre_hook(lambda *args: calls.append(1))
