@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from hf_margin._extras import require
+from hf_margin.metrics.ranking import ranking_metrics
 
 
 @dataclass(frozen=True)
@@ -108,15 +107,8 @@ def retrieval_metrics(model: Any, data: RetrievalSet, batch_size: int = 128, k: 
     queries = model.encode(data.queries, show_progress_bar=False, **encode)
     corpus = model.encode(data.corpus, show_progress_bar=False, **encode)
     position = {text: i for i, text in enumerate(data.corpus)}
-    top = (queries @ corpus.T).topk(min(k, len(data.corpus)), dim=1).indices.cpu()
-    hits_1 = hits_k = ndcg = 0.0
-    discounts = 1.0 / torch.log2(torch.arange(2, top.shape[1] + 2, dtype=torch.float64))
-    for row, relevant in zip(top, data.relevant, strict=True):
-        wanted = {position[text] for text in relevant}
-        gains = torch.tensor([float(int(i) in wanted) for i in row], dtype=torch.float64)
-        hits_1 += float(gains[0])
-        hits_k += float(gains.any())
-        ideal = float(discounts[: min(len(wanted), len(discounts))].sum())
-        ndcg += float((gains * discounts).sum()) / ideal
-    n = len(data.queries)
-    return {"R@1": hits_1 / n, f"R@{k}": hits_k / n, f"nDCG@{k}": ndcg / n}
+    top = (queries @ corpus.T).topk(min(k, len(data.corpus)), dim=1).indices.cpu().tolist()
+    wanted = [{position[text] for text in relevant} for relevant in data.relevant]
+    ranked = [[i in hits for i in row] for row, hits in zip(top, wanted, strict=True)]
+    metrics = ranking_metrics(ranked, [len(hits) for hits in wanted], k)
+    return {name: metrics[name] for name in ("R@1", f"R@{k}", f"nDCG@{k}")}

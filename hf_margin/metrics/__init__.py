@@ -6,6 +6,7 @@ from hf_margin.metrics.multilabel import (
     precision_at_k,
     tune_threshold,
 )
+from hf_margin.metrics.ranking import ranking_metrics
 from hf_margin.metrics.verification import (
     pair_scores,
     roc_curve,
@@ -18,6 +19,7 @@ __all__ = [
     "multilabel_metrics",
     "pair_scores",
     "precision_at_k",
+    "ranking_metrics",
     "roc_curve",
     "tar_at_far",
     "tune_threshold",

@@ -6,7 +6,7 @@ import importlib
 from typing import Any
 
 from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
-from hf_margin.trainers.margin_mse_trainer import MarginMSECollator, MarginMSETrainer
+from hf_margin.trainers.margin_mse_trainer import MarginMSECollator, MarginMSETrainer, RerankingSet
 from hf_margin.trainers.petal_trainer import PetalColumnsMixin, PetalTrainer, quality_keys
 
 _LAZY = {
@@ -33,5 +33,6 @@ __all__ = [
     "MarginMSETrainingArguments",
     "PetalColumnsMixin",
     "PetalTrainer",
+    "RerankingSet",
     "quality_keys",
 ]

@@ -7,6 +7,7 @@ cross-encoder or bi-encoder students trained with `Trainer` (tested to agree num
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from transformers import Trainer
 
 from hf_margin.data.teacher_scoring import cross_encoder_scores
 from hf_margin.functional.margin_mse import margin_mse_loss
+from hf_margin.metrics.ranking import ranking_metrics
 from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
 
 
@@ -58,6 +60,21 @@ def _pool(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
 
+@dataclass(frozen=True)
+class RerankingSet:
+    """A re-ranking dev set: each query's candidate passages (the same number per query) and which are relevant.
+
+    Attributes:
+        queries: the queries.
+        candidates: per query, its candidate passages.
+        relevant: per query, the indices of its relevant candidates.
+    """
+
+    queries: list[str]
+    candidates: list[list[str]]
+    relevant: list[set[int]]
+
+
 class MarginMSETrainer(Trainer):
     """`Trainer` that distils teacher score margins into a cross-encoder or bi-encoder student.
 
@@ -70,6 +87,8 @@ class MarginMSETrainer(Trainer):
         args: `MarginMSETrainingArguments`.
         processing_class: the student's tokenizer.
         teachers: optional list of (cross-encoder model, tokenizer) pairs scoring on the fly.
+        reranking: a `RerankingSet`: every evaluation also re-ranks it with the student and logs MRR@10,
+            nDCG@10, R@1 and R@10 (``eval_rerank_*``).
         **kwargs: everything else `Trainer` takes.
 
     Example:
@@ -85,6 +104,7 @@ class MarginMSETrainer(Trainer):
         args: MarginMSETrainingArguments,
         processing_class: Any = None,
         teachers: list[tuple[nn.Module, Any]] | None = None,
+        reranking: RerankingSet | None = None,
         data_collator: Any = None,
         train_dataset: Any = None,
         **kwargs: Any,
@@ -94,6 +114,7 @@ class MarginMSETrainer(Trainer):
         if processing_class is None:
             raise ValueError("`processing_class` must be the student's tokenizer (the rows hold texts)")
         self.teachers = list(teachers or [])
+        self.reranking = reranking
         for teacher, _ in self.teachers:
             teacher.eval().requires_grad_(False)
         if train_dataset is not None and data_collator is None:
@@ -137,6 +158,46 @@ class MarginMSETrainer(Trainer):
         """(batch, 1 + N) scores of the on-the-fly teachers, combined by `args.teacher_aggregation`."""
         return cross_encoder_scores(self.teachers, inputs["queries"], inputs["passages"], self.args.max_length,
                                     self.args.teacher_aggregation)  # fmt: skip
+
+    @torch.no_grad()
+    def rerank(self, data: RerankingSet, batch_size: int = 16, k: int = 10) -> dict[str, float]:
+        """Score every query's candidates with the student and return MRR@k, nDCG@k, R@1 and R@k."""
+        width = len(data.candidates[0])
+        columns = [f"candidate_{i}" for i in range(width)]
+        collator = MarginMSECollator(self.processing_class, self.args, columns)
+        model: Any = self.model
+        was_training = model.training
+        model.eval()
+        ranked = []
+        for start in range(0, len(data.queries), batch_size):
+            rows = [{self.args.query_column: q, **dict(zip(columns, group, strict=True))}
+                    for q, group in zip(data.queries[start : start + batch_size],
+                                        data.candidates[start : start + batch_size], strict=True)]  # fmt: skip
+            scores = self.student_scores(model, self._prepare_inputs(collator(rows)))
+            for order, relevant in zip(scores.argsort(dim=1, descending=True).tolist(),
+                                       data.relevant[start : start + batch_size], strict=True):  # fmt: skip
+                ranked.append([i in relevant for i in order])
+        model.train(was_training)
+        return ranking_metrics(ranked, [len(r) for r in data.relevant], k)
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval") -> Any:
+        """The Trainer's evaluation (Margin-MSE on `eval_dataset`), plus the re-ranking metrics if configured."""
+        has_data = eval_dataset is not None or self.eval_dataset is not None
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix) if has_data else {}
+        if self.reranking is not None:
+            extra = {f"{metric_key_prefix}_rerank_{name}": value for name, value in self.rerank(self.reranking).items()}
+            self.log(extra)
+            metrics.update(extra)
+        return metrics
+
+    def prediction_step(
+        self, model: nn.Module, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: Any = None
+    ) -> tuple[Tensor, None, None]:
+        """Evaluation: the Margin-MSE loss of the batch (the rows hold texts, not model inputs)."""
+        with torch.no_grad():
+            loss = self.compute_loss(model, self._prepare_inputs(inputs))
+        assert isinstance(loss, Tensor)
+        return loss.detach(), None, None
 
     def compute_loss(
         self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None

@@ -128,3 +128,24 @@ def test_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="same number of negatives"):
         trainer.train()
+
+
+def test_reranking_metrics_at_every_evaluation(tmp_path: Path) -> None:
+    from hf_margin.trainers import RerankingSet
+
+    data = triples(8)
+    dev = RerankingSet(queries=data["query"][:4], candidates=[[data[i]["positive"], data[i]["negative_1"],
+                       data[i]["negative_2"]] for i in range(4)], relevant=[{0}] * 4)  # fmt: skip
+    model = cross_encoder()
+    trainer = MarginMSETrainer(model, arguments(tmp_path, eval_strategy="steps", eval_steps=1, max_steps=2),
+                               train_dataset=data, eval_dataset=data, processing_class=tiny_tokenizer(),
+                               reranking=dev)  # fmt: skip
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "eval_rerank_MRR@10" in entry]
+    assert len(logged) == 2 and all(0 < entry["eval_rerank_MRR@10"] <= 1 for entry in logged)
+    batch = trainer.data_collator([data[i] for i in range(4)])
+    with torch.no_grad():
+        model.eval()
+        scores = trainer.student_scores(model, batch)
+    expected = sum(1 / (1 + int((scores[i, 1:] > scores[i, 0]).sum())) for i in range(4)) / 4
+    assert trainer.rerank(dev)["MRR@10"] == pytest.approx(expected)
