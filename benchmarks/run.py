@@ -26,6 +26,7 @@ BENCHMARKS = (
     "benchmarks.bench_gradient_entanglement",
     "benchmarks.bench_embedding",
     "benchmarks.bench_transicd",
+    "benchmarks.bench_margin_mse",
 )
 
 
