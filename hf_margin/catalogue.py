@@ -267,7 +267,11 @@ CATALOGUE: tuple[Method, ...] = (
         "2010.02666",
         "trainer",
         "hf_margin.trainers.MarginMSETrainer",
-        issue="Margin-MSE",
+        "implemented",
+        "Margin-MSE",
+        reason="the in-batch inter-passage variant is not built yet",
+        tests=("tests/trainers/test_margin_mse_trainer.py",),
+        benchmark="benchmarks/bench_margin_mse.py",
     ),
     # Catalogue I: imbalance- and noise-robust classification losses.
     Method(
