@@ -269,7 +269,6 @@ CATALOGUE: tuple[Method, ...] = (
         "hf_margin.trainers.MarginMSETrainer",
         "implemented",
         "Margin-MSE",
-        reason="the in-batch inter-passage variant is not built yet",
         tests=("tests/trainers/test_margin_mse_trainer.py",),
         benchmark="benchmarks/bench_margin_mse.py",
     ),

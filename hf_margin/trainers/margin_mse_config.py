@@ -33,6 +33,10 @@ class MarginMSETrainingArguments(TrainingArguments):
             `"min"`.
         max_length (`int`, *optional*, defaults to `128`):
             Token budget of a query, a passage, or a query + passage pair.
+        in_batch_margins (`bool`, *optional*, defaults to `False`):
+            Inter-passage variant: also match the margins between each query's positive and every *other* row's
+            passages in the batch. Needs a bi-encoder student and on-the-fly `teachers` (the teachers score all
+            batch x passages pairs, which costs batch times more teacher passes).
     """
 
     student_type: str = field(default="cross-encoder", metadata={"help": "cross-encoder or bi-encoder"})
@@ -45,6 +49,7 @@ class MarginMSETrainingArguments(TrainingArguments):
     teacher_column: str = field(default="teacher_scores", metadata={"help": "the teacher-score column"})
     teacher_aggregation: str = field(default="mean", metadata={"help": "mean, median, max or min over teachers"})
     max_length: int = field(default=128, metadata={"help": "token budget per text or pair"})
+    in_batch_margins: bool = field(default=False, metadata={"help": "also margins against other rows' passages"})
 
     def __post_init__(self) -> None:
         check_choice(self.student_type, "student_type", ("cross-encoder", "bi-encoder"))

@@ -75,6 +75,14 @@ class RerankingSet:
     relevant: list[set[int]]
 
 
+def _positive_first(rows: int, group: int, device: torch.device) -> Tensor:
+    """(rows, rows x group) column order putting row i's own positive (column i x group) first."""
+    columns = torch.arange(rows * group, device=device).expand(rows, -1)
+    own = torch.arange(rows, device=device).unsqueeze(1) * group
+    others = columns[columns != own].view(rows, -1)
+    return torch.cat([own, others], dim=1)
+
+
 class MarginMSETrainer(Trainer):
     """`Trainer` that distils teacher score margins into a cross-encoder or bi-encoder student.
 
@@ -115,6 +123,9 @@ class MarginMSETrainer(Trainer):
             raise ValueError("`processing_class` must be the student's tokenizer (the rows hold texts)")
         self.teachers = list(teachers or [])
         self.reranking = reranking
+        if args.in_batch_margins and (args.student_type != "bi-encoder" or not self.teachers):
+            raise ValueError("in_batch_margins needs student_type='bi-encoder' and on-the-fly `teachers` (they score "
+                             "every query against every passage of the batch)")  # fmt: skip
         for teacher, _ in self.teachers:
             teacher.eval().requires_grad_(False)
         if train_dataset is not None and data_collator is None:
@@ -138,8 +149,9 @@ class MarginMSETrainer(Trainer):
             raise ValueError(f"Margin-MSE needs a positive and at least one negative passage column, got {chosen}")
         return chosen
 
-    def student_scores(self, model: nn.Module, inputs: dict[str, Any]) -> Tensor:
-        """(batch, 1 + N) student scores of the batch's (query, passage) pairs."""
+    def student_scores(self, model: nn.Module, inputs: dict[str, Any], in_batch: bool = False) -> Tensor:
+        """(batch, 1 + N) student scores of each row's passages, or (batch, batch x (1 + N)) against all of the
+        batch's passages (row-major) with `in_batch`."""
         groups = len(inputs["passages"][0])
         if self.args.student_type == "cross-encoder":
             logits = model(**inputs["pair_inputs"]).logits
@@ -152,6 +164,8 @@ class MarginMSETrainer(Trainer):
                          self.args.pooling).view(queries.shape[0], groups, -1)  # fmt: skip
         if self.args.similarity == "cosine":
             queries, passages = F.normalize(queries, dim=-1), F.normalize(passages, dim=-1)
+        if in_batch:
+            return queries @ passages.flatten(0, 1).T
         return torch.einsum("bd,bkd->bk", queries, passages)
 
     def teacher_scores(self, inputs: dict[str, Any]) -> Tensor:
@@ -202,7 +216,16 @@ class MarginMSETrainer(Trainer):
     def compute_loss(
         self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
-        student = self.student_scores(model, inputs)
-        teacher = self.teacher_scores(inputs) if self.teachers else inputs["teacher_scores"]
+        if self.args.in_batch_margins:
+            student = self.student_scores(model, inputs, in_batch=True)
+            everything = [p for group in inputs["passages"] for p in group]
+            queries = inputs["queries"]
+            teacher = cross_encoder_scores(self.teachers, queries, [everything] * len(queries), self.args.max_length,
+                                           self.args.teacher_aggregation)  # fmt: skip
+            order = _positive_first(len(inputs["queries"]), len(inputs["passages"][0]), student.device)
+            student, teacher = student.gather(1, order), teacher.to(student.device).gather(1, order)
+        else:
+            student = self.student_scores(model, inputs)
+            teacher = self.teacher_scores(inputs) if self.teachers else inputs["teacher_scores"]
         loss = margin_mse_loss(student, teacher.to(student.device))
         return (loss, {"scores": student}) if return_outputs else loss

@@ -149,3 +149,25 @@ def test_reranking_metrics_at_every_evaluation(tmp_path: Path) -> None:
         scores = trainer.student_scores(model, batch)
     expected = sum(1 / (1 + int((scores[i, 1:] > scores[i, 0]).sum())) for i in range(4)) / 4
     assert trainer.rerank(dev)["MRR@10"] == pytest.approx(expected)
+
+
+def test_in_batch_margins_cover_every_passage_of_the_batch(tmp_path: Path) -> None:
+    from hf_margin.data.teacher_scoring import cross_encoder_scores
+
+    teachers = [(cross_encoder(1), tiny_tokenizer())]
+    torch.manual_seed(0)
+    student = BertModel(bert_config())
+    args = arguments(tmp_path, student_type="bi-encoder", in_batch_margins=True)
+    data = triples(3).remove_columns("teacher_scores")
+    trainer = MarginMSETrainer(student, args, train_dataset=data, processing_class=tiny_tokenizer(), teachers=teachers)
+    batch = trainer.data_collator([data[i] for i in range(3)])
+    loss = trainer.compute_loss(student, batch)
+    everything = [p for group in batch["passages"] for p in group]
+    teacher = cross_encoder_scores(teachers, batch["queries"], [everything] * 3, max_length=16)
+    scores = trainer.student_scores(student, batch, in_batch=True)
+    expected = torch.stack([
+        ((scores[i, 3 * i] - scores[i]) - (teacher[i, 3 * i] - teacher[i])).pow(2).sum() / 8 for i in range(3)
+    ]).mean()  # fmt: skip
+    torch.testing.assert_close(loss, expected)
+    with pytest.raises(ValueError, match="in_batch_margins needs"):
+        MarginMSETrainer(student, args, train_dataset=triples(3), processing_class=tiny_tokenizer())
