@@ -58,7 +58,10 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
             loss, labels = GISTEmbedLoss(model, copy.deepcopy(base).eval(), temperature=0.05), None
         else:
             loss, labels = MultipleNegativesRankingLoss(model), None
-        features = [{k: v.to(device) for k, v in model.preprocess(texts).items()} for texts in columns]
+        features = [
+            {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in model.preprocess(texts).items()}
+            for texts in columns
+        ]
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
         def step(loss: Any = loss, features: list = features, labels: Any = labels, optimizer: Any = optimizer) -> None:

@@ -61,7 +61,8 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
     model.max_seq_length = 64
     loss_fn = MarginMSELoss(model)
     features = [
-        {k: v.to(device) for k, v in model.preprocess(data[c]).items()} for c in ("query", "positive", "negative")
+        {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in model.preprocess(data[c]).items()}
+        for c in ("query", "positive", "negative")
     ]
     labels = torch.tensor(data["teacher_scores"], device=device)
     anchor_optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
