@@ -58,7 +58,7 @@ class EmbeddingSetup:
     """
 
     methods: tuple[str, ...] = (REFERENCE, "ours: all parts")
-    steps: int = 15
+    steps: int = 10
     batch_size: int = 32
     learning_rate: float = 5e-5
     num_negatives: int = 3
@@ -70,7 +70,7 @@ class EmbeddingSetup:
     filter_margin: float = 0.05
     num_mixed: int = 4
     distill_weight: float = 1.0
-    test_queries: int = 300
+    test_queries: int = 200
     full_corpus: bool = False
     chatterbot: bool = False
     max_seq_length: int = 64

@@ -49,14 +49,14 @@ class TransICDSetup:
         seed: seed of the corpus, the initialisation and the data order.
     """
 
-    methods: tuple[str, ...] = METHODS[:3]
-    num_labels: int = 50
-    train_notes: int = 3000
-    test_notes: int = 800
-    steps: int = 120
+    methods: tuple[str, ...] = ("code-wise attention + BCE", OURS)
+    num_labels: int = 20
+    train_notes: int = 1500
+    test_notes: int = 400
+    steps: int = 250
     batch_size: int = 16
     learning_rate: float = 1e-3
-    max_length: int = 96
+    max_length: int = 64
     ldam_c: float = 3.0
     drw_epoch: int = 3
     corpus: str = "icd"
