@@ -10,7 +10,7 @@ pytest.importorskip("simple_icd_10_cm")
 pytest.importorskip("sentence_transformers")
 
 from hf_margin.data.retrieval import RetrievalSet, chatterbot_retrieval, icd10_retrieval, retrieval_metrics
-from tests.embeddings.tiny_st import tiny_sentence_transformer
+from tests.embeddings.tiny_st import WORDS, tiny_sentence_transformer
 
 
 def test_icd_split_never_trains_on_a_held_out_term() -> None:
@@ -33,24 +33,7 @@ def test_metrics_match_sentence_transformers_evaluator(tmp_path: Path) -> None:
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
     model = tiny_sentence_transformer(tmp_path / "tiny")
-    words = [
-        "red",
-        "green",
-        "blue",
-        "small",
-        "large",
-        "fast",
-        "slow",
-        "cat",
-        "dog",
-        "bird",
-        "fish",
-        "car",
-        "bus",
-        "train",
-        "plane",
-        "tree",
-    ]
+    words = WORDS[:16]
     corpus = [f"{a} {b}" for a in words[:6] for b in words[6:12]]
     queries = [f"{w} {w}" for w in words[:6]]
     relevant = [{c for c in corpus if c.startswith(q.split()[0])} for q in queries[:3]] + [{corpus[-1]}] * 3
