@@ -117,7 +117,8 @@ class MarginEmbeddingLoss(nn.Module):
         self.gather_across_devices = gather_across_devices
         self.seed = seed
         self._generator: torch.Generator | None = None
-        self._sums: dict[str, float] = dict.fromkeys(STATISTICS, 0.0)
+        # Kept as tensors so that training never waits for the device; read only when logged.
+        self._sums: dict[str, Tensor | float] = dict.fromkeys(STATISTICS, 0.0)
         self._steps = 0
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
@@ -162,7 +163,7 @@ class MarginEmbeddingLoss(nn.Module):
         )
         if torch.is_grad_enabled():
             for name in STATISTICS:
-                self._sums[name] += float(getattr(output, name))
+                self._sums[name] = self._sums[name] + getattr(output, name).detach()
             self._steps += 1
         return output.loss
 
@@ -177,7 +178,7 @@ class MarginEmbeddingLoss(nn.Module):
         """Means of the logged statistics over the training forward passes since the last call, then reset."""
         if self._steps == 0:
             return {}
-        means = {name: total / self._steps for name, total in self._sums.items()}
+        means = {name: float(total) / self._steps for name, total in self._sums.items()}
         self._sums, self._steps = dict.fromkeys(STATISTICS, 0.0), 0
         return means
 
