@@ -45,8 +45,8 @@ def test_errors_are_one_line_without_traceback(capsys: pytest.CaptureFixture[str
     assert main(["demo", "--only", "no_such_entry"]) == 1
     err = capsys.readouterr().err
     assert (
-        err.strip()
-        == "hf-margin: error: unknown demo entry no_such_entry; known: margin_heads, petal, madpo, embedding, transicd"
+        err.strip() == "hf-margin: error: unknown demo entry no_such_entry; "
+        "known: margin_heads, petal, madpo, embedding, transicd, margin_mse"
     )
 
 

@@ -83,6 +83,12 @@ DEMOS: dict[str, DemoEntry] = {
             "Multi-label ICD-10-CM pseudo-notes (50 categories): TransICD (code-wise attention + LDAM) vs attention "
             "+ BCE vs mean pooling + BCE",
         ),
+        DemoEntry(
+            "margin_mse",
+            "hf_margin.demo.margin_mse",
+            "ICD-10-CM term -> description ranking: a MiniLM cross-encoder teacher distilled into a 2-layer MiniLM "
+            "bi-encoder with MarginMSETrainer vs the same student trained on labels only",
+        ),
     )
 }
 

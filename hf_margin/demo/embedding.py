@@ -15,7 +15,6 @@ MarginEmbeddingLoss against MultipleNegativesRankingLoss and GISTEmbedLoss (the 
 from __future__ import annotations
 
 import json
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 
 from hf_margin.demo import DemoContext, DemoRow
-from hf_margin.demo.petal import cache_dir
+from hf_margin.demo.icd_triples import MiningSetup, mined_icd_rows
 
 BASELINES = ("MNRL", "MNRL + hard negatives", "GISTEmbedLoss")
 OURS = ("ours: focal", "ours: filter", "ours: mixing", "ours: soft labels", "ours: all parts")
@@ -85,32 +84,6 @@ def _model(setup: EmbeddingSetup) -> Any:
     model = SentenceTransformer(minilm_path(), device="cpu")
     model.max_seq_length = setup.max_seq_length
     return model
-
-
-def training_rows(setup: EmbeddingSetup, pairs: list[tuple[str, str]], corpus: list[str], miner: Any) -> Any:
-    """The mined, teacher-scored training rows (cached: mining encodes the training corpus)."""
-    import datasets
-
-    from hf_margin.embeddings import add_teacher_scores, mine_hard_negatives
-
-    keys = ("steps", "batch_size", "num_negatives", "rank_first", "rank_last", "consistency_top_k", "seed")
-    tag = "_".join(str(getattr(setup, key)) for key in keys)
-    path = cache_dir() / f"icd_mined_{tag}.json"
-    if path.is_file():
-        return datasets.Dataset.from_dict(json.loads(path.read_text()))
-    # 1.2x the rows the budget needs, since the consistency filter drops some.
-    wanted = min(len(pairs), int(1.2 * setup.steps * setup.batch_size))
-    sample = random.Random(setup.seed).sample(pairs, wanted)
-    rows = datasets.Dataset.from_dict({"anchor": [a for a, _ in sample], "positive": [p for _, p in sample]})
-    mined = mine_hard_negatives(
-        rows, miner, corpus, recipe="kalm", num_negatives=setup.num_negatives,
-        rank_window=(setup.rank_first, setup.rank_last), consistency_top_k=setup.consistency_top_k,
-        seed=setup.seed, show_progress_bar=False,
-    )  # fmt: skip
-    scored = add_teacher_scores(mined, miner, show_progress_bar=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(scored.to_dict()))
-    return scored
 
 
 def make_loss(method: str, model: Any, guide: Any, setup: EmbeddingSetup) -> Any:
@@ -195,7 +168,9 @@ def run(context: DemoContext, setup: EmbeddingSetup = EmbeddingSetup()) -> list[
     torch.manual_seed(setup.seed)
     data = icd10_retrieval(seed=setup.seed)
     zero_shot = _model(setup).eval()
-    rows = training_rows(setup, data.train_pairs, data.train_corpus, zero_shot)
+    mining = MiningSetup(setup.steps * setup.batch_size, setup.num_negatives, (setup.rank_first, setup.rank_last),
+                         setup.consistency_top_k, setup.seed)  # fmt: skip
+    rows = mined_icd_rows(mining, data.train_pairs, data.train_corpus, zero_shot)
     sets = evaluation_sets(setup, data)
     results: dict[str, dict[str, dict[str, float]]] = {
         "zero-shot": {name: retrieval_metrics(zero_shot, s) for name, s in sets.items()}

@@ -53,7 +53,8 @@ class MarginMSECollator:
         return batch
 
 
-def _pool(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
+def pool(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
+    """(batch, hidden) sentence vectors: the first token (`"cls"`) or the mean over unmasked tokens (`"mean"`)."""
     if pooling == "cls":
         return hidden[:, 0]
     weights = mask.unsqueeze(-1).to(hidden.dtype)
@@ -159,8 +160,8 @@ class MarginMSETrainer(Trainer):
                 raise ValueError(f"a cross-encoder student needs one output (num_labels=1), got {logits.shape[-1]}")
             return logits.view(-1, groups)
         query_inputs, passage_inputs = inputs["query_inputs"], inputs["passage_inputs"]
-        queries = _pool(model(**query_inputs).last_hidden_state, query_inputs["attention_mask"], self.args.pooling)
-        passages = _pool(model(**passage_inputs).last_hidden_state, passage_inputs["attention_mask"],
+        queries = pool(model(**query_inputs).last_hidden_state, query_inputs["attention_mask"], self.args.pooling)
+        passages = pool(model(**passage_inputs).last_hidden_state, passage_inputs["attention_mask"],
                          self.args.pooling).view(queries.shape[0], groups, -1)  # fmt: skip
         if self.args.similarity == "cosine":
             queries, passages = F.normalize(queries, dim=-1), F.normalize(passages, dim=-1)

@@ -1,12 +1,15 @@
 """MarginMSETrainer: cross-encoder and bi-encoder students, precomputed or on-the-fly teachers, gradient
-accumulation, checkpoint resume, clear errors."""
+accumulation, checkpoint resume, two-process DDP, clear errors."""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
@@ -171,3 +174,37 @@ def test_in_batch_margins_cover_every_passage_of_the_batch(tmp_path: Path) -> No
     torch.testing.assert_close(loss, expected)
     with pytest.raises(ValueError, match="in_batch_margins needs"):
         MarginMSETrainer(student, args, train_dataset=triples(3), processing_class=tiny_tokenizer())
+
+
+def _train_one_rank(rank: int, world: int, port: int, folder: str, queue) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))  # fmt: skip
+    torch.set_num_threads(1)
+    model = trained(cross_encoder(), Path(folder), per_device_train_batch_size=8 // world, max_steps=2)
+    queue.put((rank, [p.detach().numpy().copy() for p in model.parameters()]))  # numpy: outlives the process
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_like_one_process_with_the_whole_batch(tmp_path: Path) -> None:
+    """DDP on gloo, 2 processes x batch 4 for 2 steps: the weights equal 1 process x batch 8 (every rank)."""
+    single = trained(cross_encoder(), tmp_path / "single", max_steps=2)
+    assert any(not torch.equal(a, b) for a, b in zip(single.parameters(), cross_encoder().parameters(), strict=True))
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    port = _free_port()
+    processes = [context.Process(target=_train_one_rank, args=(r, 2, port, str(tmp_path / "ddp"), queue))
+                 for r in range(2)]  # fmt: skip
+    for process in processes:
+        process.start()
+    results = dict(queue.get(timeout=300) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    for rank in range(2):
+        for a, b in zip(single.parameters(), results[rank], strict=True):
+            torch.testing.assert_close(a, torch.from_numpy(b), atol=1e-6, rtol=1e-5)
