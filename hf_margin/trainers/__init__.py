@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from hf_margin.trainers.classification_loss_trainer import ClassificationLossArguments, ClassificationLossTrainer
 from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
 from hf_margin.trainers.margin_mse_trainer import MarginMSECollator, MarginMSETrainer, RerankingSet
 from hf_margin.trainers.petal_trainer import PetalColumnsMixin, PetalTrainer, quality_keys
@@ -26,6 +27,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BetaDPOConfig",
     "BetaDPOTrainer",
+    "ClassificationLossArguments",
+    "ClassificationLossTrainer",
     "MADPOConfig",
     "MADPOTrainer",
     "MarginMSECollator",

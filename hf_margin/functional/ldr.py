@@ -1,0 +1,136 @@
+"""Label-distributionally-robust losses LDR-KL and ALDR-KL.
+
+Zhu, Ying, Yang, "Label Distributionally Robust Losses for Multi-class Classification: Consistency, Robustness
+and Adaptivity" (ICML 2023, arXiv 2112.14869).
+
+- LDR-KL: with ``delta_k = f_k - f_y + c 1[k != y]``, the worst case over label distributions p of
+  ``sum_k p_k delta_k - lambda KL(p || uniform)`` has the closed form ``lambda log((1/K) sum_k exp(delta_k / lambda))``.
+  lambda = 1, c = 0 is cross-entropy minus log K; lambda -> 0 the Crammer-Singer hinge ``max_k delta_k``;
+  lambda -> infinity ``mean_k delta_k``.
+- ALDR-KL: every training example i has its own lambda_i, kept across steps. Each step first updates it from the
+  current logits: ``p = normalise(softmax(f / lambda_i) + 1e-5)``, ``lambda_i = lambda_0 (1 - KL(p || u) /
+  (alpha log K))`` (so lambda_i stays in [lambda_0 (1 - 1/alpha), lambda_0]; a confident, possibly noisy,
+  example gets a smaller lambda_i), then the loss is LDR-KL with lambda_i minus the constant
+  ``alpha log K / (2 lambda_0) (lambda_i - lambda_0)^2``. Written from the official code's closed form; the
+  paper's own parameterisation of the lambda regulariser was not found, the code's update is its stationary point.
+- The official code first rescales the logits (softplus, then divide by the row mean); that is offered as
+  ``logit_normalization`` ("l1": divide by the mean absolute logit; "softplus_l1": softplus first), off by default.
+  Defaults from the official experiments: margin c = 0.1, lambda = lambda_0 = 10, alpha = 2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hf_margin._validation import check_choice, check_class_labels, check_embeddings, check_in_range, check_positive
+from hf_margin.functional._precision import at_least_float32
+from hf_margin.functional._reduction import reduce_losses
+
+NORMALIZATIONS = ("none", "l1", "softplus_l1")
+
+
+def normalize_logits(logits: Tensor, method: str = "none") -> Tensor:
+    """The official code's optional logit rescaling: "l1" divides each row by its mean absolute value,
+    "softplus_l1" applies softplus first (then every entry is positive); "none" returns the logits."""
+    check_choice(method, "logit_normalization", NORMALIZATIONS)
+    if method == "none":
+        return logits
+    if method == "softplus_l1":
+        logits = F.softplus(logits)
+    return logits / logits.abs().mean(dim=-1, keepdim=True).clamp_min(torch.finfo(logits.dtype).tiny)
+
+
+def _deltas(logits: Tensor, labels: Tensor, margin: float) -> Tensor:
+    """delta_k = f_k - f_y + c 1[k != y]  (batch, K)."""
+    check_embeddings(logits, name="logits")
+    check_class_labels(labels, logits.shape[0], logits.shape[1])
+    target = logits.gather(1, labels.unsqueeze(1))
+    margins = torch.full_like(logits, margin).scatter(1, labels.unsqueeze(1), 0.0)
+    return logits - target + margins
+
+
+def ldr_kl_per_sample(logits: Tensor, labels: Tensor, lambdas: Tensor | float, margin: float = 0.1) -> Tensor:
+    """(batch,) ``lambda log mean_k exp(delta_k / lambda)`` with a scalar or a per-row (batch,) lambda."""
+    deltas = _deltas(at_least_float32(logits), labels, margin)
+    lam = torch.as_tensor(lambdas, dtype=deltas.dtype, device=deltas.device)
+    if lam.dim() == 1:
+        lam = lam.unsqueeze(1)
+    return lam.squeeze(-1) * (torch.logsumexp(deltas / lam, dim=1) - math.log(logits.shape[1]))
+
+
+def ldr_kl_loss(
+    logits: Tensor,
+    labels: Tensor,
+    lam: float = 10.0,
+    margin: float = 0.1,
+    logit_normalization: str = "none",
+    reduction: str = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """LDR-KL: ``lambda log((1/K) sum_k exp((f_k - f_y + c 1[k != y]) / lambda))``.
+
+    Args:
+        logits: (batch, K) raw scores.
+        labels: (batch,) class indices.
+        lam: lambda > 0, the KL regulariser's weight (the distribution's temperature).
+        margin: c >= 0, added to every non-target class.
+        logit_normalization: "none", "l1" or "softplus_l1" (the official code's rescaling).
+        reduction: "mean", "sum" or "none".
+        sample_weight: optional (batch,) per-example weights.
+    """
+    check_positive(lam, "lam")
+    check_in_range(margin, "margin", 0.0, float("inf"))
+    losses = ldr_kl_per_sample(normalize_logits(logits, logit_normalization), labels, lam, margin)
+    return reduce_losses(losses, reduction, sample_weight)
+
+
+def aldr_kl_temperatures(logits: Tensor, lambdas: Tensor, lam0: float = 10.0, alpha: float = 2.0) -> Tensor:
+    """ALDR-KL's update of the per-example lambdas from (normalised) logits, detached: (batch,).
+
+    ``p = normalise(softmax(f / lambda_i) + 1e-5)``, ``lambda_i = lambda_0 - lambda_0 KL(p || u) / (alpha log K)``.
+    """
+    check_positive(lam0, "lam0")
+    if not alpha > 1:
+        raise ValueError(f"`alpha` must be > 1 (it keeps lambda_i >= lambda_0 (1 - 1/alpha) > 0), got {alpha}")
+    num_classes = logits.shape[1]
+    with torch.no_grad():
+        work = at_least_float32(logits.detach())
+        p = torch.softmax(work / lambdas.to(work.dtype).unsqueeze(1), dim=1) + 1e-5
+        p = p / p.sum(dim=1, keepdim=True)
+        kl = (p * torch.log(num_classes * p)).sum(dim=1)
+        return lam0 - lam0 * kl / (alpha * math.log(num_classes))
+
+
+def aldr_kl_loss(
+    logits: Tensor,
+    labels: Tensor,
+    lambdas: Tensor,
+    lam0: float = 10.0,
+    alpha: float = 2.0,
+    margin: float = 0.1,
+    logit_normalization: str = "none",
+    reduction: str = "mean",
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """ALDR-KL for one batch: returns (loss, the batch's updated lambdas to store back).
+
+    Args:
+        logits: (batch, K) raw scores.
+        labels: (batch,) class indices.
+        lambdas: (batch,) the examples' stored lambdas (lambda_0 at the start of training).
+        lam0: lambda_0 > 0.
+        alpha: alpha > 1; larger keeps lambdas nearer lambda_0 (alpha -> infinity is LDR-KL with lambda_0).
+        margin, logit_normalization, reduction, sample_weight: as in :func:`ldr_kl_loss`.
+    """
+    check_in_range(margin, "margin", 0.0, float("inf"))
+    if tuple(lambdas.shape) != (logits.shape[0],):
+        raise ValueError(f"`lambdas` must have shape ({logits.shape[0]},) (one per row), got {tuple(lambdas.shape)}")
+    scaled = normalize_logits(logits, logit_normalization)
+    updated = aldr_kl_temperatures(scaled, lambdas, lam0, alpha)
+    penalty = alpha * math.log(logits.shape[1]) / (2 * lam0) * (updated - lam0) ** 2
+    losses = ldr_kl_per_sample(scaled, labels, updated, margin) - penalty
+    return reduce_losses(losses, reduction, sample_weight), updated
