@@ -27,6 +27,7 @@ BENCHMARKS = (
     "benchmarks.bench_embedding",
     "benchmarks.bench_transicd",
     "benchmarks.bench_margin_mse",
+    "benchmarks.bench_classification_losses",
 )
 
 

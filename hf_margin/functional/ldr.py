@@ -44,22 +44,20 @@ def normalize_logits(logits: Tensor, method: str = "none") -> Tensor:
     return logits / logits.abs().mean(dim=-1, keepdim=True).clamp_min(torch.finfo(logits.dtype).tiny)
 
 
-def _deltas(logits: Tensor, labels: Tensor, margin: float) -> Tensor:
-    """delta_k = f_k - f_y + c 1[k != y]  (batch, K)."""
+def ldr_kl_per_sample(logits: Tensor, labels: Tensor, lambdas: Tensor | float, margin: float = 0.1) -> Tensor:
+    """(batch,) ``lambda log mean_k exp(delta_k / lambda)`` with a scalar or a per-row (batch,) lambda.
+
+    Computed as ``lambda CE((f - c e_y) / lambda, y) - lambda log K`` (adding c to every logit but the target's is
+    the same as subtracting it from the target's), which uses torch's fused cross-entropy.
+    """
     check_embeddings(logits, name="logits")
     check_class_labels(labels, logits.shape[0], logits.shape[1])
-    target = logits.gather(1, labels.unsqueeze(1))
-    margins = torch.full_like(logits, margin).scatter(1, labels.unsqueeze(1), 0.0)
-    return logits - target + margins
-
-
-def ldr_kl_per_sample(logits: Tensor, labels: Tensor, lambdas: Tensor | float, margin: float = 0.1) -> Tensor:
-    """(batch,) ``lambda log mean_k exp(delta_k / lambda)`` with a scalar or a per-row (batch,) lambda."""
-    deltas = _deltas(at_least_float32(logits), labels, margin)
-    lam = torch.as_tensor(lambdas, dtype=deltas.dtype, device=deltas.device)
-    if lam.dim() == 1:
-        lam = lam.unsqueeze(1)
-    return lam.squeeze(-1) * (torch.logsumexp(deltas / lam, dim=1) - math.log(logits.shape[1]))
+    work = at_least_float32(logits)
+    lam = torch.as_tensor(lambdas, dtype=work.dtype, device=work.device)
+    rows = lam.unsqueeze(1) if lam.dim() == 1 else lam
+    target = labels.unsqueeze(1)
+    shifted = work.scatter(1, target, work.gather(1, target) - margin)
+    return lam * (F.cross_entropy(shifted / rows, labels, reduction="none") - math.log(logits.shape[1]))
 
 
 def ldr_kl_loss(

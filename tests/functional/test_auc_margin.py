@@ -1,4 +1,5 @@
-"""AUC-margin loss (Yuan et al., arXiv 2012.03173): hand formulas, LibAUC 2.0.1, the saddle point, edge cases."""
+"""AUC-margin loss (Yuan et al., arXiv 2012.03173; the math of AUCMarginLoss): hand formulas, LibAUC 2.0.1, the
+saddle point, edge cases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Comp-sum losses (arXiv 2304.07288): the named members, continuity at tau = 1, bound, invariance, weights."""
+"""Comp-sum losses (arXiv 2304.07288; the math of CompSumLoss): the named members, continuity at tau = 1, bound,
+invariance, weights."""
 
 from __future__ import annotations
 

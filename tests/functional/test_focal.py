@@ -1,5 +1,5 @@
-"""Focal loss (gamma = 0 is cross-entropy, with or without class weights; the modulating factor) and
-DatasetEquity's generalized focal weight (range, limits, monotone)."""
+"""Focal loss, FocalLoss's math (gamma = 0 is cross-entropy, with or without class weights; the modulating
+factor), and DatasetEquity's generalized focal weight that add_equity_weights writes (range, limits, monotone)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""LDR-KL and ALDR-KL: closed form = the dual maximum, the CE / hinge / mean limits, the lambda range, ALDR with
-alpha -> infinity = LDR-KL, gradcheck, extremes, errors."""
+"""LDR-KL and ALDR-KL (the math of LDRKLLoss / ALDRKLLoss): closed form = the dual maximum, the CE / hinge / mean
+limits, the lambda range, ALDR with alpha -> infinity = LDR-KL, gradcheck, extremes, errors."""
 
 from __future__ import annotations
 

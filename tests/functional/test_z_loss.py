@@ -1,4 +1,5 @@
-"""The Z-loss (arXiv 1604.08859) and, separately, PaLM's logit z-loss ``coefficient * logsumexp^2``."""
+"""The Z-loss (arXiv 1604.08859; ZLoss's math) and, separately, PaLM's logit z-loss (LogitZLoss)
+``coefficient * logsumexp^2``."""
 
 from __future__ import annotations
 

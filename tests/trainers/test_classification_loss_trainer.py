@@ -62,7 +62,11 @@ def train(loss: nn.Module, folder: Path, data: Dataset | None = None, **kwargs) 
 
 
 def test_weighted_loss_matches_a_hand_step_and_accumulation_matches_the_bigger_batch(tmp_path: Path) -> None:
-    data = rows(8)
+    from hf_margin.data.equity import add_equity_weights
+
+    data = add_equity_weights(rows(8).remove_columns("sample_weight"), torch.tensor, "features", reducer="none",
+                              eps=2.0, min_samples=2)  # fmt: skip
+    assert len(set(data["sample_weight"])) > 1, "DatasetEquity weights differ between rows"
     model, _ = train(FocalLoss(gamma=2.0), tmp_path / "big", data, max_steps=1)
     by_hand = Classifier()
     batch = data.with_format("torch")[:]
