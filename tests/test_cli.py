@@ -46,7 +46,7 @@ def test_errors_are_one_line_without_traceback(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert (
         err.strip() == "hf-margin: error: unknown demo entry no_such_entry; "
-        "known: margin_heads, petal, madpo, embedding, transicd, margin_mse"
+        "known: margin_heads, petal, madpo, embedding, transicd, margin_mse, imbalance"
     )
 
 

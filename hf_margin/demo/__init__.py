@@ -89,6 +89,12 @@ DEMOS: dict[str, DemoEntry] = {
             "ICD-10-CM term -> description ranking: a MiniLM cross-encoder teacher distilled into a 2-layer MiniLM "
             "bi-encoder with MarginMSETrainer vs the same student trained on labels only",
         ),
+        DemoEntry(
+            "imbalance",
+            "hf_margin.demo.imbalance",
+            "Rotten Tomatoes fresh/rotten at 1:20 on frozen MiniLM features: focal, AUC-M, AnyLoss-F1 and LDR-KL vs "
+            "cross-entropy through ClassificationLossTrainer",
+        ),
     )
 }
 
