@@ -117,7 +117,7 @@ def _text_task(setup: ImbalanceSetup) -> Task:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, features)
     split = np.array([movie_split(str(m), {"train": 0.7, "test": 0.3}) for m in rows["movie"]])
-    x, y = torch.from_numpy(features).float(), torch.as_tensor(rows["label"].to_numpy())
+    x, y = torch.from_numpy(features).float(), torch.as_tensor(rows["label"].to_numpy().copy())
     train, test = torch.from_numpy(split == "train"), torch.from_numpy(split == "test")
     return Task(x[train], y[train], x[test], y[test], 2, "linear")
 
