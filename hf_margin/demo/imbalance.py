@@ -168,8 +168,8 @@ def make_loss(method: str, counts: list[int], rows: int, classes: int) -> nn.Mod
         "LDAM-DRW": lambda: LDAMLoss(counts, max_m=0.5, scale=1.0),
         "AUC-M": lambda: AUCMarginLoss(margin=1.0, score_type="logits"),
         "AnyLoss-F1": lambda: AnyLoss(metric="f_beta"),
-        "LDR-KL": lambda: LDRKLLoss(lam=1.0, margin=0.1),
-        "ALDR-KL": lambda: ALDRKLLoss(rows, lam0=1.0, alpha=2.0, margin=0.1),
+        "LDR-KL": lambda: LDRKLLoss(lam=10.0, margin=0.1),  # the official experiments' lambda, margin
+        "ALDR-KL": lambda: ALDRKLLoss(rows, lam0=10.0, alpha=2.0, margin=0.1),
         "comp-sum GCE": lambda: CompSumLoss(tau=1.7),
     }
     if method not in losses:
