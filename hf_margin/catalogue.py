@@ -347,7 +347,7 @@ CATALOGUE: tuple[Method, ...] = (
         "implemented",
         "catalogue I",
         reason="The paper's parameterisation of the lambda regulariser was not found; the per-example update "
-        "follows the official code's closed form. The code's logit rescaling is an option, off by default.",
+        "follows the official code's closed form, and the modules rescale logits as the code does (softplus / L1).",
         tests=(
             "tests/functional/test_ldr.py",
             "tests/losses/test_classification_losses.py",

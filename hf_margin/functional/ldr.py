@@ -14,7 +14,8 @@ and Adaptivity" (ICML 2023, arXiv 2112.14869).
   ``alpha log K / (2 lambda_0) (lambda_i - lambda_0)^2``. Written from the official code's closed form; the
   paper's own parameterisation of the lambda regulariser was not found, the code's update is its stationary point.
 - The official code first rescales the logits (softplus, then divide by the row mean); that is offered as
-  ``logit_normalization`` ("l1": divide by the mean absolute logit; "softplus_l1": softplus first), off by default.
+  ``logit_normalization`` ("l1": divide by the mean absolute logit; "softplus_l1": softplus first), off in these
+  functions and on in the `LDRKLLoss` ("softplus_l1") and `ALDRKLLoss` ("l1") modules, as in the official code.
   Defaults from the official experiments: margin c = 0.1, lambda = lambda_0 = 10, alpha = 2.
 """
 

@@ -16,14 +16,15 @@ class LDRKLLoss(nn.Module):
     Args:
         lam: lambda (10 in the official experiments; 1 with margin 0 is cross-entropy minus log K).
         margin: c, added to every non-target logit (0.1 in the official experiments).
-        logit_normalization: "none", "l1" or "softplus_l1" (the official code's rescaling).
+        logit_normalization: "softplus_l1" (the official code's rescaling, the default: with a large lambda the
+            loss is nearly linear in the logits and unbounded below without it), "l1" or "none".
 
     Example:
         >>> loss = LDRKLLoss(lam=10.0, margin=0.1)
         >>> loss(logits, labels)
     """
 
-    def __init__(self, lam: float = 10.0, margin: float = 0.1, logit_normalization: str = "none") -> None:
+    def __init__(self, lam: float = 10.0, margin: float = 0.1, logit_normalization: str = "softplus_l1") -> None:
         super().__init__()
         self.lam, self.margin, self.logit_normalization = lam, margin, logit_normalization
 
@@ -42,7 +43,8 @@ class ALDRKLLoss(nn.Module):
         lam0: lambda_0, every example's starting and largest lambda (10 in the official experiments).
         alpha: > 1; the lambdas stay in [lam0 (1 - 1/alpha), lam0] (2 in the official experiments).
         margin: c (0.1 in the official experiments).
-        logit_normalization: "none", "l1" or "softplus_l1".
+        logit_normalization: "l1" (the official code's default: divide by the mean absolute logit),
+            "softplus_l1" (its CIFAR-100 setting) or "none".
 
     Example:
         >>> loss = ALDRKLLoss(num_examples=len(train_set))
@@ -52,7 +54,7 @@ class ALDRKLLoss(nn.Module):
     lambdas: Tensor
 
     def __init__(self, num_examples: int, lam0: float = 10.0, alpha: float = 2.0, margin: float = 0.1,
-                 logit_normalization: str = "none") -> None:  # fmt: skip
+                 logit_normalization: str = "l1") -> None:  # fmt: skip
         super().__init__()
         check_positive_int(num_examples, "num_examples")
         self.lam0, self.alpha, self.margin, self.logit_normalization = lam0, alpha, margin, logit_normalization

@@ -30,12 +30,15 @@ def test_focal_module_class_balanced() -> None:
 
 def test_ldr_module() -> None:
     logits, labels = batch(1)
-    torch.testing.assert_close(LDRKLLoss(lam=2.0, margin=0.2)(logits, labels), ldr_kl_loss(logits, labels, 2.0, 0.2))
+    module = LDRKLLoss(lam=2.0, margin=0.2)
+    torch.testing.assert_close(module(logits, labels), ldr_kl_loss(logits, labels, 2.0, 0.2, "softplus_l1"))
+    plain = LDRKLLoss(lam=2.0, margin=0.2, logit_normalization="none")
+    torch.testing.assert_close(plain(logits, labels), ldr_kl_loss(logits, labels, 2.0, 0.2))
 
 
 def test_aldr_module_keeps_one_lambda_per_example() -> None:
     logits, labels = batch(2)
-    loss = ALDRKLLoss(num_examples=20, lam0=10.0, alpha=2.0)
+    loss = ALDRKLLoss(num_examples=20, lam0=10.0, alpha=2.0, logit_normalization="none")
     indices = torch.tensor([3, 7, 0, 19, 11, 5])
     value = loss(logits * 20, labels, indices)
     expected = aldr_kl_temperatures(logits * 20, torch.full((6,), 10.0), 10.0, 2.0)
