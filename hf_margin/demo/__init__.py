@@ -92,7 +92,7 @@ DEMOS: dict[str, DemoEntry] = {
         DemoEntry(
             "imbalance",
             "hf_margin.demo.imbalance",
-            "Rotten Tomatoes fresh/rotten at 1:20 on frozen MiniLM features: focal, AUC-M, AnyLoss-F1 and LDR-KL vs "
+            "Rotten Tomatoes fresh/rotten at 1:20 on frozen MiniLM features: LDAM-DRW, AUC-M and AnyLoss-F1 vs "
             "cross-entropy through ClassificationLossTrainer",
         ),
     )

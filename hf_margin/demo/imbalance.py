@@ -55,7 +55,7 @@ class ImbalanceSetup:
     """
 
     task: str = "text"
-    methods: tuple[str, ...] = ("CE", "focal", "AUC-M", "AnyLoss-F1", "LDR-KL")
+    methods: tuple[str, ...] = ("CE", "LDAM-DRW", "AUC-M", "AnyLoss-F1")
     noise: tuple[float, ...] = ()
     ratio: float = 0.05
     steps: int = 300

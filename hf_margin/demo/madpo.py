@@ -59,7 +59,7 @@ class MADPOSetup:
     learning_rate: float = 2e-4
     beta: float = 0.1
     lora_r: int = 8
-    eval_prompts: int = 8
+    eval_prompts: int = 4
     samples_per_prompt: int = 2
     max_new_tokens: int = 32
     classifier_texts: int = 1000
