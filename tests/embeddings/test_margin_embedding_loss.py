@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from sentence_transformers.sentence_transformer.training_args import (
 from hf_margin.callbacks import log_loss_statistics
 from hf_margin.embeddings import CachedMarginEmbeddingLoss, MarginEmbeddingLoss
 from tests.embeddings.tiny_st import retrieval_rows, tiny_sentence_transformer
+from tests.free_port import free_port
 
 ALL_PARTS = {
     "focal_gamma": 2.0,
@@ -187,19 +187,13 @@ def _gathered_gradient(rank: int, world: int, port: int, queue) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_gather_across_two_processes_equals_one_process_on_the_whole_batch() -> None:
     net = _Linear(0)
     loss = MarginEmbeddingLoss(None, focal_gamma=2.0, filter_strategy="relative", mixing="similarity", symmetric=True)
     loss.compute_loss_from_embeddings([x @ net.weight for x in net.inputs], None).backward()
     context = mp.get_context("spawn")
     queue = context.Queue()
-    port = _free_port()
+    port = free_port()
     processes = [context.Process(target=_gathered_gradient, args=(r, 2, port, queue)) for r in range(2)]
     for process in processes:
         process.start()

@@ -4,7 +4,6 @@ accumulation, checkpoint resume, two-process DDP, clear errors."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 from hf_margin.trainers import MarginMSETrainer, MarginMSETrainingArguments
+from tests.free_port import free_port
 from tests.trainers.tiny_lm import WORDS, tiny_tokenizer
 
 
@@ -184,19 +184,13 @@ def _train_one_rank(rank: int, world: int, port: int, folder: str, queue) -> Non
     queue.put((rank, [p.detach().numpy().copy() for p in model.parameters()]))  # numpy: outlives the process
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_train_like_one_process_with_the_whole_batch(tmp_path: Path) -> None:
     """DDP on gloo, 2 processes x batch 4 for 2 steps: the weights equal 1 process x batch 8 (every rank)."""
     single = trained(cross_encoder(), tmp_path / "single", max_steps=2)
     assert any(not torch.equal(a, b) for a, b in zip(single.parameters(), cross_encoder().parameters(), strict=True))
     context = mp.get_context("spawn")
     queue = context.Queue()
-    port = _free_port()
+    port = free_port()
     processes = [context.Process(target=_train_one_rank, args=(r, 2, port, str(tmp_path / "ddp"), queue))
                  for r in range(2)]  # fmt: skip
     for process in processes:
