@@ -209,6 +209,7 @@ def train_and_evaluate(method: str, task: Task, labels: torch.Tensor, setup: Imb
 
     from hf_margin.callbacks import DRWCallback
     from hf_margin.data.equity import add_equity_weights
+    from hf_margin.losses import LDAMLoss
     from hf_margin.trainers import ClassificationLossArguments, ClassificationLossTrainer
 
     counts = torch.bincount(labels, minlength=task.num_classes).tolist()
@@ -230,7 +231,7 @@ def train_and_evaluate(method: str, task: Task, labels: torch.Tensor, setup: Imb
         use_cpu=True,
     )  # fmt: skip
     trainer = ClassificationLossTrainer(model, args, loss=loss, train_dataset=rows)
-    if method == "LDAM-DRW":  # re-weight for the last third of the budget, as the paper's schedule does
+    if isinstance(loss, LDAMLoss):  # DRW: re-weight for the last third of the budget, as the paper's schedule does
         trainer.add_callback(DRWCallback(loss, switch_epoch=max(1, (2 * setup.steps // 3) // epoch_steps)))
     trainer.train()
     return metrics(_scores(model, task.test_x, one_score), task.test_y)
