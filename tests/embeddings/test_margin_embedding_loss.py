@@ -14,7 +14,6 @@ pytest.importorskip("sentence_transformers")
 import datasets
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 from sentence_transformers.sentence_transformer.training_args import (
@@ -24,7 +23,7 @@ from sentence_transformers.sentence_transformer.training_args import (
 from hf_margin.callbacks import log_loss_statistics
 from hf_margin.embeddings import CachedMarginEmbeddingLoss, MarginEmbeddingLoss
 from tests.embeddings.tiny_st import retrieval_rows, tiny_sentence_transformer
-from tests.free_port import free_port
+from tests.multiprocess import run_ranks
 
 ALL_PARTS = {
     "focal_gamma": 2.0,
@@ -191,15 +190,6 @@ def test_gather_across_two_processes_equals_one_process_on_the_whole_batch() -> 
     net = _Linear(0)
     loss = MarginEmbeddingLoss(None, focal_gamma=2.0, filter_strategy="relative", mixing="similarity", symmetric=True)
     loss.compute_loss_from_embeddings([x @ net.weight for x in net.inputs], None).backward()
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    port = free_port()
-    processes = [context.Process(target=_gathered_gradient, args=(r, 2, port, queue)) for r in range(2)]
-    for process in processes:
-        process.start()
-    results = dict(queue.get(timeout=120) for _ in processes)
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
+    results = run_ranks(_gathered_gradient, timeout=120)
     for rank in range(2):
         torch.testing.assert_close(results[rank], net.weight.grad)

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 from hf_margin.trainers import MarginMSETrainer, MarginMSETrainingArguments
-from tests.free_port import free_port
+from tests.multiprocess import run_ranks
 from tests.trainers.tiny_lm import WORDS, tiny_tokenizer
 
 
@@ -188,17 +187,7 @@ def test_two_processes_train_like_one_process_with_the_whole_batch(tmp_path: Pat
     """DDP on gloo, 2 processes x batch 4 for 2 steps: the weights equal 1 process x batch 8 (every rank)."""
     single = trained(cross_encoder(), tmp_path / "single", max_steps=2)
     assert any(not torch.equal(a, b) for a, b in zip(single.parameters(), cross_encoder().parameters(), strict=True))
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    port = free_port()
-    processes = [context.Process(target=_train_one_rank, args=(r, 2, port, str(tmp_path / "ddp"), queue))
-                 for r in range(2)]  # fmt: skip
-    for process in processes:
-        process.start()
-    results = dict(queue.get(timeout=300) for _ in processes)
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
+    results = run_ranks(_train_one_rank, str(tmp_path / "ddp"))
     for rank in range(2):
         for a, b in zip(single.parameters(), results[rank], strict=True):
             torch.testing.assert_close(a, torch.from_numpy(b), atol=1e-6, rtol=1e-5)
