@@ -7,7 +7,7 @@ trained with `ClassificationLossTrainer`.
 - "images": scikit-learn's 8x8 digits with a long-tailed training schedule (class i keeps ``n_max x
   ratio^(i/9)`` images, imbalance ratio 1/ratio), a balanced test set; a small CNN per method trained from scratch.
 
-Methods: CE, class-balanced CE, focal, LDAM-DRW, AUC-M (binary task only), AnyLoss-F1, LDR-KL, ALDR-KL,
+Methods: CE, class-balanced CE, focal, LDAM-DRW, AUC-M (one-vs-rest on digits), AnyLoss-F1, LDR-KL, ALDR-KL,
 DatasetEquity-weighted CE (generalized focal weights from clustering the training features), comp-sum GCE. Each
 trains from the same initialisation on the same rows in the same order for the same steps. With `noise`, the
 noise-robust losses and CE are also trained with that share of training labels flipped to another class
@@ -35,7 +35,7 @@ BASELINE = "CE"
 METHODS = ("CE", "class-balanced CE", "focal", "LDAM-DRW", "AUC-M", "AnyLoss-F1", "LDR-KL", "ALDR-KL",
            "generalized focal", "comp-sum GCE")  # fmt: skip
 NOISE_ROBUST = ("CE", "comp-sum GCE", "LDR-KL", "ALDR-KL")
-ONE_SCORE = ("AUC-M",)  # methods that score one logit (binary)
+ONE_SCORE = ("AUC-M", "AnyLoss-F1")  # methods that score one logit on a binary task
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ImbalanceSetup:
 
     Args:
         task: "text" (Rotten Tomatoes with MiniLM features) or "images" (long-tailed digits with a small CNN).
-        methods: which of METHODS to train ("AUC-M" only on the binary text task).
+        methods: which of METHODS to train.
         noise: shares of flipped training labels to also train the noise-robust methods on (0 is always run).
         ratio: minority / majority size (text: fresh per rotten; images: the rarest / the commonest class).
         steps: optimizer steps per method.
@@ -166,7 +166,7 @@ def make_loss(method: str, counts: list[int], rows: int, classes: int) -> nn.Mod
         "class-balanced CE": lambda: FocalLoss(gamma=0.0, class_counts=counts, beta=0.999),
         "focal": lambda: FocalLoss(gamma=2.0),
         "LDAM-DRW": lambda: LDAMLoss(counts, max_m=0.5, scale=1.0),
-        "AUC-M": lambda: AUCMarginLoss(margin=1.0, score_type="logits"),
+        "AUC-M": lambda: AUCMarginLoss(margin=1.0, score_type="logits", num_labels=1 if classes == 2 else classes),
         "AnyLoss-F1": lambda: AnyLoss(metric="f_beta"),
         "LDR-KL": lambda: LDRKLLoss(lam=10.0, margin=0.1),  # the official experiments' lambda, margin
         "ALDR-KL": lambda: ALDRKLLoss(rows, lam0=10.0, alpha=2.0, margin=0.1),
@@ -174,8 +174,6 @@ def make_loss(method: str, counts: list[int], rows: int, classes: int) -> nn.Mod
     }
     if method not in losses:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    if method == "AUC-M" and classes != 2:
-        raise ValueError("AUC-M is a binary (AUROC) loss: use it on the text task")
     return losses[method]()
 
 
@@ -214,7 +212,7 @@ def train_and_evaluate(method: str, task: Task, labels: torch.Tensor, setup: Imb
 
     counts = torch.bincount(labels, minlength=task.num_classes).tolist()
     loss = make_loss(method, counts, len(labels), task.num_classes)
-    one_score = method in ONE_SCORE or (method == "AnyLoss-F1" and task.num_classes == 2)
+    one_score = method in ONE_SCORE and task.num_classes == 2
     torch.manual_seed(setup.seed)
     model = Head(task.head, task.train_x.shape[1], 1 if one_score else task.num_classes)
     rows = datasets.Dataset.from_dict({"features": task.train_x.tolist(), "labels": labels.tolist(),
@@ -243,9 +241,9 @@ def run(context: DemoContext, setup: ImbalanceSetup = ImbalanceSetup()) -> list[
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
     task = _text_task(setup) if setup.task == "text" else _image_task(setup)
-    methods = [m for m in setup.methods if not (m == "AUC-M" and task.num_classes != 2)]
     results: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {}
+    methods = setup.methods
     runs = [(m, 0.0) for m in methods] + [(m, n) for n in setup.noise if n > 0 for m in methods if m in NOISE_ROBUST]
     for method, noise in context.progress(runs, desc=f"imbalance demo ({setup.task})", unit="run", leave=False):
         labels = with_noise(task.train_y, noise, task.num_classes, setup.seed) if noise else task.train_y

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from hf_margin._validation import check_choice, check_in_range
+from hf_margin._validation import check_choice, check_in_range, check_positive_int
 from hf_margin.functional.auc_margin import (
     SCORE_TYPES,
     VERSIONS,
@@ -66,10 +66,14 @@ class AUCMarginLoss(nn.Module):
 
     Args:
         margin: m >= 0 (1.0 in the paper, for scores in [0, 1]).
-        imratio: v1's fixed positive ratio p in (0, 1); None (default) uses each batch's positive ratio.
+        imratio: v1's fixed positive ratio p in (0, 1) (one per label with ``num_labels > 1``); None (default) uses
+            each batch's positive ratio.
         version: "v1" (with prior p, the paper's) or "v2" (prior-free).
         libauc_compat: v2 only: reproduce LibAUC 2.0.1's code rather than its docstring's formula.
         score_type: "probabilities" (scores already in [0, 1]) or "logits" (sigmoid applied inside).
+        num_labels: 1 for a binary task; L > 1 for L labels (multi-hot labels) or L classes one-vs-rest (class-index
+            labels): one (a, b, alpha) per label and the mean of the L binary losses (our extension, as LibAUC's
+            ``MultiLabelAUCMLoss``, whose v1 code leaves the margin out of the alpha term: equal to ours at m = 1).
 
     Example:
         >>> loss_fn = AUCMarginLoss(score_type="logits")
@@ -83,23 +87,32 @@ class AUCMarginLoss(nn.Module):
         version: str = "v1",
         libauc_compat: bool = False,
         score_type: str = "probabilities",
+        num_labels: int = 1,
     ) -> None:
         super().__init__()
+        check_positive_int(num_labels, "num_labels")
         check_in_range(margin, "margin", 0.0, float("inf"))
         check_choice(version, "version", VERSIONS)
         check_choice(score_type, "score_type", SCORE_TYPES)
-        _check_imratio(imratio, version)
+        _check_imratio(imratio, version, num_labels)
+        if libauc_compat and num_labels > 1:
+            raise ValueError(f"`libauc_compat` applies to the binary loss only, got num_labels={num_labels}")
         self.margin = margin
         self.imratio = imratio
         self.version = version
         self.libauc_compat = libauc_compat
         self.score_type = score_type
-        self.a = nn.Parameter(torch.zeros(1))
-        self.b = nn.Parameter(torch.zeros(1))
-        self.alpha = nn.Parameter(torch.zeros(1))
+        self.num_labels = num_labels
+        self.a = nn.Parameter(torch.zeros(num_labels))
+        self.b = nn.Parameter(torch.zeros(num_labels))
+        self.alpha = nn.Parameter(torch.zeros(num_labels))
 
     def forward(self, scores: Tensor, labels: Tensor) -> Tensor:
-        """The loss (a 0-dim tensor) for (batch,) or (batch, 1) scores and (batch,) labels in {0, 1}."""
+        """The loss (a 0-dim tensor) for (batch,) / (batch, 1) scores and (batch,) labels in {0, 1}, or (batch, L)
+        scores and (batch, L) multi-hot labels or (batch,) class indices."""
+        if scores.dim() == 2 and scores.shape[1] != self.num_labels:
+            raise ValueError(f"`scores` must have {self.num_labels} column(s) (num_labels), got shape "
+                             f"{tuple(scores.shape)}")  # fmt: skip
         return auc_margin_loss(
             scores,
             labels,
@@ -129,5 +142,5 @@ class AUCMarginLoss(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"margin={self.margin}, imratio={self.imratio}, version={self.version!r}, "
-            f"libauc_compat={self.libauc_compat}, score_type={self.score_type!r}"
+            f"libauc_compat={self.libauc_compat}, score_type={self.score_type!r}, num_labels={self.num_labels}"
         )

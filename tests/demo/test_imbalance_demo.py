@@ -22,8 +22,8 @@ def test_each_method_gets_its_loss() -> None:
     assert isinstance(losses["AnyLoss-F1"], AnyLoss) and isinstance(losses["LDR-KL"], LDRKLLoss)
     assert isinstance(losses["ALDR-KL"], ALDRKLLoss) and losses["ALDR-KL"].lambdas.shape == (100,)
     assert isinstance(losses["comp-sum GCE"], CompSumLoss) and losses["comp-sum GCE"].tau == 1.7
-    with pytest.raises(ValueError, match="binary"):
-        demo.make_loss("AUC-M", [5] * 10, 50, 10)
+    one_vs_rest = demo.make_loss("AUC-M", [5] * 10, 50, 10)
+    assert isinstance(one_vs_rest, AUCMarginLoss) and one_vs_rest.alpha.shape == (10,)
     with pytest.raises(ValueError, match="unknown method"):
         demo.make_loss("hinge", [1, 1], 2, 2)
 
