@@ -28,6 +28,9 @@ BENCHMARKS = (
     "benchmarks.bench_transicd",
     "benchmarks.bench_margin_mse",
     "benchmarks.bench_classification_losses",
+    "benchmarks.bench_metric_learning",
+    "benchmarks.bench_distillation",
+    "benchmarks.bench_crps",
 )
 
 

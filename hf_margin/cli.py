@@ -42,9 +42,9 @@ def _demo(args: argparse.Namespace) -> None:
 
     if args.list:
         for entry in DEMOS.values():
-            print(f"{entry.name:16s} {entry.description}")
+            print(f"{entry.name:16s} {'default' if entry.in_default else '--all  '} {entry.description}")
         return
-    entries = select(args.only)
+    entries = select(args.only, everything=args.all)
     context = DemoContext(out_dir=Path(args.out), data_dir=Path(args.data_dir) if args.data_dir else None)
     rows = run_demos(entries, context)
     print(format_table(rows))
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run each implemented method against its baseline on real data")
     demo.add_argument("--only", nargs="+", metavar="NAME", help="run only these entries (see --list)")
+    demo.add_argument("--all", action="store_true", help="run every entry (default: the core methods, ~5 min)")
     demo.add_argument("--list", action="store_true", help="list the demo entries and exit")
     demo.add_argument("--out", default="hf_margin_out", help="folder for results.json, results.png and plots")
     demo.add_argument("--data-dir", help="folder with local data sets (e.g. att_faces/); defaults to $HF_MARGIN_DATA")

@@ -53,9 +53,11 @@ def test_implemented_entry_imports_is_tested_and_is_demoed_or_benchmarked(method
     attribute = method.entry_point.rpartition(".")[2]
     assert method.tests, "an implemented entry names its tests"
     for test_file in method.tests:
-        path = ROOT / test_file
-        assert path.is_file(), f"{test_file} does not exist"
-        assert attribute in path.read_text(), f"{test_file} never mentions {attribute}"
+        assert (ROOT / test_file).is_file(), f"{test_file} does not exist"
+    # The other files may test the functional twin (the same math under its function name).
+    assert any(attribute in (ROOT / test_file).read_text() for test_file in method.tests), (
+        f"none of {method.tests} mentions {attribute}"
+    )
     assert method.demo or method.benchmark, "an implemented entry needs a demo or benchmark entry"
     if method.demo:
         assert method.demo in DEMOS

@@ -38,7 +38,18 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_demo_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--list"]) == 0
-    assert "margin_heads" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("margin_heads") and " default " in line for line in lines)
+    assert any(line.startswith("robustness") and " --all " in line for line in lines)
+
+
+def test_default_run_is_the_core_and_all_adds_the_catalogue() -> None:
+    from hf_margin.demo import DEMOS, select
+
+    core = [entry.name for entry in select(None)]
+    assert core == ["margin_heads", "petal", "madpo", "embedding", "transicd", "margin_mse"]
+    assert [entry.name for entry in select(None, everything=True)] == list(DEMOS)
+    assert [entry.name for entry in select(["robustness"])] == ["robustness"]
 
 
 def test_errors_are_one_line_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,7 +57,8 @@ def test_errors_are_one_line_without_traceback(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert (
         err.strip() == "hf-margin: error: unknown demo entry no_such_entry; "
-        "known: margin_heads, petal, madpo, embedding, transicd, margin_mse, imbalance"
+        "known: margin_heads, petal, madpo, embedding, transicd, margin_mse, imbalance, metric_learning, contrastive, "
+        "few_shot, distillation, probabilistic, robustness"
     )
 
 

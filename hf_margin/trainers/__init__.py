@@ -8,6 +8,8 @@ from typing import Any
 from hf_margin.trainers.classification_loss_trainer import ClassificationLossArguments, ClassificationLossTrainer
 from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
 from hf_margin.trainers.margin_mse_trainer import MarginMSECollator, MarginMSETrainer, RerankingSet
+from hf_margin.trainers.margin_preserving_config import MarginPreservingConfig
+from hf_margin.trainers.margin_preserving_trainer import MarginPreservingTrainer
 from hf_margin.trainers.petal_trainer import PetalColumnsMixin, PetalTrainer, quality_keys
 
 _LAZY = {
@@ -34,6 +36,8 @@ __all__ = [
     "MarginMSECollator",
     "MarginMSETrainer",
     "MarginMSETrainingArguments",
+    "MarginPreservingConfig",
+    "MarginPreservingTrainer",
     "PetalColumnsMixin",
     "PetalTrainer",
     "RerankingSet",

@@ -1,0 +1,133 @@
+"""OPIS and epsilon-OPIS: how much the accept/reject utility of a similarity threshold varies across classes.
+
+Zhang et al., "Threshold-Consistent Margin Loss for Open-World Deep Metric Learning" (ICLR 2024, arXiv
+2307.04047) introduce OPIS (operating-point-inconsistency score). The paper's exact definition could NOT be read
+from a primary source; this module implements the reading of a third-party description that says it follows the
+paper, and every unverified detail is an explicit option (our choice, not attributed to the paper):
+
+- pairs are unordered (i < j) with cosine similarity s; a pair is accepted at threshold d when s >= d;
+- class c's positives are its within-class pairs, its negatives the pairs with exactly one end in c;
+  ``U_c(d)`` = harmonic mean of TPR_c(d) and TNR_c(d) (0 when both are 0); classes without a within-class pair
+  (singletons) are left out;
+- calibration range: the thresholds at which the global false-accept rate (over all negative pairs) runs over
+  `far_range` (default (1e-2, 1e-1), the third-party choice), as quantiles of the negative similarities, on a
+  grid of `num_thresholds` points (default 101);
+- ``OPIS = mean_d (1/C) sum_c (U_c(d) - mean_c U_c(d))^2``: the across-class variance of the utility, averaged
+  over the grid (the integral average over the range);
+- epsilon-OPIS (our reading of a [RECALL]ed description, unverified): at each threshold, the squared gap between
+  the mean utility of the best k and of the worst k classes, ``k = max(1, floor(epsilon * C))``, averaged over
+  the grid. `epsilon` has no default on purpose.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hf_margin._validation import check_in_range, check_positive_int
+
+
+def _pair_similarities(similarities: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    if (
+        not isinstance(similarities, Tensor)
+        or similarities.dim() != 2
+        or similarities.shape[0] != similarities.shape[1]
+    ):
+        got = tuple(similarities.shape) if isinstance(similarities, Tensor) else type(similarities).__name__
+        raise ValueError(f"`similarities` must be a square (n, n) matrix of the set against itself, got {got}")
+    n = similarities.shape[0]
+    if not isinstance(labels, Tensor) or tuple(labels.shape) != (n,):
+        got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"`labels` must be a tensor of shape ({n},), got {got}")
+    rows, cols = torch.triu_indices(n, n, offset=1, device=similarities.device)
+    labels = labels.to(similarities.device)
+    return similarities.detach().double()[rows, cols], labels[rows], labels[cols]
+
+
+def calibration_thresholds(
+    similarities: Tensor,
+    labels: Tensor,
+    far_range: tuple[float, float] = (1e-2, 1e-1),
+    num_thresholds: int = 101,
+) -> Tensor:
+    """The threshold grid (num_thresholds,) spanning the global false-accept-rate range `far_range`."""
+    check_positive_int(num_thresholds, "num_thresholds")
+    low, high = far_range
+    check_in_range(low, "far_range[0]", 0.0, 1.0)
+    check_in_range(high, "far_range[1]", low, 1.0)
+    scores, first, second = _pair_similarities(similarities, labels)
+    negatives = scores[first != second]
+    if negatives.numel() == 0:
+        raise ValueError("`labels` has a single class: no negative pairs to calibrate the false-accept rate on")
+    top, bottom = torch.quantile(negatives, torch.tensor([1.0 - low, 1.0 - high], dtype=negatives.dtype))
+    return torch.linspace(float(bottom), float(top), num_thresholds, dtype=torch.float64)
+
+
+def utility_curves(similarities: Tensor, labels: Tensor, thresholds: Tensor) -> Tensor:
+    """Per-class utility U_c(d), harmonic mean of TPR_c and TNR_c, as a (classes, thresholds) matrix.
+
+    Classes without a within-class pair are left out (rows follow the sorted labels of the remaining classes).
+    """
+    scores, first, second = _pair_similarities(similarities, labels)
+    grid = thresholds.to(scores)
+    curves = []
+    for label in torch.unique(torch.cat([first, second])):
+        positive = scores[(first == label) & (second == label)]
+        negative = scores[(first == label) ^ (second == label)]
+        if positive.numel() == 0:
+            continue
+        tpr = (positive.unsqueeze(1) >= grid).double().mean(dim=0)
+        tnr = (negative.unsqueeze(1) < grid).double().mean(dim=0) if negative.numel() else torch.ones_like(grid)
+        curves.append(torch.where(tpr + tnr > 0, 2 * tpr * tnr / (tpr + tnr).clamp_min(1e-300), 0.0))
+    if not curves:
+        raise ValueError("no class has two or more members: OPIS needs within-class pairs")
+    return torch.stack(curves)
+
+
+def opis(
+    similarities: Tensor,
+    labels: Tensor,
+    far_range: tuple[float, float] = (1e-2, 1e-1),
+    num_thresholds: int = 101,
+) -> float:
+    """OPIS: the across-class variance of the threshold utility, averaged over the calibration range.
+
+    Args:
+        similarities: (n, n) cosine similarities of an evaluation set against itself.
+        labels: (n,) its class labels.
+        far_range: global false-accept rates that bound the calibration range (our choice, see the module).
+        num_thresholds: grid points over the range.
+
+    Example:
+        >>> x = F.normalize(embeddings, dim=1)
+        >>> opis(x @ x.T, labels)
+    """
+    curves = utility_curves(
+        similarities, labels, calibration_thresholds(similarities, labels, far_range, num_thresholds)
+    )
+    return float(curves.var(dim=0, unbiased=False).mean())
+
+
+def epsilon_opis(
+    similarities: Tensor,
+    labels: Tensor,
+    epsilon: float,
+    far_range: tuple[float, float] = (1e-2, 1e-1),
+    num_thresholds: int = 101,
+) -> float:
+    """epsilon-OPIS (our reading): squared gap between the best and worst epsilon fraction of classes' utility.
+
+    Args:
+        similarities / labels / far_range / num_thresholds: as for `opis`.
+        epsilon: the fraction of classes in each group, in (0, 0.5].
+
+    Example:
+        >>> epsilon_opis(x @ x.T, labels, epsilon=0.05)
+    """
+    check_in_range(epsilon, "epsilon", 1e-12, 0.5)
+    curves = utility_curves(
+        similarities, labels, calibration_thresholds(similarities, labels, far_range, num_thresholds)
+    )
+    k = max(1, int(epsilon * curves.shape[0]))
+    ranked = curves.sort(dim=0).values
+    return float((ranked[-k:].mean(dim=0) - ranked[:k].mean(dim=0)).pow(2).mean())
