@@ -50,6 +50,8 @@ class ImbalanceSetup:
         steps: optimizer steps per method.
         batch_size: rows per step.
         learning_rate: AdamW learning rate.
+        auc_m_learning_rate: AUC-M's own learning rate, if different (from scratch at 1e-2 its sigmoid scores
+            saturate and it stops learning; the AUC-M papers start from a CE-trained model instead).
         text_rows: Rotten Tomatoes majority-class snippets used (train and test together).
         seed: seed of the subsampling, the noise, the initialisation and the data order.
     """
@@ -61,6 +63,7 @@ class ImbalanceSetup:
     steps: int = 300
     batch_size: int = 64
     learning_rate: float = 1e-2
+    auc_m_learning_rate: float | None = None
     text_rows: int = 4000
     seed: int = 0
 
@@ -222,8 +225,11 @@ def train_and_evaluate(method: str, task: Task, labels: torch.Tensor, setup: Imb
     if one_score:
         rows = rows.cast_column("labels", datasets.Value("float32"))
     epoch_steps = max(1, -(-len(labels) // setup.batch_size))
+    learning_rate = setup.learning_rate
+    if method == "AUC-M" and setup.auc_m_learning_rate is not None:
+        learning_rate = setup.auc_m_learning_rate
     args = ClassificationLossArguments(
-        str(out_dir / "runs" / method.replace(" ", "_")), max_steps=setup.steps, learning_rate=setup.learning_rate,
+        str(out_dir / "runs" / method.replace(" ", "_")), max_steps=setup.steps, learning_rate=learning_rate,
         per_device_train_batch_size=setup.batch_size, seed=setup.seed, data_seed=setup.seed, report_to="none",
         save_strategy="no", disable_tqdm=True, logging_steps=max(1, setup.steps // 5), weight_decay=0.0,
         use_cpu=True,

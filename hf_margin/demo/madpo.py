@@ -65,7 +65,7 @@ class MADPOSetup:
     classifier_texts: int = 1000
     seed: int = 0
     entanglement_every: int = 6
-    entanglement_pairs: int = 4
+    entanglement_pairs: int = 2
 
 
 def _classifier(split: Any, tokenizer: Any, texts: int, seed: int, cache: Path, name: str) -> Any:

@@ -12,6 +12,7 @@ _LAZY = {
     "MarginEmbeddingLoss": "hf_margin.embeddings.margin_embedding_loss",
     "CachedMarginEmbeddingLoss": "hf_margin.embeddings.cached_margin_embedding_loss",
     "mine_hard_negatives": "hf_margin.embeddings.hard_negatives",
+    "MetricLearningLoss": "hf_margin.embeddings.metric_learning_loss",
     "add_teacher_scores": "hf_margin.embeddings.hard_negatives",
 }
 
@@ -22,4 +23,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'hf_margin.embeddings' has no attribute {name!r}")
 
 
-__all__ = ["CachedMarginEmbeddingLoss", "MarginEmbeddingLoss", "add_teacher_scores", "mine_hard_negatives"]
+__all__ = [
+    "CachedMarginEmbeddingLoss",
+    "MarginEmbeddingLoss",
+    "MetricLearningLoss",
+    "add_teacher_scores",
+    "mine_hard_negatives",
+]
