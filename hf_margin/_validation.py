@@ -19,17 +19,44 @@ def check_embeddings(embeddings: object, embedding_size: int | None = None, name
         raise ValueError(f"`{name}` must have shape (batch, {embedding_size}), got shape {tuple(embeddings.shape)}")
 
 
+def check_label_vector(labels: object, rows: int, name: str = "labels", kind: str = "labels") -> torch.Tensor:
+    """Raise unless `labels` is an integer tensor (not bool) of shape (rows,); return it.
+
+    The one check for every "an integer label per row" input (classes, identities, groups); `kind` names what
+    the integers are in the messages.
+    """
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of {kind} of shape ({rows},), got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold integer {kind} (torch.long), got dtype {labels.dtype}")
+    if tuple(labels.shape) != (rows,):
+        raise ValueError(f"`{name}` must have shape ({rows},) (one per row), got shape {tuple(labels.shape)}")
+    return labels
+
+
 def check_class_labels(labels: object, batch_size: int, num_classes: int, name: str = "labels") -> None:
     """Raise unless `labels` is an integer tensor of shape (batch_size,) with values in [0, num_classes)."""
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of class indices, got {type(labels).__name__}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"`{name}` must hold integer class indices (torch.long), got dtype {labels.dtype}")
-    if tuple(labels.shape) != (batch_size,):
-        raise ValueError(f"`{name}` must have shape ({batch_size},), got shape {tuple(labels.shape)}")
-    low, high = int(labels.min()), int(labels.max())
+    checked = check_label_vector(labels, batch_size, name, kind="class indices")
+    low, high = int(checked.min()), int(checked.max())
     if low < 0 or high >= num_classes:
         raise ValueError(f"`{name}` must lie in [0, {num_classes - 1}], got values in [{low}, {high}]")
+
+
+def check_pair_masks(similarities: object, **masks: object) -> None:
+    """Raise unless `similarities` is a floating (rows, refs) matrix and each mask (by keyword) is bool of its shape.
+
+    Example:
+        >>> check_pair_masks(sim, pos_mask=pos, neg_mask=neg)
+    """
+    if not isinstance(similarities, torch.Tensor) or not similarities.is_floating_point() or similarities.dim() != 2:
+        got = (f"{similarities.dtype} of shape {tuple(similarities.shape)}" if isinstance(similarities, torch.Tensor)
+               else type(similarities).__name__)  # fmt: skip
+        raise ValueError(f"`similarities` must be a floating (rows, refs) matrix, got {got}")
+    for name, mask in masks.items():
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != similarities.shape:
+            found = (f"{mask.dtype} of shape {tuple(mask.shape)}" if isinstance(mask, torch.Tensor)
+                     else type(mask).__name__)  # fmt: skip
+            raise ValueError(f"`{name}` must be a bool tensor of shape {tuple(similarities.shape)}, got {found}")
 
 
 def check_positive(value: float, name: str) -> None:

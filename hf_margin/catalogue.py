@@ -449,7 +449,8 @@ CATALOGUE: tuple[Method, ...] = (
         reason="Our documented reading, not a primary source: per-class utility = harmonic mean of TPR and TNR, "
         "calibration range from a global FAR range (default 1e-2 to 1e-1, after a third-party description), 101 "
         "thresholds, variance across classes averaged over the range; epsilon-OPIS (best vs worst epsilon share of "
-        "classes) is our reading of a recalled definition and has no default epsilon.",
+        "classes, ranked per threshold by default or once by mean utility: `ranking=`) is our reading of a recalled "
+        "definition and has no default epsilon.",
         tests=("tests/metrics/test_opis.py",),
         demo="metric_learning",
     ),
@@ -494,7 +495,8 @@ CATALOGUE: tuple[Method, ...] = (
         "catalogue II",
         reason="The official code's quirks are options: drop_nearest (with an external reference set the nearest "
         "reference point is dropped, e.g. the nearest prototype), clamp_k (k = |T| - 2 when k + 2 >= |T|). Own "
-        "choices where the code is silent: Euclidean distance, a mean over no rows is 0.",
+        "choices: exact Euclidean distances (the code uses sqrt(d^2 + 1e-6) and +1e-7 denominators; measured "
+        "difference 3e-8), a mean over no rows is 0.",
         tests=("tests/functional/test_few_shot.py", "tests/losses/test_few_shot_losses.py"),
         demo="few_shot",
     ),
@@ -588,7 +590,8 @@ CATALOGUE: tuple[Method, ...] = (
         "catalogue II",
         reason="Formulas from the official code (the paper's equations were not read). The README's 'logit-margin "
         "calibration variant' is an L2 logit-matching focal distillation in the code (distillation='l2'). Old "
-        "classes must be the first C_old; NFR is counted on old-class samples as the official evaluation does. "
+        "classes must be the first C_old; NFR is counted on old-class samples as the official evaluation does, on "
+        "every evaluated dataset and gathered across processes. "
         "ELODI / PCT baselines are left out.",
         tests=(
             "tests/trainers/test_margin_preserving_trainer.py",
@@ -643,7 +646,8 @@ CATALOGUE: tuple[Method, ...] = (
         "catalogue II",
         reason="PMA with the official code's schedule (two rounds per restart, objective p_y at step 0, then -p_y "
         "or p_max, then p_max - p_y from K/2; cosine steps from 2 epsilon; L-inf projection onto the ball and an "
-        "optional box; early stop), plus a PGD-CE baseline at the same budget. PMA+ (with APGD-T), the paper's "
+        "optional box; early stop; at least 3 steps), plus a PGD-CE baseline at the same budget. PMA+ (with "
+        "APGD-T), the paper's "
         "second ensemble (not found) and CC1M are left out.",
         tests=(
             "tests/functional/test_probability_margin.py",

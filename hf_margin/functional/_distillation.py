@@ -1,4 +1,4 @@
-"""Shared pieces of the distillation losses: a student/teacher logit check and the per-sample softmax KL."""
+"""Shared pieces of the distillation losses: student/teacher shape checks and the per-sample softmax KL."""
 
 from __future__ import annotations
 
@@ -9,14 +9,33 @@ from hf_margin._validation import check_embeddings, check_positive
 from hf_margin.functional._precision import at_least_float32
 
 
+def check_same_shape(reference: object, reference_name: str, **others: object) -> None:
+    """Raise unless `reference` is a non-empty floating tensor and each of `others` a tensor of its shape.
+
+    Args:
+        reference: the tensor the others must match (e.g. the student's predictions).
+        reference_name: its argument name, for the errors.
+        **others: the tensors to compare, by argument name.
+
+    Example:
+        >>> check_same_shape(predictions, "predictions", ground_truth=ground_truth, teacher=teacher)
+    """
+    if not isinstance(reference, Tensor) or not reference.is_floating_point():
+        raise TypeError(f"`{reference_name}` must be a floating-point tensor, got "
+                        f"{getattr(reference, 'dtype', type(reference).__name__)}")  # fmt: skip
+    if reference.numel() == 0:
+        raise ValueError(f"`{reference_name}` is empty (shape {tuple(reference.shape)})")
+    for name, value in others.items():
+        if not isinstance(value, Tensor) or value.shape != reference.shape:
+            raise ValueError(f"`{name}` must have the shape of `{reference_name}` {tuple(reference.shape)}, got "
+                             f"{tuple(getattr(value, 'shape', ()))}")  # fmt: skip
+
+
 def check_student_teacher(student: object, teacher: object, student_name: str, teacher_name: str) -> None:
     """Raise unless both are floating (batch, classes) tensors of the same shape."""
     check_embeddings(student, name=student_name)
     check_embeddings(teacher, name=teacher_name)
-    assert isinstance(student, Tensor) and isinstance(teacher, Tensor)
-    if student.shape != teacher.shape:
-        raise ValueError(f"`{teacher_name}` must have the shape of `{student_name}` {tuple(student.shape)}, got "
-                         f"{tuple(teacher.shape)}")  # fmt: skip
+    check_same_shape(student, student_name, **{teacher_name: teacher})
 
 
 def softmax_kl_per_sample(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

@@ -31,8 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hf_margin._validation import check_choice, check_in_range, check_positive, check_positive_int
-from hf_margin.functional._precision import at_least_float32
+from hf_margin._validation import (
+    check_choice,
+    check_embeddings,
+    check_in_range,
+    check_label_vector,
+    check_positive,
+    check_positive_int,
+)
+from hf_margin.functional._distillation import softmax_kl_per_sample
+from hf_margin.functional._precision import at_least_float32, full_precision
 
 Similarity = Literal["cosine", "dot"]
 FilterStrategy = Literal["relative", "absolute"]
@@ -120,6 +128,33 @@ def similarity_matrix(a: Tensor, b: Tensor, similarity: Similarity = "cosine") -
     return a @ b.T
 
 
+def upper_triangle(matrix: Tensor) -> Tensor:
+    """The entries (i < j) of a square (n, n) matrix in row-major order: one value per unordered pair of a set."""
+    mask = torch.ones(matrix.shape[0], matrix.shape[1], dtype=torch.bool, device=matrix.device).triu_(1)
+    return matrix[mask]
+
+
+def labelled_pair_cosines(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Cosines (P,) of every unordered pair (i < j) of the rows, row-major, and whether its two labels agree (P,).
+
+    One (n, n) similarity matrix, computed in float32 or wider with autocast off; differentiable. P = n (n - 1) / 2.
+
+    Args:
+        embeddings: (n, D).
+        labels: (n,) integer labels.
+
+    Example:
+        >>> cosines, same = labelled_pair_cosines(embeddings, labels)
+        >>> impostor_scores = cosines[~same]
+    """
+    check_embeddings(embeddings)
+    labels = check_label_vector(labels, embeddings.shape[0]).to(embeddings.device)
+    with full_precision(embeddings):
+        x = at_least_float32(embeddings)
+        cosines = upper_triangle(similarity_matrix(x, x))
+    return cosines, upper_triangle(labels.unsqueeze(1) == labels.unsqueeze(0))
+
+
 def rowwise_similarity(a: Tensor, b: Tensor, similarity: Similarity = "cosine") -> Tensor:
     """(n, d) x (n, k, d) -> (n, k): each row of `a` against its own k vectors of `b`."""
     if similarity == "cosine":
@@ -204,9 +239,7 @@ def mix_negatives(weights: Tensor, negatives: Tensor) -> Tensor:
 
 def soft_label_kl(student_logits: Tensor, teacher_scores: Tensor, teacher_temperature: float) -> Tensor:
     """Batch-mean ``KL(softmax(teacher / T) || softmax(student))`` over each row's candidates."""
-    teacher_log_p = F.log_softmax(teacher_scores.to(student_logits.dtype) / teacher_temperature, dim=-1)
-    student_log_p = F.log_softmax(student_logits, dim=-1)
-    return F.kl_div(student_log_p, teacher_log_p, reduction="batchmean", log_target=True)
+    return softmax_kl_per_sample(student_logits, teacher_scores / teacher_temperature, 1.0).mean()
 
 
 def _check_inputs(queries: Tensor, documents: Sequence[Tensor], offset: int, batch_size: int) -> None:
@@ -299,70 +332,74 @@ def margin_info_nce(
         teacher_scores: (batch_size, 1 + M) teacher scores of each query's positive and hard negatives.
         generator: random generator for pairwise mixing.
     """
-    batch_size = queries.shape[0] if batch_size is None else batch_size
-    _check_inputs(queries, documents, offset, batch_size)
-    num_hard = len(documents) - 1
-    if options.mixing is not None and num_hard < (2 if options.mixing == "pairwise" else 1):
-        raise ValueError(
-            f"mixing={options.mixing!r} needs at least {2 if options.mixing == 'pairwise' else 1} hard-negative "
-            f"column(s) after (anchor, positive); got {num_hard}"
-        )
-    if options.distill_weight > 0:
-        expected = (batch_size, 1 + num_hard)
-        if teacher_scores is None or tuple(teacher_scores.shape) != expected or num_hard == 0:
+    with full_precision(queries):  # similarities in float32 even under bf16/fp16 autocast
+        batch_size = queries.shape[0] if batch_size is None else batch_size
+        _check_inputs(queries, documents, offset, batch_size)
+        num_hard = len(documents) - 1
+        if options.mixing is not None and num_hard < (2 if options.mixing == "pairwise" else 1):
             raise ValueError(
-                f"distill_weight > 0 needs teacher scores of shape (batch, 1 + hard negatives) = {expected} with at "
-                f"least one hard negative, got {None if teacher_scores is None else tuple(teacher_scores.shape)}"
+                f"mixing={options.mixing!r} needs at least {2 if options.mixing == 'pairwise' else 1} hard-negative "
+                f"column(s) after (anchor, positive); got {num_hard}"
             )
-    similarity = options.similarity
-    width = queries.shape[0]
-    rows = torch.arange(offset, offset + batch_size, device=queries.device)
-    local = torch.arange(batch_size, device=queries.device)
-    all_queries = at_least_float32(queries)
-    columns = [at_least_float32(column) for column in documents]
-    candidates = torch.cat(columns)
-    scores = similarity_matrix(all_queries[rows], candidates, similarity)
-    if guide_queries is not None and guide_documents is not None:
-        guide_local = at_least_float32(guide_queries)[rows]
-        guide = similarity_matrix(guide_local, torch.cat([at_least_float32(g) for g in guide_documents]), similarity)
-    else:
-        guide = scores.detach()
-    drop = _filtered(scores, guide, rows, options)
-    logits = (options.scale * scores).masked_fill(drop, float("-inf"))
-
-    if options.mixing is not None:
-        hard = torch.stack(columns[1:], dim=1)[rows]
-        guide_hard = None
+        if options.distill_weight > 0:
+            expected = (batch_size, 1 + num_hard)
+            if teacher_scores is None or tuple(teacher_scores.shape) != expected or num_hard == 0:
+                raise ValueError(
+                    f"distill_weight > 0 needs teacher scores of shape (batch, 1 + hard negatives) = {expected} "
+                    f"with at least one hard negative, got "
+                    f"{None if teacher_scores is None else tuple(teacher_scores.shape)}"
+                )
+        similarity = options.similarity
+        width = queries.shape[0]
+        rows = torch.arange(offset, offset + batch_size, device=queries.device)
+        local = torch.arange(batch_size, device=queries.device)
+        all_queries = at_least_float32(queries)
+        columns = [at_least_float32(column) for column in documents]
+        candidates = torch.cat(columns)
+        scores = similarity_matrix(all_queries[rows], candidates, similarity)
         if guide_queries is not None and guide_documents is not None:
-            guide_hard = (guide_local, torch.stack([at_least_float32(g) for g in guide_documents[1:]], dim=1)[rows])
-        mixed_logits = _mixed_negative_logits(
-            all_queries[rows], hard, scores, guide, drop, rows, width, options, guide_hard, generator
-        )
-        logits = torch.cat([logits, mixed_logits], dim=1)
-
-    loss, mean_weight = _focal_nll(logits, rows, options)
-    if options.symmetric:
-        doc_scores = similarity_matrix(columns[0][rows], all_queries, similarity)
-        if guide_queries is not None and guide_documents is not None:
-            doc_guide = similarity_matrix(
-                at_least_float32(guide_documents[0])[rows], at_least_float32(guide_queries), similarity
+            guide_local = at_least_float32(guide_queries)[rows]
+            guide = similarity_matrix(
+                guide_local, torch.cat([at_least_float32(g) for g in guide_documents]), similarity
             )
         else:
-            doc_guide = doc_scores.detach()
-        doc_drop = _filtered(doc_scores, doc_guide, rows, options)
-        doc_logits = (options.scale * doc_scores).masked_fill(doc_drop, float("-inf"))
-        doc_loss, doc_weight = _focal_nll(doc_logits, rows, options)
-        loss, mean_weight = (loss + doc_loss) / 2, (mean_weight + doc_weight) / 2
-    if options.distill_weight > 0 and teacher_scores is not None:
-        own_columns = rows.unsqueeze(1) + width * torch.arange(num_hard + 1, device=queries.device)
-        student = options.scale * scores.gather(1, own_columns)
-        loss = loss + options.distill_weight * soft_label_kl(student, teacher_scores, options.teacher_temperature)
+            guide = scores.detach()
+        drop = _filtered(scores, guide, rows, options)
+        logits = (options.scale * scores).masked_fill(drop, float("-inf"))
 
-    with torch.no_grad():
-        negatives = torch.ones_like(drop)
-        negatives[local, rows] = False
-        kept = negatives & ~drop
-        kept_mean = (scores * kept).sum(1) / kept.sum(1).clamp_min(1)
-        gap = (scores[local, rows] - kept_mean).mean()
-        share = drop[negatives].float().mean() if negatives.any() else scores.new_zeros(())
-    return InfoNCEOutput(loss, share, mean_weight, gap)
+        if options.mixing is not None:
+            hard = torch.stack(columns[1:], dim=1)[rows]
+            guide_hard = None
+            if guide_queries is not None and guide_documents is not None:
+                guide_hard = (guide_local, torch.stack([at_least_float32(g) for g in guide_documents[1:]], dim=1)[rows])
+            mixed_logits = _mixed_negative_logits(
+                all_queries[rows], hard, scores, guide, drop, rows, width, options, guide_hard, generator
+            )
+            logits = torch.cat([logits, mixed_logits], dim=1)
+
+        loss, mean_weight = _focal_nll(logits, rows, options)
+        if options.symmetric:
+            doc_scores = similarity_matrix(columns[0][rows], all_queries, similarity)
+            if guide_queries is not None and guide_documents is not None:
+                doc_guide = similarity_matrix(
+                    at_least_float32(guide_documents[0])[rows], at_least_float32(guide_queries), similarity
+                )
+            else:
+                doc_guide = doc_scores.detach()
+            doc_drop = _filtered(doc_scores, doc_guide, rows, options)
+            doc_logits = (options.scale * doc_scores).masked_fill(doc_drop, float("-inf"))
+            doc_loss, doc_weight = _focal_nll(doc_logits, rows, options)
+            loss, mean_weight = (loss + doc_loss) / 2, (mean_weight + doc_weight) / 2
+        if options.distill_weight > 0 and teacher_scores is not None:
+            own_columns = rows.unsqueeze(1) + width * torch.arange(num_hard + 1, device=queries.device)
+            student = options.scale * scores.gather(1, own_columns)
+            loss = loss + options.distill_weight * soft_label_kl(student, teacher_scores, options.teacher_temperature)
+
+        with torch.no_grad():
+            negatives = torch.ones_like(drop)
+            negatives[local, rows] = False
+            kept = negatives & ~drop
+            kept_mean = (scores * kept).sum(1) / kept.sum(1).clamp_min(1)
+            gap = (scores[local, rows] - kept_mean).mean()
+            share = drop[negatives].float().mean() if negatives.any() else scores.new_zeros(())
+        return InfoNCEOutput(loss, share, mean_weight, gap)

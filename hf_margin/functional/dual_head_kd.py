@@ -13,8 +13,9 @@ DHKD trains an auxiliary head on the same features with
 
 Choices: the official code clamps the Bernoulli probabilities to [1e-8, 1 - 1e-8]; here both losses are computed
 exactly in log space (log-sigmoid / log-cosh), which agrees wherever |logit / T| < ~18 and stays finite with a
-non-zero gradient beyond. The spec does not say whether the alignment projects the whole flattened gradient or
-each parameter tensor on its own: the default is the whole vector (as PCGrad), `per_parameter=True` the other.
+non-zero gradient beyond. The official alignment (``helper/optimizer.py``, ``OptimGradAlign._project_conflicting``)
+flattens all parameters' gradients into one vector and projects with a single dot product: that is the default
+here; `per_parameter=True` (each parameter tensor projected on its own) is an own option, not the paper's.
 `softmax_kd_loss` is the standard KD baseline of the paper's comparisons (Hinton et al., ``T^2 KL`` of softmaxes).
 """
 
@@ -122,14 +123,36 @@ def _dot(first: Sequence[Tensor | None], second: Sequence[Tensor | None]) -> Ten
     return torch.stack(terms).sum() if terms else torch.zeros((), dtype=torch.float64)
 
 
-def _project(ce: Sequence[Tensor | None], kd: Sequence[Tensor | None]) -> list[Tensor | None]:
+def _project(ce: Sequence[Tensor | None], kd: Sequence[Tensor | None]) -> tuple[list[Tensor | None], bool]:
+    """(g_KD projected off g_CE if they conflict, whether they conflicted)."""
     dot = _dot(kd, ce)
     if dot >= 0:
-        return list(kd)
+        return list(kd), False
     coefficient = dot / _dot(ce, ce)
-    return [
+    projected = [
         g if g is None or c is None else g - (coefficient * c.double()).to(g.dtype) for g, c in zip(kd, ce, strict=True)
     ]
+    return projected, True
+
+
+def _aligned(
+    ce_grads: Sequence[Tensor | None], kd_grads: Sequence[Tensor | None], per_parameter: bool
+) -> tuple[list[Tensor | None], bool]:
+    """`align_gradients`'s combined gradients, and whether any projection happened."""
+    if len(ce_grads) != len(kd_grads):
+        raise ValueError(f"`kd_grads` must have one entry per parameter like `ce_grads` ({len(ce_grads)}), got "
+                         f"{len(kd_grads)}")  # fmt: skip
+    for index, (c, k) in enumerate(zip(ce_grads, kd_grads, strict=True)):
+        if c is not None and k is not None and c.shape != k.shape:
+            raise ValueError(f"`kd_grads[{index}]` must have the shape of `ce_grads[{index}]` {tuple(c.shape)}, got "
+                             f"{tuple(k.shape)}")  # fmt: skip
+    if per_parameter:
+        pairs = [_project([c], [k]) for c, k in zip(ce_grads, kd_grads, strict=True)]
+        kd, conflict = [p[0][0] for p in pairs], any(p[1] for p in pairs)
+    else:
+        kd, conflict = _project(ce_grads, kd_grads)
+    combined = [k if c is None else c if k is None else c + k for c, k in zip(ce_grads, kd, strict=True)]
+    return combined, conflict
 
 
 def align_gradients(
@@ -152,18 +175,7 @@ def align_gradients(
         >>> combined = align_gradients(torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True),
         ...                            torch.autograd.grad(kd, params, allow_unused=True))
     """
-    if len(ce_grads) != len(kd_grads):
-        raise ValueError(f"`kd_grads` must have one entry per parameter like `ce_grads` ({len(ce_grads)}), got "
-                         f"{len(kd_grads)}")  # fmt: skip
-    for index, (c, k) in enumerate(zip(ce_grads, kd_grads, strict=True)):
-        if c is not None and k is not None and c.shape != k.shape:
-            raise ValueError(f"`kd_grads[{index}]` must have the shape of `ce_grads[{index}]` {tuple(c.shape)}, got "
-                             f"{tuple(k.shape)}")  # fmt: skip
-    if per_parameter:
-        kd = [_project([c], [k])[0] for c, k in zip(ce_grads, kd_grads, strict=True)]
-    else:
-        kd = _project(ce_grads, kd_grads)
-    return [k if c is None else c if k is None else c + k for c, k in zip(ce_grads, kd, strict=True)]
+    return _aligned(ce_grads, kd_grads, per_parameter)[0]
 
 
 def aligned_backward(
@@ -171,8 +183,8 @@ def aligned_backward(
 ) -> bool:
     """Backward of ``ce_loss + kd_loss`` with DHKD's gradient alignment, accumulated into each ``.grad``.
 
-    Use in place of ``(ce_loss + kd_loss).backward()``. Returns whether the two gradients conflicted (and g_KD
-    was projected).
+    Use in place of ``(ce_loss + kd_loss).backward()``. Returns whether g_KD was projected: the two whole
+    gradients conflicted or, with `per_parameter`, the two gradients of at least one parameter did.
 
     Example:
         >>> ce, kd = DualHeadKDLoss().terms(main_logits, aux_logits, teacher_logits, labels)
@@ -181,8 +193,8 @@ def aligned_backward(
     params = [p for p in parameters if p.requires_grad]
     ce_grads = torch.autograd.grad(ce_loss, params, retain_graph=True, allow_unused=True)
     kd_grads = torch.autograd.grad(kd_loss, params, allow_unused=True)
-    conflict = bool(_dot(ce_grads, kd_grads) < 0)
-    for param, grad in zip(params, align_gradients(ce_grads, kd_grads, per_parameter), strict=True):
+    combined, conflict = _aligned(ce_grads, kd_grads, per_parameter)
+    for param, grad in zip(params, combined, strict=True):
         if grad is not None:
             param.grad = grad.detach() if param.grad is None else param.grad + grad.detach()
     return conflict

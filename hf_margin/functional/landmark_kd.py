@@ -26,20 +26,8 @@ import torch
 from torch import Tensor
 
 from hf_margin._validation import check_in_range
+from hf_margin.functional._distillation import check_same_shape
 from hf_margin.functional._precision import at_least_float32
-
-
-def _check_same_shape(predictions: Tensor, **others: Tensor) -> None:
-    if not isinstance(predictions, Tensor) or not predictions.is_floating_point():
-        raise TypeError(
-            f"`predictions` must be a floating-point tensor, got {getattr(predictions, 'dtype', type(predictions))}"
-        )
-    if predictions.numel() == 0:
-        raise ValueError(f"`predictions` is empty (shape {tuple(predictions.shape)})")
-    for name, value in others.items():
-        if not isinstance(value, Tensor) or value.shape != predictions.shape:
-            raise ValueError(f"`{name}` must have the shape of `predictions` {tuple(predictions.shape)}, got "
-                             f"{tuple(getattr(value, 'shape', ()))}")  # fmt: skip
 
 
 def assistive_loss(
@@ -63,7 +51,7 @@ def assistive_loss(
     Example:
         >>> assistive_loss(student(x), landmarks, tough_teacher(x).detach(), alpha=1.9, alpha_minus=-0.45)
     """
-    _check_same_shape(predictions, ground_truth=ground_truth, teacher=teacher)
+    check_same_shape(predictions, "predictions", ground_truth=ground_truth, teacher=teacher)
     check_in_range(band, "band", 0.0, 1.0)
     p = at_least_float32(predictions)
     g, t = ground_truth.to(p), teacher.detach().to(p)
@@ -79,7 +67,7 @@ def assistive_loss(
 
 def landmark_main_loss(predictions: Tensor, ground_truth: Tensor, tolerant_teacher: Tensor) -> Tensor:
     """``mean(1[|G-P| <= d] 3|G-P| + 1[|G-P| > d] ((G-P)^2 + 3d - d^2))`` with ``d = |G - T_tolerant|``."""
-    _check_same_shape(predictions, ground_truth=ground_truth, tolerant_teacher=tolerant_teacher)
+    check_same_shape(predictions, "predictions", ground_truth=ground_truth, tolerant_teacher=tolerant_teacher)
     p = at_least_float32(predictions)
     error = (ground_truth.to(p) - p).abs()
     d = (ground_truth.to(p) - tolerant_teacher.detach().to(p)).abs()
@@ -114,8 +102,8 @@ def landmark_kd_loss(
     Example:
         >>> landmark_kd_loss(student(x), landmarks, tough(x).detach(), tolerant(x).detach())
     """
-    _check_same_shape(predictions, ground_truth=ground_truth, tough_teacher=tough_teacher,
-                      tolerant_teacher=tolerant_teacher)  # fmt: skip
+    check_same_shape(predictions, "predictions", ground_truth=ground_truth, tough_teacher=tough_teacher,
+                     tolerant_teacher=tolerant_teacher)  # fmt: skip
     main = landmark_main_loss(predictions, ground_truth, tolerant_teacher)
     tough = assistive_loss(predictions, ground_truth, tough_teacher, alpha_tough, alpha_minus_tough, band)
     tolerant = assistive_loss(predictions, ground_truth, tolerant_teacher, alpha_tolerant, alpha_minus_tolerant, band)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._validation import check_class_labels, check_embeddings
+from hf_margin.functional._precision import full_precision
 from hf_margin.functional.cosine_softmax import margin_cross_entropy, normalized_linear
 
 Boundary = Literal["threshold", "easy_margin", "none"]
@@ -47,11 +48,6 @@ def compute_dtype(*tensors: Tensor) -> torch.dtype:
     return dtype
 
 
-def _full_precision(embeddings: Tensor) -> torch.autocast:
-    """A context with autocast off on the embeddings' device: logits are computed in float32 or wider."""
-    return torch.autocast(device_type=embeddings.device.type, enabled=False)
-
-
 def _cosines(embeddings: Tensor, weight: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """The (B, C) cosine matrix and, with labels, each row's (B,) target cosine (call with autocast off).
 
@@ -71,7 +67,7 @@ def _checked_cosines(embeddings: Tensor, weight: Tensor, labels: Tensor) -> tupl
     """Validate a head's inputs, then return the cosine matrix and the target cosines (autocast off)."""
     check_embeddings(embeddings, weight.shape[1])
     check_class_labels(labels, embeddings.shape[0], weight.shape[0])
-    with _full_precision(embeddings):
+    with full_precision(embeddings):
         cosine, cos_y = _cosines(embeddings, weight, labels)
     assert cos_y is not None
     return cosine, cos_y
@@ -83,7 +79,7 @@ def cosine_matrix(embeddings: Tensor, weight: Tensor) -> Tensor:
     Computed outside autocast in float32 (float64 if an input is float64), so bf16/fp16 training gets
     full-precision logits and the class centres are never cast.
     """
-    with _full_precision(embeddings):
+    with full_precision(embeddings):
         return _cosines(embeddings, weight, None)[0]
 
 
@@ -224,7 +220,7 @@ def margin_softmax_logits(
     functions above with its hyperparameters bound).
     """
     cosine, cos_y = _checked_cosines(embeddings, weight, labels)
-    with _full_precision(embeddings):
+    with full_precision(embeddings):
         return margin_logits(cosine, labels, target_fn(cos_y), scale), cosine
 
 
@@ -241,7 +237,7 @@ def margin_softmax_loss_and_cosine(
     Equals ``F.cross_entropy(margin_softmax_logits(...)[0], labels)``.
     """
     cosine, cos_y = _checked_cosines(embeddings, weight, labels)
-    with _full_precision(embeddings):
+    with full_precision(embeddings):
         return margin_cross_entropy(cosine, target_fn(cos_y), labels, scale, reduction), cosine
 
 

@@ -16,28 +16,16 @@ drops duplicate images); here self-pairs are excluded by index instead, as PML d
 
 from __future__ import annotations
 
-import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from hf_margin._validation import check_in_range, check_positive
-
-
-def check_pair_masks(similarities: Tensor, pos_mask: Tensor, neg_mask: Tensor) -> None:
-    """Raise unless `similarities` is a floating (rows, refs) matrix and both masks are bool of its shape."""
-    if not isinstance(similarities, Tensor) or not similarities.is_floating_point() or similarities.dim() != 2:
-        got = tuple(similarities.shape) if isinstance(similarities, Tensor) else type(similarities).__name__
-        raise ValueError(f"`similarities` must be a floating (rows, refs) matrix, got {got}")
-    for name, mask in (("pos_mask", pos_mask), ("neg_mask", neg_mask)):
-        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != similarities.shape:
-            found = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
-            raise ValueError(f"`{name}` must be a bool tensor of shape {tuple(similarities.shape)}, got {found}")
+from hf_margin._validation import check_in_range, check_pair_masks, check_positive
+from hf_margin.functional._masked import masked_logsumexp
 
 
 def log1p_sum_exp(values: Tensor, mask: Tensor) -> Tensor:
     """Row-wise ``log(1 + sum_{mask} e^{values})``, stable and 0 for rows with an empty mask; (rows,)."""
-    masked = values.masked_fill(~mask, float("-inf"))
-    shift = masked.amax(dim=1).clamp_min(0.0).detach()
-    return (torch.exp(masked - shift.unsqueeze(1)).sum(dim=1) + torch.exp(-shift)).log() + shift
+    return F.softplus(masked_logsumexp(values, mask))
 
 
 def multi_similarity_mine(
@@ -54,7 +42,7 @@ def multi_similarity_mine(
         >>> same = labels[:, None] == labels[None]
         >>> hard_pos, hard_neg = multi_similarity_mine(sim, same & ~torch.eye(len(labels), dtype=torch.bool), ~same)
     """
-    check_pair_masks(similarities, pos_mask, neg_mask)
+    check_pair_masks(similarities, pos_mask=pos_mask, neg_mask=neg_mask)
     check_in_range(epsilon, "epsilon", 0.0, float("inf"))
     sim = similarities.detach()
     hardest_pos = sim.masked_fill(~pos_mask, float("inf")).amin(dim=1, keepdim=True)
@@ -82,7 +70,7 @@ def multi_similarity_loss(
     Example:
         >>> losses = multi_similarity_loss(sim, *multi_similarity_mine(sim, pos, neg))  # mean() is PML's value
     """
-    check_pair_masks(similarities, pos_mask, neg_mask)
+    check_pair_masks(similarities, pos_mask=pos_mask, neg_mask=neg_mask)
     check_positive(alpha, "alpha")
     check_positive(beta, "beta")
     if not abs(base) < float("inf"):

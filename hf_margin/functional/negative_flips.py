@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hf_margin._validation import check_class_labels, check_embeddings, check_in_range
+from hf_margin._validation import check_class_labels, check_embeddings, check_in_range, check_label_vector
 from hf_margin.functional._distillation import check_student_teacher, softmax_kl_per_sample
 from hf_margin.functional._precision import at_least_float32
 from hf_margin.functional._reduction import reduce_losses
@@ -72,16 +72,20 @@ def logit_bias_cross_entropy(
 def focal_weights(teacher_logits: Tensor, labels: Tensor, alpha_fd: float = 1.0, beta_fd: float = 5.0) -> Tensor:
     """(batch,) ``alpha_fd + beta_fd 1[argmax teacher = y]``; a label outside the teacher's classes gets alpha_fd."""
     check_embeddings(teacher_logits, name="teacher_logits")
-    integer = isinstance(labels, Tensor) and not (
-        labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool
-    )
-    if not integer or tuple(labels.shape) != (teacher_logits.shape[0],):
-        received = f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}"
-        raise ValueError(f"`labels` must be an integer tensor of shape ({teacher_logits.shape[0]},), got {received}")
+    check_label_vector(labels, teacher_logits.shape[0])
     check_in_range(alpha_fd, "alpha_fd", 0.0, float("inf"))
     check_in_range(beta_fd, "beta_fd", 0.0, float("inf"))
     correct = teacher_logits.argmax(dim=1) == labels.to(teacher_logits.device)
     return alpha_fd + beta_fd * correct.to(at_least_float32(teacher_logits).dtype)
+
+
+def _detached_teacher_and_weights(
+    student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, alpha_fd: float, beta_fd: float
+) -> tuple[Tensor, Tensor]:
+    """The focal-distillation prologue: check the logits, detach the teacher, its per-sample focal weights."""
+    check_student_teacher(student_logits, teacher_logits, "student_logits", "teacher_logits")
+    teacher = teacher_logits.detach()
+    return teacher, focal_weights(teacher, labels, alpha_fd, beta_fd)
 
 
 def focal_distillation_kl(
@@ -108,9 +112,7 @@ def focal_distillation_kl(
         >>> old_term = focal_distillation_kl(logits[:, :50], old_logits, labels)
         >>> new_term = focal_distillation_kl(logits, new_logits, labels)
     """
-    check_student_teacher(student_logits, teacher_logits, "student_logits", "teacher_logits")
-    teacher = teacher_logits.detach()
-    weights = focal_weights(teacher, labels, alpha_fd, beta_fd)
+    teacher, weights = _detached_teacher_and_weights(student_logits, teacher_logits, labels, alpha_fd, beta_fd)
     return reduce_losses(weights * softmax_kl_per_sample(student_logits, teacher, temperature), reduction)
 
 
@@ -137,10 +139,8 @@ def focal_distillation_l2(
     Example:
         >>> focal_distillation_l2(logits, new_logits, labels)
     """
-    check_student_teacher(student_logits, teacher_logits, "student_logits", "teacher_logits")
+    teacher, weights = _detached_teacher_and_weights(student_logits, teacher_logits, labels, alpha_fd, beta_fd)
     check_in_range(scale, "scale", 0.0, float("inf"))
-    teacher = teacher_logits.detach()
-    weights = focal_weights(teacher, labels, alpha_fd, beta_fd)
     student = at_least_float32(student_logits)
     squared = 0.5 * (student - teacher.to(student.dtype)).square().mean(dim=1)
     return reduce_losses(scale * weights.to(student.dtype) * squared, reduction)

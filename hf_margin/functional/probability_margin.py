@@ -20,12 +20,17 @@ from hf_margin.functional._precision import at_least_float32
 from hf_margin.functional._reduction import REDUCTIONS, reduce_losses
 
 
-def class_probabilities(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """(p_y, max_{j != y} p_j) of softmax(logits), computed in float32 or float64; errors name the argument."""
-    check_embeddings(logits, name="logits")
-    if logits.shape[1] < 2:
-        raise ValueError(f"`logits` must have shape (batch, classes) with classes >= 2, got {tuple(logits.shape)}")
-    check_class_labels(labels, logits.shape[0], logits.shape[1])
+def class_probabilities(logits: Tensor, labels: Tensor, *, validate: bool = True) -> tuple[Tensor, Tensor]:
+    """(p_y, max_{j != y} p_j) of softmax(logits), computed in float32 or float64; errors name the argument.
+
+    `validate=False` skips the checks (their label range check syncs with the device): for callers that already
+    checked the same labels, such as an attack's steps after its first.
+    """
+    if validate:
+        check_embeddings(logits, name="logits")
+        if logits.shape[1] < 2:
+            raise ValueError(f"`logits` must have shape (batch, classes) with classes >= 2, got {tuple(logits.shape)}")
+        check_class_labels(labels, logits.shape[0], logits.shape[1])
     probabilities = torch.softmax(at_least_float32(logits), dim=1)
     true = probabilities.gather(1, labels.unsqueeze(1)).squeeze(1)
     others = probabilities.scatter(1, labels.unsqueeze(1), float("-inf"))

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from hf_margin._validation import check_in_range
-from hf_margin.functional.multi_similarity import check_pair_masks
+from hf_margin._validation import check_in_range, check_pair_masks
 
 
 def check_tcm_options(lambda_plus: float, lambda_minus: float, margin_plus: float, margin_minus: float) -> None:
@@ -31,9 +30,26 @@ def tcm_hard_pairs(
     similarities: Tensor, pos_mask: Tensor, neg_mask: Tensor, margin_plus: float = 0.9, margin_minus: float = 0.5
 ) -> tuple[Tensor, Tensor]:
     """(hard positive mask, hard negative mask): positives with s <= m+, negatives with s >= m-."""
-    check_pair_masks(similarities, pos_mask, neg_mask)
+    check_pair_masks(similarities, pos_mask=pos_mask, neg_mask=neg_mask)
     sim = similarities.detach()
     return pos_mask & (sim <= margin_plus), neg_mask & (sim >= margin_minus)
+
+
+def tcm_hinge_rows(
+    similarities: Tensor,
+    hard_pos: Tensor,
+    hard_neg: Tensor,
+    lambda_plus: float,
+    lambda_minus: float,
+    margin_plus: float,
+    margin_minus: float,
+    hard_counts: tuple[Tensor, Tensor],
+) -> Tensor:
+    """Each anchor's share (rows,) of the TCM loss from hard-pair masks already found (see `tcm_row_losses`)."""
+    num_pos, num_neg = hard_counts
+    positive = ((margin_plus - similarities) * hard_pos).sum(dim=1) / num_pos.clamp_min(1)
+    negative = ((similarities - margin_minus) * hard_neg).sum(dim=1) / num_neg.clamp_min(1)
+    return lambda_plus * positive + lambda_minus * negative
 
 
 def tcm_row_losses(
@@ -58,10 +74,9 @@ def tcm_row_losses(
     """
     check_tcm_options(lambda_plus, lambda_minus, margin_plus, margin_minus)
     hard_pos, hard_neg = tcm_hard_pairs(similarities, pos_mask, neg_mask, margin_plus, margin_minus)
-    num_pos, num_neg = hard_counts if hard_counts is not None else (hard_pos.sum(), hard_neg.sum())
-    positive = ((margin_plus - similarities) * hard_pos).sum(dim=1) / num_pos.clamp_min(1)
-    negative = ((similarities - margin_minus) * hard_neg).sum(dim=1) / num_neg.clamp_min(1)
-    return lambda_plus * positive + lambda_minus * negative
+    counts = hard_counts if hard_counts is not None else (hard_pos.sum(), hard_neg.sum())
+    return tcm_hinge_rows(similarities, hard_pos, hard_neg, lambda_plus, lambda_minus, margin_plus, margin_minus,
+                          counts)  # fmt: skip
 
 
 def threshold_consistent_margin_loss(

@@ -19,26 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hf_margin._validation import check_positive
-
-
-def _check_pair_masks(similarities: Tensor, **masks: Tensor) -> None:
-    if similarities.dim() != 2:
-        raise ValueError(f"`similarities` must have shape (B, R), got shape {tuple(similarities.shape)}")
-    for name, mask in masks.items():
-        if mask.dtype != torch.bool or mask.shape != similarities.shape:
-            raise ValueError(f"`{name}` must be a bool tensor of shape {tuple(similarities.shape)}, got "
-                             f"{mask.dtype} of shape {tuple(mask.shape)}")  # fmt: skip
+from hf_margin._validation import check_pair_masks, check_positive
+from hf_margin.functional._masked import masked_logsumexp
 
 
 def negative_log_normaliser(similarities: Tensor, neg_mask: Tensor, temperature: float) -> Tensor:
     """Each row's ``log sum_{n in N(a)} e^{s_an/tau}``, shape (B,); ``-inf`` (with zero gradient) for rows without
     negatives."""
-    has_negative = neg_mask.any(1)
-    logits = (similarities / temperature).masked_fill(~neg_mask, float("-inf"))
-    # A row of -inf only would give a NaN gradient in logsumexp: such rows see zeros and are set to -inf after.
-    safe = torch.where(has_negative.unsqueeze(1), logits, torch.zeros_like(logits))
-    return torch.logsumexp(safe, dim=1).masked_fill(~has_negative, float("-inf"))
+    return masked_logsumexp(similarities / temperature, neg_mask)
 
 
 def info_nce_pair_losses(similarities: Tensor, pos_mask: Tensor, neg_mask: Tensor, temperature: float) -> Tensor:
@@ -51,7 +39,7 @@ def info_nce_pair_losses(similarities: Tensor, pos_mask: Tensor, neg_mask: Tenso
         temperature: tau > 0.
     """
     check_positive(temperature, "temperature")
-    _check_pair_masks(similarities, pos_mask=pos_mask, neg_mask=neg_mask)
+    check_pair_masks(similarities, pos_mask=pos_mask, neg_mask=neg_mask)
     lse = negative_log_normaliser(similarities, neg_mask, temperature).unsqueeze(1)
     losses = F.softplus(lse - similarities / temperature)
     return torch.where(pos_mask, losses, torch.zeros_like(losses))
@@ -63,7 +51,8 @@ def relative_penalty(similarities: Tensor, neg_mask: Tensor, temperature: float)
     Returns (B, R): a softmax over each row's negatives (rows sum to 1), 0 off the negatives and on rows without any.
     """
     check_positive(temperature, "temperature")
-    _check_pair_masks(similarities, neg_mask=neg_mask)
+    check_pair_masks(similarities, neg_mask=neg_mask)
     lse = negative_log_normaliser(similarities, neg_mask, temperature).unsqueeze(1)
-    weights = torch.exp(similarities / temperature - lse.clamp_min(torch.finfo(similarities.dtype).min))
-    return torch.where(neg_mask, weights, torch.zeros_like(weights))
+    # Masked before the exponential: off the negatives (and on rows without any, where lse = -inf) the exponent
+    # can overflow, and a discarded inf would still turn the gradient into 0 * inf = NaN.
+    return torch.exp((similarities / temperature - lse).masked_fill(~neg_mask, float("-inf")))

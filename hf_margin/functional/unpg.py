@@ -24,9 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hf_margin._validation import check_class_labels, check_embeddings
-from hf_margin.functional._precision import at_least_float32
 from hf_margin.functional._reduction import reduce_losses
+from hf_margin.functional.contrastive import labelled_pair_cosines
 from hf_margin.functional.cosine_softmax import margin_cross_entropy
 
 
@@ -41,13 +40,8 @@ def negative_pair_cosines(embeddings: Tensor, labels: Tensor) -> Tensor:
 
     Differentiable: a kept pair's gradient reaches both of its embeddings.
     """
-    check_embeddings(embeddings)
-    check_class_labels(labels, embeddings.shape[0], int(labels.max()) + 1 if labels.numel() else 1)
-    x_hat = F.normalize(at_least_float32(embeddings), dim=1)
-    rows, columns = torch.triu_indices(len(labels), len(labels), offset=1, device=embeddings.device)
-    negative = labels[rows] != labels[columns]
-    rows, columns = rows[negative], columns[negative]
-    return (x_hat[rows] * x_hat[columns]).sum(1)
+    cosines, same = labelled_pair_cosines(embeddings, labels)
+    return cosines[~same]
 
 
 @torch.no_grad()

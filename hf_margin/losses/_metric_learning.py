@@ -44,8 +44,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from hf_margin._validation import check_choice, check_embeddings
-from hf_margin.functional._precision import at_least_float32
+from hf_margin._validation import check_choice, check_embeddings, check_label_vector
+from hf_margin.functional._precision import at_least_float32, full_precision
 from hf_margin.functional._reduction import REDUCTIONS
 from hf_margin.functional.contrastive import similarity_matrix
 from hf_margin.losses._gather import all_reduce_sum, distributed_world, gather_rows, gathered_sizes
@@ -76,22 +76,13 @@ class PairBatch:
     distributed: bool
 
     def similarities(self) -> Tensor:
-        """(B, R) cosine similarities, computed in float32 under bf16/fp16 (float64 stays float64)."""
-        return similarity_matrix(at_least_float32(self.embeddings), at_least_float32(self.ref_emb))
+        """(B, R) cosine similarities, computed in float32 under bf16/fp16 and autocast (float64 stays float64)."""
+        with full_precision(self.embeddings):
+            return similarity_matrix(at_least_float32(self.embeddings), at_least_float32(self.ref_emb))
 
     def global_sum(self, value: Tensor) -> Tensor:
         """`value` summed over the processes (no gradient) when distributed, else unchanged."""
         return all_reduce_sum(value) if self.distributed else value
-
-
-def _check_labels(labels: object, rows: int, name: str) -> Tensor:
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of shape ({rows},), got {type(labels).__name__}")
-    if labels.is_floating_point() or labels.is_complex():
-        raise TypeError(f"`{name}` must hold integer labels, got dtype {labels.dtype}")
-    if tuple(labels.shape) != (rows,):
-        raise ValueError(f"`{name}` must have shape ({rows},) (one label per row), got shape {tuple(labels.shape)}")
-    return labels
 
 
 def _check_index(index: object, position: int, upper: int, what: str) -> Tensor:
@@ -138,7 +129,7 @@ def pair_batch(
     check_embeddings(embeddings)
     rows = embeddings.shape[0]
     if labels is not None:
-        labels = _check_labels(labels, rows, "labels").to(embeddings.device)
+        labels = check_label_vector(labels, rows, "labels").to(embeddings.device)
     if ref_emb is None and ref_labels is not None:
         raise ValueError("`ref_labels` was given without `ref_emb`; pass both, or neither to use the batch itself")
     self_reference = ref_emb is None or ref_emb is embeddings
@@ -147,7 +138,7 @@ def pair_batch(
     else:
         check_embeddings(ref_emb, embeddings.shape[1], name="ref_emb")
         if ref_labels is not None:
-            ref_labels = _check_labels(ref_labels, ref_emb.shape[0], "ref_labels").to(embeddings.device)
+            ref_labels = check_label_vector(ref_labels, ref_emb.shape[0], "ref_labels").to(embeddings.device)
     if indices_tuple is None and (labels is None or ref_labels is None):
         raise ValueError("`labels` (and `ref_labels` with `ref_emb`) are required when no `indices_tuple` is given")
     assert ref_emb is not None  # for mypy: set above

@@ -42,6 +42,11 @@ class DualHeadKDLoss(nn.Module):
         """The weighted (CE, KD) terms, separately (for gradient alignment or logging)."""
         check_embeddings(logits, name="logits")
         check_class_labels(labels, logits.shape[0], logits.shape[1])
+        if aux_logits is None:
+            raise TypeError("`aux_logits` is None: a DualHeadModel returns them in training mode only; call "
+                            "model.train(), or wrap with DualHeadModel(..., aux_in_eval=True) to evaluate the "
+                            "auxiliary head")  # fmt: skip
+        check_embeddings(aux_logits, name="aux_logits")
         if aux_logits.shape != logits.shape:
             raise ValueError(f"`aux_logits` must have the shape of `logits` {tuple(logits.shape)}, got "
                              f"{tuple(aux_logits.shape)}")  # fmt: skip

@@ -11,11 +11,12 @@ with reference indices) and always uses cosine similarity whatever distance is c
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import Tensor
 
-from hf_margin.functional.tcm import check_tcm_options, tcm_hard_pairs, tcm_row_losses
-from hf_margin.losses._metric_learning import IndicesTuple, MetricLossBase, PairBatch
+from hf_margin.functional.tcm import check_tcm_options, tcm_hard_pairs, tcm_hinge_rows
+from hf_margin.losses._metric_learning import MetricLossBase, PairBatch
 
 
 class ThresholdConsistentMarginLoss(MetricLossBase):
@@ -60,17 +61,9 @@ class ThresholdConsistentMarginLoss(MetricLossBase):
         sim = batch.similarities()
         hard_pos, hard_neg = tcm_hard_pairs(sim, batch.pos_mask, batch.neg_mask, self.margin_plus, self.margin_minus)
         counts = (batch.global_sum(hard_pos.sum()), batch.global_sum(hard_neg.sum()))
-        return tcm_row_losses(sim, batch.pos_mask, batch.neg_mask, *self._options(), hard_counts=counts)
+        return tcm_hinge_rows(sim, hard_pos, hard_neg, *self._options(), hard_counts=counts)
 
-    def forward(
-        self,
-        embeddings: Tensor,
-        labels: Tensor | None = None,
-        indices_tuple: IndicesTuple | None = None,
-        ref_emb: Tensor | None = None,
-        ref_labels: Tensor | None = None,
-    ) -> Tensor:
-        tcm = super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
-        if self.base_loss is None:
-            return tcm
-        return self.base_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels) + tcm
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        """TCM (plus `base_loss`) with `MetricLossBase.forward`'s PML arguments, passed on as they are."""
+        tcm = super().forward(*args, **kwargs)
+        return tcm if self.base_loss is None else self.base_loss(*args, **kwargs) + tcm

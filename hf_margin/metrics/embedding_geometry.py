@@ -20,11 +20,7 @@ from torch import Tensor
 
 from hf_margin._validation import check_embeddings, check_positive
 from hf_margin.functional._precision import at_least_float32
-
-
-def _pair_rows(rows: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    first, second = torch.triu_indices(rows, rows, offset=1, device=device)
-    return first, second
+from hf_margin.functional.contrastive import labelled_pair_cosines
 
 
 def uniformity(embeddings: Tensor, t: float = 2.0, normalize: bool = True) -> Tensor:
@@ -44,8 +40,7 @@ def uniformity(embeddings: Tensor, t: float = 2.0, normalize: bool = True) -> Te
         raise ValueError(f"`embeddings` needs at least 2 rows for a pair, got shape {tuple(embeddings.shape)}")
     x = at_least_float32(embeddings)
     x = F.normalize(x, dim=1) if normalize else x
-    first, second = _pair_rows(x.shape[0], x.device)
-    squared = (x[first] - x[second]).pow(2).sum(1)
+    squared = torch.pdist(x).pow(2)
     return torch.logsumexp(-t * squared, dim=0) - math.log(squared.numel())
 
 
@@ -56,13 +51,7 @@ def tolerance(embeddings: Tensor, labels: Tensor) -> Tensor:
         embeddings: (N, D).
         labels: (N,) integer classes; at least one class must have two rows.
     """
-    check_embeddings(embeddings)
-    if not isinstance(labels, Tensor) or labels.is_floating_point() or tuple(labels.shape) != (embeddings.shape[0],):
-        got = f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
-        raise ValueError(f"`labels` must be an integer tensor of shape ({embeddings.shape[0]},), got {got}")
-    x = F.normalize(at_least_float32(embeddings), dim=1)
-    first, second = _pair_rows(x.shape[0], x.device)
-    same = labels[first] == labels[second]
+    cosines, same = labelled_pair_cosines(embeddings, labels)
     if not same.any():
         raise ValueError("`labels` has no class with two rows: tolerance needs at least one same-class pair")
-    return (x[first[same]] * x[second[same]]).sum(1).mean()
+    return cosines[same].mean()

@@ -94,6 +94,9 @@ def negative_flip_compute_metrics(
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         new, labels = np.asarray(logits).argmax(axis=-1), _as_labels(prediction.label_ids, "label_ids", old.shape[0])
         counted = labels < num_old_classes if num_old_classes is not None else np.ones_like(labels, dtype=bool)
+        if not counted.any():
+            raise ValueError(f"no evaluation sample has a label < num_old_classes ({num_old_classes}): the flips are "
+                             f"counted on the old classes' samples only, and `label_ids` has none of them")  # fmt: skip
         flips = negative_flip_metrics(old[counted], new[counted], labels[counted])
         return {"accuracy": float(np.mean(new == labels)), **flips}
 

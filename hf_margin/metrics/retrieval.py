@@ -16,15 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hf_margin._validation import check_embeddings
+from hf_margin._validation import check_embeddings, check_label_vector
 from hf_margin.functional.contrastive import similarity_matrix
-
-
-def _check_labels(labels: object, rows: int, name: str) -> Tensor:
-    if not isinstance(labels, Tensor) or tuple(labels.shape) != (rows,):
-        got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-        raise ValueError(f"`{name}` must be a tensor of shape ({rows},) (one label per row), got {got}")
-    return labels
 
 
 def retrieval_metrics(
@@ -37,21 +30,21 @@ def retrieval_metrics(
 
     Args:
         query_emb: (Q, D) query embeddings.
-        query_labels: (Q,) their labels.
+        query_labels: (Q,) their integer labels.
         ref_emb / ref_labels: (R, D) / (R,) the searched set; default: the queries themselves (leave-one-out).
 
     Example:
         >>> retrieval_metrics(test_embeddings, test_labels)  # {"R@1": 0.91, "MAP@R": 0.64}
     """
     check_embeddings(query_emb, name="query_emb")
-    query_labels = _check_labels(query_labels, query_emb.shape[0], "query_labels")
+    query_labels = check_label_vector(query_labels, query_emb.shape[0], "query_labels")
     leave_one_out = ref_emb is None
     if (ref_emb is None) != (ref_labels is None):
         raise ValueError("pass both `ref_emb` and `ref_labels`, or neither (then the queries are the references)")
     if ref_emb is None or ref_labels is None:
         ref_emb, ref_labels = query_emb, query_labels
     check_embeddings(ref_emb, query_emb.shape[1], name="ref_emb")
-    ref_labels = _check_labels(ref_labels, ref_emb.shape[0], "ref_labels").to(query_labels.device)
+    ref_labels = check_label_vector(ref_labels, ref_emb.shape[0], "ref_labels").to(query_labels.device)
     sim = similarity_matrix(query_emb.detach().double(), ref_emb.detach().double().to(query_emb.device))
     relevant = query_labels.unsqueeze(1) == ref_labels.unsqueeze(0)
     if leave_one_out:

@@ -11,7 +11,8 @@ in the epsilon-ball, of K sign-gradient steps ``x <- Proj(x + a_i sign(grad))``.
 
 with cosine step sizes from 2 epsilon, restarted at the change point:
 ``a_i = epsilon (1 + cos(pi (i - 1) / (K - K//2)))`` for i < K//2 and
-``a_i = epsilon (1 + cos(pi (i - K//2 - 1) / (K - K//2)))`` after (so K >= 4 steps; with K <= 2 every step is 0).
+``a_i = epsilon (1 + cos(pi (i - K//2 - 1) / (K - K//2)))`` after. With K <= 2 every step size is 0 (the attack would
+only try its random starts), so PMA needs K >= 3 steps (K >= 4 to have both phases of both rounds).
 Proj clips to the epsilon-ball around the clean input and to the valid input box (`bounds`; None for unbounded
 inputs such as embeddings). A sample counts as broken as soon as any iterate is misclassified; it is then frozen
 (early stop), and its misclassified iterate is returned. PMA+ (PMA followed by APGD-T) is not included.
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hf_margin._outputs import output_logits
 from hf_margin._validation import check_choice, check_class_labels, check_positive_int
 from hf_margin.functional._precision import at_least_float32
 from hf_margin.functional.probability_margin import class_probabilities
@@ -55,15 +57,10 @@ class RobustnessResult:
 
 def logits_of(model: Callable[[Tensor], Any], inputs: Tensor) -> Tensor:
     """`model(inputs)` as a (batch, classes) tensor: a tensor, a ModelOutput / mapping with "logits", or `.logits`."""
-    output = model(inputs)
-    if isinstance(output, Mapping) and "logits" in output:
-        output = output["logits"]
-    elif not isinstance(output, Tensor) and hasattr(output, "logits"):
-        output = output.logits
-    if not isinstance(output, Tensor) or output.dim() != 2 or output.shape[0] != inputs.shape[0]:
-        shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+    output = output_logits(model(inputs))
+    if output.dim() != 2 or output.shape[0] != inputs.shape[0]:
         raise TypeError(f"`model` must return logits of shape ({inputs.shape[0]}, classes) (a tensor, or an output "
-                        f"with .logits / ['logits']), got {shape}")  # fmt: skip
+                        f"with .logits / ['logits']), got {tuple(output.shape)}")  # fmt: skip
     return output
 
 
@@ -74,16 +71,25 @@ def project_linf(inputs: Tensor, clean: Tensor, epsilon: float, bounds: Bounds =
 
 
 def pma_step_sizes(epsilon: float, steps: int) -> list[float]:
-    """PMA's cosine step sizes a_0..a_{K-1}: from 2 epsilon down, restarted at the change point K//2."""
+    """PMA's cosine step sizes a_0..a_{K-1}: from 2 epsilon down, restarted at the change point K//2 (K >= 3)."""
+    check_positive_int(steps, "steps")
+    if steps < 3:
+        raise ValueError(f"`steps` must be >= 3 for PMA (with 1 or 2 steps every cosine step size is 0 and only the "
+                         f"random starts are tried), got {steps}")  # fmt: skip
     change, length = steps // 2, steps - steps // 2
     return [
         epsilon * (1 + math.cos(math.pi * ((i - 1) if i < change else (i - change - 1)) / length)) for i in range(steps)
     ]
 
 
-def pma_objective(logits: Tensor, labels: Tensor, round_index: int, step: int, steps: int) -> Tensor:
-    """The per-sample quantity PMA ascends at `step` of round `round_index` (0 or 1) of a K = `steps` run."""
-    true, runner_up = class_probabilities(logits, labels)
+def pma_objective(
+    logits: Tensor, labels: Tensor, round_index: int, step: int, steps: int, *, validate: bool = True
+) -> Tensor:
+    """The per-sample quantity PMA ascends at `step` of round `round_index` (0 or 1) of a K = `steps` run.
+
+    `validate=False` skips the checks of `logits` and `labels` (an attack checks them once, not at every step).
+    """
+    true, runner_up = class_probabilities(logits, labels, validate=validate)
     if step == 0:
         return true
     if step < steps // 2:
@@ -104,7 +110,7 @@ def pma_attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, e
         inputs: (batch, ...) clean inputs, within `bounds`.
         labels: (batch,) true class indices.
         epsilon: L-infinity radius, >= 0 (8/255 or 4/255 for images in [0, 1] in the paper).
-        steps: K, steps per round (100 in the paper).
+        steps: K >= 3, steps per round (100 in the paper).
         restarts: restarts of the two rounds (the official `main.py` defaults to 4); samples broken earlier stay
             broken, so more restarts never break fewer samples.
         bounds: the valid input box (low, high), or None for unbounded inputs.
@@ -136,19 +142,20 @@ def pgd_attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, e
 
 
 def _pma(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon: float, steps: int, restarts: int,
-         bounds: Bounds, seed: int) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """`pma_attack`'s (adversarial inputs, still-robust mask)."""
+         bounds: Bounds, seed: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """`pma_attack`'s (adversarial inputs, still-robust mask, clean-correct mask)."""
     sizes = pma_step_sizes(epsilon, steps)
 
     def objective(logits: Tensor, targets: Tensor, round_index: int, step: int) -> Tensor:
-        return pma_objective(logits, targets, round_index % 2, step, steps)
+        # the first call checks the logits and labels; later steps reuse them (no device sync per step)
+        return pma_objective(logits, targets, round_index % 2, step, steps, validate=round_index == step == 0)
 
     return _attack(model, inputs, labels, epsilon, steps, 2 * restarts, bounds, objective, sizes, seed)
 
 
 def _pgd(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon: float, steps: int, restarts: int,
-         bounds: Bounds, step_size: float | None, seed: int) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """`pgd_attack`'s (adversarial inputs, still-robust mask)."""
+         bounds: Bounds, step_size: float | None, seed: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """`pgd_attack`'s (adversarial inputs, still-robust mask, clean-correct mask)."""
     size = 2.5 * epsilon / steps if step_size is None else step_size
     if not 0 <= size < math.inf:
         raise ValueError(f"`step_size` must be a finite number >= 0, got {step_size}")
@@ -161,13 +168,15 @@ def _pgd(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon
 
 def _attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon: float, steps: int, rounds: int,
             bounds: Bounds, objective: Objective, step_sizes: list[float],
-            seed: int) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """(adversarial inputs, still-robust mask): `rounds` random starts of `steps` sign-gradient ascent steps."""
+            seed: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """(adversarial inputs, still-robust mask, clean-correct mask): `rounds` random starts of `steps` sign-gradient
+    ascent steps."""
     _check_attack(inputs, labels, epsilon, steps, rounds, bounds)
     with torch.no_grad():
         clean_logits = logits_of(model, inputs)
     check_class_labels(labels, inputs.shape[0], clean_logits.shape[1])
-    robust = clean_logits.argmax(1) == labels
+    clean = clean_logits.argmax(1) == labels
+    robust = clean.clone()
     adversarial, current = inputs.detach().clone(), inputs.detach().clone()
     generator = torch.Generator(device=inputs.device).manual_seed(seed)
     for round_index in range(rounds):
@@ -177,7 +186,7 @@ def _attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsi
         for step in range(steps + 1):
             active = robust.nonzero().squeeze(1)
             if active.numel() == 0:
-                return adversarial, robust
+                return adversarial, robust, clean
             point = current[active].requires_grad_(True)
             logits = logits_of(model, point)
             broken = logits.argmax(1) != labels[active]
@@ -190,7 +199,7 @@ def _attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsi
             moved = point.detach() + step_sizes[step] * gradient.sign()
             current[active] = project_linf(moved, inputs[active], epsilon, bounds)
     adversarial[robust] = current[robust]
-    return adversarial, robust
+    return adversarial, robust, clean
 
 
 def _check_attack(inputs: Tensor, labels: Tensor, epsilon: float, steps: int, rounds: int, bounds: Bounds) -> None:
@@ -246,7 +255,7 @@ def pma_robust_accuracy(
             `input_key` / `label_key` or (inputs, labels) pairs; or a map-style dataset of such rows (e.g. a
             `datasets.Dataset` in torch format), batched here by `batch_size`.
         epsilon: L-infinity radius, >= 0.
-        steps: steps per round (PMA) or per restart (PGD).
+        steps: steps per round (PMA, >= 3) or per restart (PGD).
         restarts: PMA restarts; "pgd" runs 2 x `restarts` starts, the same number of gradient steps.
         attack: "pma" or "pgd" (cross-entropy PGD baseline).
         bounds: the valid input box, or None for unbounded inputs.
@@ -277,12 +286,11 @@ def pma_robust_accuracy(
             if max_samples is not None:
                 inputs, labels = inputs[: max_samples - seen], labels[: max_samples - seen]
             inputs, labels = inputs.to(device), labels.to(device)
-            with torch.no_grad():
-                clean += int((logits_of(model, inputs).argmax(1) == labels).sum())
             if attack == "pma":
-                _, still = _pma(model, inputs, labels, epsilon, steps, restarts, bounds, seed)
+                _, still, correct = _pma(model, inputs, labels, epsilon, steps, restarts, bounds, seed)
             else:
-                _, still = _pgd(model, inputs, labels, epsilon, steps, 2 * restarts, bounds, None, seed)
+                _, still, correct = _pgd(model, inputs, labels, epsilon, steps, 2 * restarts, bounds, None, seed)
+            clean += int(correct.sum())
             robust += int(still.sum())
             seen += len(labels)
             bar.update(len(labels))

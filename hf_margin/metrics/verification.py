@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hf_margin._validation import check_embeddings, check_in_range
+from hf_margin.functional.contrastive import labelled_pair_cosines
 
 
 def pair_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine similarity of every unordered pair (i < j) and whether the pair is genuine (same label)."""
+    """Cosine similarity (float32) of every unordered pair (i < j) and whether the pair is genuine (same label)."""
     check_embeddings(embeddings)
-    if tuple(labels.shape) != (embeddings.shape[0],):
-        raise ValueError(f"`labels` must have shape ({embeddings.shape[0]},), got {tuple(labels.shape)}")
-    x = F.normalize(embeddings.detach().float(), dim=1)
-    rows, cols = torch.triu_indices(len(x), len(x), offset=1)
-    scores = (x[rows] * x[cols]).sum(1)
-    return scores.cpu().numpy(), (labels[rows] == labels[cols]).cpu().numpy()
+    scores, same = labelled_pair_cosines(embeddings.detach().float(), labels)
+    return scores.cpu().numpy(), same.cpu().numpy()
 
 
 def _check_pairs(scores: np.ndarray, is_same: np.ndarray) -> None:

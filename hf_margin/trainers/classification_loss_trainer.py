@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from hf_margin._outputs import output_logits
 from hf_margin._validation import check_in_range
 from hf_margin.data.samplers import PositiveShareSampler
 
@@ -141,8 +142,7 @@ class ClassificationLossTrainer(Trainer):
                                  f"{self._option('index_column', 'index')!r} column (e.g. the row number)")  # fmt: skip
             extras["indices"] = index
         outputs = model(**inputs)
-        logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
-        loss = self.loss(logits, labels, **extras)
+        loss = self.loss(output_logits(outputs), labels, **extras)
         return (loss, outputs) if return_outputs else loss
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:

@@ -13,12 +13,16 @@ bias lives in the CE only, and inference uses the raw logits.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from transformers import Trainer
+from transformers.trainer_utils import PredictionOutput
 
+from hf_margin._outputs import output_logits
 from hf_margin.functional.negative_flips import (
     focal_distillation_kl,
     focal_distillation_l2,
@@ -26,13 +30,6 @@ from hf_margin.functional.negative_flips import (
 )
 from hf_margin.metrics.negative_flips import negative_flip_compute_metrics
 from hf_margin.trainers.margin_preserving_config import MarginPreservingConfig
-
-
-def output_logits(outputs: Any) -> Tensor:
-    """The logits of a model output: a tensor, a dict with ``"logits"`` or an object with ``.logits``."""
-    if isinstance(outputs, Tensor):
-        return outputs
-    return outputs["logits"] if isinstance(outputs, dict) else outputs.logits
 
 
 class MarginPreservingTrainer(Trainer):
@@ -46,8 +43,10 @@ class MarginPreservingTrainer(Trainer):
         args: `MarginPreservingConfig`.
         old_model: the deployed C_old-class model (C_old < C; its classes are the first C_old).
         new_reference_model: an independently trained C-class model (needed unless ``distill_from_new=False``).
-        **kwargs: everything else `Trainer` takes. Without `compute_metrics`, evaluation on a single
-            `eval_dataset` reports accuracy, NFR and relative NFR against the old model (`evaluate_negative_flips`).
+        **kwargs: everything else `Trainer` takes. Without `compute_metrics`, `evaluate` (and `predict`) report
+            accuracy, NFR and relative NFR against the old model on each dataset they evaluate
+            (`evaluate_negative_flips`); the old model's predictions are computed once per dataset, gathered
+            across processes like the evaluated predictions.
 
     Example:
         >>> args = MarginPreservingConfig("out", logit_bias=4.0, distillation="kl")
@@ -82,27 +81,60 @@ class MarginPreservingTrainer(Trainer):
             else new_reference_model.to(self.args.device).eval().requires_grad_(False)
         )
         self.num_old_classes: int | None = None
-        eval_dataset = kwargs.get("eval_dataset")
-        single = eval_dataset is not None and not isinstance(eval_dataset, dict)
-        if self.compute_metrics is None and args.evaluate_negative_flips and single:
-            old = self.old_model_predictions(eval_dataset)
-            self.compute_metrics = negative_flip_compute_metrics(old, self.num_old_classes)
+        # id(dataset) -> (dataset, old predictions); the dataset is kept so that its id is not reused
+        self._old_predictions: dict[int, tuple[Any, Tensor]] = {}
 
     @torch.no_grad()
     def _teacher_logits(self, teacher: nn.Module, inputs: dict[str, Any]) -> Tensor:
         teacher.eval()  # stays in eval mode whatever was done to it since
-        logits = output_logits(teacher(**inputs))
+        logits = output_logits(teacher(**inputs), "old_model" if teacher is self.old_model else "new_reference_model")
         self.num_old_classes = logits.shape[1] if teacher is self.old_model else self.num_old_classes
         return logits
 
     def old_model_predictions(self, dataset: Any) -> Tensor:
-        """The old model's predicted classes on `dataset`, in the order the Trainer evaluates it."""
+        """The old model's predicted classes on `dataset`, gathered from every process, in the order the Trainer
+        evaluates it (that of the gathered evaluation predictions)."""
         predictions = []
-        for batch in self.get_eval_dataloader(dataset):
+        # the evaluation loader's sampler and batch size; unlike `get_eval_dataloader`, never a cached loader
+        for batch in self.get_test_dataloader(dataset):
             inputs = self._prepare_inputs(batch)
             inputs.pop("labels", None)
-            predictions.append(self._teacher_logits(self.old_model, inputs).argmax(dim=1).cpu())
+            predicted = self._teacher_logits(self.old_model, inputs).argmax(dim=1)
+            predictions.append(self.accelerator.gather_for_metrics(predicted).cpu())
         return torch.cat(predictions)
+
+    @contextmanager
+    def _negative_flip_metrics(self, dataset: Any) -> Iterator[None]:
+        """Within it, `compute_metrics` reports the negative flips on `dataset` (None: the eval dataset; a str: one
+        of the eval datasets), unless the user gave a `compute_metrics` or turned `evaluate_negative_flips` off."""
+        resolved: Any = self.eval_dataset if dataset is None else dataset
+        if isinstance(resolved, str):
+            resolved = self.eval_dataset[resolved]  # type: ignore[index]  # a name: the eval datasets are a dict
+        own = self.compute_metrics is None and self.args.evaluate_negative_flips
+        # a dict: `Trainer.evaluate` calls `evaluate` again on each of its datasets; None: the Trainer raises
+        if not own or resolved is None or isinstance(resolved, dict):
+            yield
+            return
+        if id(resolved) not in self._old_predictions:
+            self._old_predictions[id(resolved)] = (resolved, self.old_model_predictions(resolved))
+        self.compute_metrics = negative_flip_compute_metrics(self._old_predictions[id(resolved)][1],
+                                                             self.num_old_classes)  # fmt: skip
+        try:
+            yield
+        finally:
+            self.compute_metrics = None
+
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        with self._negative_flip_metrics(eval_dataset):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def predict(
+        self, test_dataset: Any, ignore_keys: list[str] | None = None, metric_key_prefix: str = "test"
+    ) -> PredictionOutput:
+        with self._negative_flip_metrics(test_dataset):
+            return super().predict(test_dataset, ignore_keys, metric_key_prefix)
 
     def compute_loss(
         self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None

@@ -13,11 +13,13 @@ from hf_margin.functional.contrastive import (
     InfoNCEOptions,
     false_negative_mask,
     focal_weight,
+    labelled_pair_cosines,
     margin_info_nce,
     mix_negatives,
     pairwise_mixing_weights,
     similarity_matrix,
     similarity_mixing_weights,
+    upper_triangle,
 )
 
 
@@ -286,3 +288,29 @@ def test_bad_inputs_are_rejected() -> None:
         margin_info_nce(q, docs, InfoNCEOptions(distill_weight=1.0), teacher_scores=torch.zeros(4, 5))
     with pytest.raises(ValueError, match="`offset`"):
         margin_info_nce(q, docs, offset=2, batch_size=4)
+
+
+def test_upper_triangle_and_labelled_pair_cosines_list_each_unordered_pair_once_row_major() -> None:
+    matrix = torch.arange(16.0).view(4, 4)
+    assert upper_triangle(matrix).tolist() == [1.0, 2.0, 3.0, 6.0, 7.0, 11.0]
+    x, y = torch.randn(5, 3, dtype=torch.float64, requires_grad=True), torch.tensor([2, 0, 2, 1, 0])
+    cosines, same = labelled_pair_cosines(x, y)
+    pairs = list(itertools.combinations(range(5), 2))
+    expected = torch.stack([F.cosine_similarity(x[i], x[j], dim=0) for i, j in pairs])
+    torch.testing.assert_close(cosines, expected)
+    assert same.tolist() == [bool(y[i] == y[j]) for i, j in pairs]
+    assert torch.autograd.gradcheck(lambda e: labelled_pair_cosines(e, y)[0], (x,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert labelled_pair_cosines(x.detach().float(), y)[0].dtype == torch.float32
+    with pytest.raises(TypeError, match="`labels`"):
+        labelled_pair_cosines(x, y.tolist())
+
+
+def test_info_nce_under_bf16_autocast_equals_float32() -> None:
+    g = torch.Generator().manual_seed(3)
+    queries, positives = torch.randn(32, 64, generator=g), torch.randn(32, 64, generator=g)
+    expected = margin_info_nce(queries, [positives]).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = margin_info_nce(queries, [positives]).loss
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

@@ -156,3 +156,14 @@ def test_errors_name_the_argument() -> None:
         align_gradients([torch.ones(2)], [torch.ones(2), None])
     with pytest.raises(ValueError, match=r"`kd_grads\[0\]`"):
         align_gradients([torch.ones(2)], [torch.ones(3)])
+
+
+@pytest.mark.parametrize(("per_parameter", "projected"), [(False, False), (True, True)])
+def test_aligned_backward_reports_a_per_parameter_projection(per_parameter: bool, projected: bool) -> None:
+    """g_CE = ([1], [1]), g_KD = ([-0.5], [2]): the whole vectors agree (dot 1.5) but parameter 0's conflict."""
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    conflict = aligned_backward((a + b).sum(), (-0.5 * a + 2 * b).sum(), [a, b], per_parameter=per_parameter)
+    assert conflict is projected
+    expected_a = torch.tensor([1.0]) if per_parameter else torch.tensor([0.5])  # g_KD of `a` removed when projected
+    torch.testing.assert_close(a.grad, expected_a)
+    torch.testing.assert_close(b.grad, torch.tensor([3.0]))

@@ -183,3 +183,21 @@ def test_errors_name_the_argument() -> None:
         icnn_score(queries, query_y, support)
     with pytest.raises(ValueError, match="`reference`"):
         icnn_score(queries, query_y, support[:, :2], support_y)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [(lambda y: y.tolist(), TypeError), (lambda y: y > 0, TypeError), (lambda y: y.double(), TypeError),
+     (lambda y: y[:-1], ValueError)],
+)  # fmt: skip
+def test_every_label_argument_goes_through_the_shared_check(bad, error) -> None:
+    support, support_y, queries, query_y = episode()
+    calls = {
+        "support_labels": lambda: class_prototypes(support, bad(support_y)),
+        "query_labels": lambda: proto_triplet_loss(support, support_y, queries, bad(query_y)),
+        "labels": lambda: icnn_score(queries, bad(query_y)),
+        "reference_labels": lambda: icnn_score(queries, query_y, support, bad(support_y)),
+    }
+    for name, call in calls.items():
+        with pytest.raises(error, match=f"`{name}`"):
+            call()

@@ -110,3 +110,20 @@ def test_errors_name_the_argument() -> None:
         assistive_loss(p.long(), g, tough, 1.9, -0.45)
     with pytest.raises(ValueError, match="`band`"):
         assistive_loss(p, g, tough, 1.9, -0.45, band=1.5)
+
+
+def test_shape_checks_are_the_distillation_ones() -> None:
+    """The same shape check (and message) as the logit distillation losses, for landmarks of any rank."""
+    from hf_margin.functional.negative_flips import focal_distillation_l2
+
+    p, g, tough, tolerant = landmarks()
+    with pytest.raises(ValueError, match=r"`teacher` must have the shape of `predictions` \(4, 10\), got \(4, 9\)"):
+        assistive_loss(p, g, tough[:, :9], 1.9, -0.45)
+    with pytest.raises(ValueError, match=r"`teacher_logits` must have the shape of `student_logits` \(4, 10\), got "
+                                         r"\(4, 9\)"):  # fmt: skip
+        focal_distillation_l2(p, tough[:, :9], torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"`predictions` is empty"):
+        landmark_main_loss(p[:0], g[:0], tolerant[:0])
+    three_d = p.reshape(4, 5, 2)
+    torch.testing.assert_close(landmark_main_loss(three_d, g.reshape(4, 5, 2), tolerant.reshape(4, 5, 2)),
+                               landmark_main_loss(p, g, tolerant))  # fmt: skip

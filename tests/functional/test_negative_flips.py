@@ -110,7 +110,7 @@ def test_errors_name_the_argument() -> None:
         logit_bias_cross_entropy(s, y + 6, [5])
     with pytest.raises(ValueError, match="`teacher_logits`"):
         focal_distillation_kl(s, t[:, :4], y)
-    with pytest.raises(ValueError, match="`labels`"):
+    with pytest.raises(TypeError, match="`labels`"):
         focal_distillation_kl(s, t, y.double())
     with pytest.raises(ValueError, match="`beta_fd`"):
         focal_distillation_l2(s, t, y, beta_fd=-1.0)

@@ -98,3 +98,29 @@ def test_errors_name_the_argument() -> None:
         relative_penalty(sim, neg[:, 1:], 0.1)
     with pytest.raises(ValueError, match="`similarities`"):
         info_nce_pair_losses(sim[0], pos[0], neg[0], 0.1)
+
+
+def test_relative_penalty_gradient_is_finite_for_rows_without_negatives_and_hot_positives() -> None:
+    sim, _, neg = one_positive_rows(4)
+    neg[1] = False  # no negatives: lse = -inf must not leak an inf into the gradient
+    sim[2, 0] = 1.0  # the positive's exponent s/tau - lse is far beyond float64's exp range at tau = 1e-3
+    sim[2, 1:] = -1.0
+    sim.requires_grad_(True)
+    weights = torch.rand(sim.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    (relative_penalty(sim, neg, 1e-3) * weights).sum().backward()
+    assert torch.isfinite(sim.grad).all() and (sim.grad[1] == 0).all()
+    assert torch.autograd.gradcheck(lambda s: relative_penalty(s, neg, 0.2), (sim,))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda s, p, n: info_nce_pair_losses(s.long(), p, n, 0.1), "`similarities`"),
+        (lambda s, p, n: info_nce_pair_losses(s, None, n, 0.1), "`pos_mask`"),
+        (lambda s, p, n: relative_penalty(s.tolist(), n, 0.1), "`similarities`"),
+        (lambda s, p, n: relative_penalty(s, n.long(), 0.1), "`neg_mask`"),
+    ],
+)
+def test_masks_and_similarities_go_through_the_shared_check(call, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call(*one_positive_rows())

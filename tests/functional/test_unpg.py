@@ -95,3 +95,20 @@ def test_errors_name_the_argument() -> None:
         unpg_cross_entropy(torch.zeros(2, 2), torch.zeros(2), torch.tensor([0, 1]), torch.zeros(2, 2), 1.0)
     with pytest.raises(ValueError, match="`labels`"):
         negative_pair_cosines(torch.zeros(3, 2), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize(
+    ("labels", "error"),
+    [([0, 1, 0], TypeError), (torch.tensor([0.0, 1.0, 0.0]), TypeError), (torch.tensor([[0, 1, 0]]), ValueError)],
+)
+def test_labels_are_checked_before_use(labels, error) -> None:
+    with pytest.raises(error, match="`labels`"):
+        negative_pair_cosines(torch.randn(3, 2), labels)
+
+
+def test_negative_pair_cosines_stay_float32_under_bf16_autocast() -> None:
+    x, y = torch.randn(12, 6), torch.randint(0, 3, (12,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cosines = negative_pair_cosines(x, y)
+    assert cosines.dtype == torch.float32
+    torch.testing.assert_close(cosines, negative_pair_cosines(x, y))

@@ -60,3 +60,12 @@ def test_landmark_kd_module() -> None:
         LandmarkKDLoss()(p, truth, tough, tolerant[:2])
     with pytest.raises(ValueError, match="`main_weight`"):
         LandmarkKDLoss(main_weight=-1.0)
+
+
+def test_missing_aux_logits_get_a_clear_error() -> None:
+    """`aux_logits=None` (a DualHeadModel in eval mode gives none) names the argument and the way out."""
+    main, _, teacher, y = batch()
+    with pytest.raises(TypeError, match=r"`aux_logits` is None.*model\.train\(\).*aux_in_eval=True"):
+        DualHeadKDLoss().terms(main, None, teacher, y)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`aux_logits`"):
+        DualHeadKDLoss()(main, aux_logits=y, teacher_logits=teacher, labels=y)

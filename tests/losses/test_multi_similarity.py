@@ -9,8 +9,12 @@ import torch.nn.functional as F
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 
+from hf_margin.functional._masked import masked_logsumexp
 from hf_margin.functional.multi_similarity import log1p_sum_exp, multi_similarity_loss, multi_similarity_mine
+from hf_margin.losses._metric_learning import pair_batch
 from hf_margin.losses.multi_similarity import MultiSimilarityLoss, MultiSimilarityMiner
+from hf_margin.losses.tcm import ThresholdConsistentMarginLoss
+from hf_margin.losses.temperature_info_nce import TemperatureInfoNCELoss
 
 
 def pair_set(first: torch.Tensor, second: torch.Tensor) -> list[tuple[int, int]]:
@@ -243,3 +247,49 @@ def test_bf16_input_computes_in_float32() -> None:
 def test_bad_input_is_rejected(call, match: str) -> None:
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "make_loss",
+    [MultiSimilarityLoss, ThresholdConsistentMarginLoss, lambda: TemperatureInfoNCELoss(temperature=0.1)],
+)
+def test_similarities_stay_float32_under_bf16_autocast(make_loss) -> None:
+    g = torch.Generator().manual_seed(11)
+    x, labels = torch.randn(16, 8, generator=g), torch.randint(0, 4, (16,), generator=g)
+    loss_fn = make_loss()
+    expected = loss_fn(x, labels)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sim = pair_batch(x, labels).similarities()
+        value = loss_fn(x, labels)
+        mined = MultiSimilarityMiner()(x, labels)
+    assert sim.dtype == torch.float32
+    torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+    assert [m.tolist() for m in mined] == [m.tolist() for m in MultiSimilarityMiner()(x, labels)]
+
+
+@pytest.mark.parametrize(
+    ("labels", "error", "match"),
+    [
+        ([0, 0, 1, 1], TypeError, r"`labels` must be a torch.Tensor"),
+        (torch.tensor([0.0, 0.0, 1.0, 1.0]), TypeError, r"`labels` must hold integer labels"),
+        (torch.tensor([True, True, False, False]), TypeError, r"`labels` must hold integer labels"),
+        (torch.zeros(4, 1, dtype=torch.long), ValueError, r"`labels` must have shape \(4,\)"),
+    ],
+)
+def test_labels_go_through_the_shared_check(labels, error, match: str) -> None:
+    with pytest.raises(error, match=match):
+        MultiSimilarityLoss()(torch.randn(4, 3), labels)
+    with pytest.raises(error, match=match.replace("`labels`", "`ref_labels`")):
+        MultiSimilarityLoss()(torch.randn(4, 3), torch.zeros(4, dtype=torch.long), None, torch.randn(4, 3), labels)
+
+
+def test_masked_logsumexp_is_log_sum_exp_over_the_mask_and_minus_inf_on_empty_rows() -> None:
+    values = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True] * 5, [True, False, True, False, False], [False] * 5])
+    out = masked_logsumexp(values, mask)
+    torch.testing.assert_close(out[0], torch.logsumexp(values[0], 0))
+    torch.testing.assert_close(out[1], torch.logsumexp(values[1, [0, 2]], 0))
+    assert out[2] == float("-inf")
+    torch.testing.assert_close(log1p_sum_exp(values, mask), F.softplus(out))
+    out[:2].sum().backward()
+    assert torch.isfinite(values.grad).all() and (values.grad[2] == 0).all() and (values.grad[1, [1, 3, 4]] == 0).all()

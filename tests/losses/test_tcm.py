@@ -124,3 +124,37 @@ def test_bad_options_are_rejected(kwargs: dict, match: str) -> None:
 def test_bad_input_is_rejected() -> None:
     with pytest.raises(ValueError, match="labels"):
         ThresholdConsistentMarginLoss()(torch.randn(4, 3), torch.zeros(3, dtype=torch.long))
+
+
+def test_hard_pairs_are_found_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hf_margin.functional.tcm as functional_tcm
+    import hf_margin.losses.tcm as module_tcm
+
+    calls = []
+    original = functional_tcm.tcm_hard_pairs
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(functional_tcm, "tcm_hard_pairs", counted)
+    monkeypatch.setattr(module_tcm, "tcm_hard_pairs", counted)
+    x, labels = torch.randn(10, 4), torch.randint(0, 3, (10,))
+    value = ThresholdConsistentMarginLoss()(x, labels)
+    assert len(calls) == 1
+    sim = F.normalize(x, dim=1) @ F.normalize(x, dim=1).T
+    same = labels[:, None] == labels[None]
+    torch.testing.assert_close(
+        value, threshold_consistent_margin_loss(sim, same & ~torch.eye(10, dtype=torch.bool), ~same)
+    )
+
+
+def test_base_loss_gets_the_same_keyword_arguments() -> None:
+    x, labels = torch.randn(8, 4), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    ref, ref_labels = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1])
+    combined = ThresholdConsistentMarginLoss(base_loss=MultiSimilarityLoss())
+    value = combined(x, labels=labels, ref_emb=ref, ref_labels=ref_labels)
+    parts = MultiSimilarityLoss()(x, labels, None, ref, ref_labels) + ThresholdConsistentMarginLoss()(
+        x, labels, None, ref, ref_labels
+    )
+    torch.testing.assert_close(value, parts)

@@ -59,5 +59,27 @@ def test_errors_name_the_argument() -> None:
         uniformity(torch.randn(3, 3), t=0.0)
     with pytest.raises(ValueError, match="`labels`"):
         tolerance(torch.randn(3, 3), torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="`labels`"):
+    with pytest.raises(TypeError, match="`labels` must hold integer labels"):
         tolerance(torch.randn(3, 3), torch.tensor([0.0, 0.0, 1.0]))
+
+
+def test_uniformity_uses_pairwise_distances_without_row_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.randn(40, 16, dtype=torch.float64)
+    unit = F.normalize(x, dim=1)
+    squared = (unit.unsqueeze(1) - unit.unsqueeze(0)).pow(2).sum(-1)
+    upper = squared[torch.ones(40, 40, dtype=torch.bool).triu(1)]
+    expected = torch.logsumexp(-2 * upper, 0) - math.log(upper.numel())
+    torch.testing.assert_close(uniformity(x), expected)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("index pairs copy the rows: (P, D) memory")
+
+    monkeypatch.setattr(torch, "triu_indices", refuse)  # the old (N^2/2, D) path indexed rows with it
+    torch.testing.assert_close(uniformity(x), expected)
+    torch.testing.assert_close(tolerance(x, torch.arange(8).repeat(5)), tolerance(x.flip(0), torch.arange(8).repeat(5)))
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 1], torch.tensor([True, True, False])])
+def test_tolerance_labels_must_be_an_integer_tensor(labels) -> None:
+    with pytest.raises(TypeError, match="`labels`"):
+        tolerance(torch.randn(3, 3), labels)

@@ -68,3 +68,10 @@ def test_errors_name_the_argument() -> None:
         negative_flip_rate([], [], [])
     with pytest.raises(ValueError, match="`label_ids`"):
         negative_flip_compute_metrics([0, 1])(EvalPrediction(np.eye(3), np.array([0, 1, 2])))
+
+
+def test_no_old_class_sample_is_named_in_the_error() -> None:
+    """Every evaluated label is a new class: the error says so, not that `labels` is empty."""
+    compute = negative_flip_compute_metrics([0, 1, 0], num_old_classes=2)
+    with pytest.raises(ValueError, match=r"no evaluation sample has a label < num_old_classes \(2\)"):
+        compute(EvalPrediction(np.eye(4)[[2, 3, 2]], np.array([2, 3, 3])))

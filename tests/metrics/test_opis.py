@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_margin.metrics.opis import calibration_thresholds, epsilon_opis, opis, utility_curves
+from hf_margin.metrics.opis import calibration_thresholds, epsilon_opis, linear_quantiles, opis, utility_curves
 
 
 def block_similarities(labels: torch.Tensor, within: float, between: float) -> torch.Tensor:
@@ -74,9 +76,9 @@ def test_singleton_classes_are_left_out() -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: opis(torch.randn(4, 3), torch.zeros(4)), "square"),
-        (lambda: opis(torch.eye(4), torch.zeros(3)), r"labels.*\(4,\)"),
-        (lambda: opis(torch.eye(4), torch.zeros(4)), "single class"),
+        (lambda: opis(torch.randn(4, 3), torch.zeros(4, dtype=torch.long)), "square"),
+        (lambda: opis(torch.eye(4), torch.zeros(3, dtype=torch.long)), r"labels.*\(4,\)"),
+        (lambda: opis(torch.eye(4), torch.zeros(4, dtype=torch.long)), "single class"),
         (lambda: opis(torch.eye(4), torch.arange(4)), "two or more"),
         (lambda: opis(torch.eye(4), torch.tensor([0, 0, 1, 1]), far_range=(0.5, 0.1)), "far_range"),
         (lambda: opis(torch.eye(4), torch.tensor([0, 0, 1, 1]), num_thresholds=0), "num_thresholds"),
@@ -86,3 +88,54 @@ def test_singleton_classes_are_left_out() -> None:
 def test_bad_input_is_rejected(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_linear_quantiles_match_torch_quantile() -> None:
+    g = torch.Generator().manual_seed(5)
+    q = torch.tensor([0.0, 0.01, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0], dtype=torch.float64)
+    for size in (1, 2, 7, 1000):
+        values = torch.randn(size, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(linear_quantiles(values, q), torch.quantile(values, q), rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="`values`"):
+        linear_quantiles(torch.zeros(0), q)
+
+
+def test_calibration_avoids_torch_quantile_and_handles_more_than_2_24_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    labels = torch.arange(6).repeat_interleave(3)
+    sim = cosine(torch.randn(18, 4, generator=torch.Generator().manual_seed(2)))
+    expected = calibration_thresholds(sim, labels)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.quantile refuses more than 2^24 values; OPIS must not call it")
+
+    monkeypatch.setattr(torch, "quantile", refuse)
+    torch.testing.assert_close(calibration_thresholds(sim, labels), expected)
+    values = torch.arange(2**24 + 1, dtype=torch.float32).flip(0)  # one more than torch.quantile accepts
+    got = linear_quantiles(values, torch.tensor([0.0, 0.9, 0.5 + 0.25 / 2**24, 1.0]))
+    torch.testing.assert_close(got, torch.tensor([0.0, 0.9 * 2**24, 2**23 + 0.25, 2**24]))
+
+
+def test_epsilon_opis_ranking_per_threshold_or_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
+    opis_module = importlib.import_module("hf_margin.metrics.opis")  # the package exports a function `opis`
+    curves = torch.tensor([[1.0, 0.0], [0.0, 0.8], [0.3, 0.3]], dtype=torch.float64)  # mean utilities .5, .4, .3
+    monkeypatch.setattr(opis_module, "_calibrated_curves", lambda *args: curves)
+    sim, labels = torch.eye(6), torch.arange(3).repeat_interleave(2)
+    # k = 1: per threshold the best and worst are (1, 0) then (0.8, 0); fixed they are classes 0 and 2.
+    assert epsilon_opis(sim, labels, epsilon=0.34) == pytest.approx((1.0 + 0.64) / 2)
+    assert epsilon_opis(sim, labels, epsilon=0.34, ranking="fixed") == pytest.approx((0.7**2 + 0.3**2) / 2)
+
+
+def test_fixed_ranking_never_exceeds_the_per_threshold_gap() -> None:
+    x, labels = torch.randn(60, 5, generator=torch.Generator().manual_seed(8)), torch.arange(12).repeat_interleave(5)
+    sim = cosine(x)
+    for epsilon in (0.1, 0.25, 0.5):
+        fixed = epsilon_opis(sim, labels, epsilon, ranking="fixed")
+        assert 0 <= fixed <= epsilon_opis(sim, labels, epsilon) + 1e-15
+    with pytest.raises(ValueError, match="`ranking`"):
+        epsilon_opis(sim, labels, 0.1, ranking="best")
+
+
+@pytest.mark.parametrize("labels", [torch.zeros(4), torch.zeros(4, dtype=torch.bool), [0, 0, 1, 1]])
+def test_labels_must_be_an_integer_tensor(labels) -> None:
+    with pytest.raises(TypeError, match="`labels`"):
+        opis(torch.eye(4), labels)

@@ -43,8 +43,17 @@ def test_hand_computed_map_at_r() -> None:
 
 def test_bad_input_is_rejected() -> None:
     with pytest.raises(ValueError, match="query_labels"):
-        retrieval_metrics(torch.randn(3, 2), torch.zeros(4))
+        retrieval_metrics(torch.randn(3, 2), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="ref_labels"):
-        retrieval_metrics(torch.randn(3, 2), torch.zeros(3), torch.randn(3, 2))
+        retrieval_metrics(torch.randn(3, 2), torch.zeros(3, dtype=torch.long), torch.randn(3, 2))
     with pytest.raises(ValueError, match="no query"):
         retrieval_metrics(torch.randn(3, 2), torch.arange(3))
+
+
+@pytest.mark.parametrize("bad", [lambda y: y.float(), lambda y: y.tolist(), lambda y: y == 0])
+def test_labels_must_be_integer_tensors(bad) -> None:
+    x, y = torch.randn(4, 2), torch.tensor([0, 0, 1, 1])
+    with pytest.raises(TypeError, match="`query_labels`"):
+        retrieval_metrics(x, bad(y))
+    with pytest.raises(TypeError, match="`ref_labels`"):
+        retrieval_metrics(x, y, x, bad(y))

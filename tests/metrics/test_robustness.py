@@ -192,3 +192,62 @@ def test_errors_name_the_argument() -> None:
         pma_robust_accuracy(model, [{"x": inputs, "labels": labels}], 0.1, progress=False)
     with pytest.raises(TypeError, match="`model` must return logits"):
         pma_attack(lambda x: x.sum(1), inputs, labels, 0.1)
+
+
+def test_pma_needs_three_steps() -> None:
+    """With K = 1 or 2 every PMA step size is 0 (only the random starts): refused, where PGD still runs."""
+    model = mlp()
+    inputs, labels = data(rows=8)
+    assert pma_step_sizes(0.1, 3) == pytest.approx([0.1, 0.1, 0.2])
+    for steps in (1, 2):
+        with pytest.raises(ValueError, match=r"`steps` must be >= 3 for PMA"):
+            pma_step_sizes(0.1, steps)
+        with pytest.raises(ValueError, match=r"`steps` must be >= 3 for PMA"):
+            pma_attack(model, inputs, labels, 0.1, steps=steps)
+        with pytest.raises(ValueError, match=r"`steps` must be >= 3 for PMA"):
+            pma_robust_accuracy(model, (inputs, labels), 0.1, steps=steps, progress=False)
+        pgd = pma_robust_accuracy(model, (inputs, labels), 0.1, steps=steps, attack="pgd", progress=False)
+        assert pgd.robust_accuracy <= pgd.clean_accuracy
+
+
+class CountingModel(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.model(inputs)
+
+
+@pytest.mark.parametrize("attack", ["pma", "pgd"])
+def test_robust_accuracy_runs_no_extra_clean_forward(attack: str) -> None:
+    """The clean accuracy comes from the attack's own clean forward: as many model calls as the attack alone."""
+    inputs, labels = data(rows=16)
+    counted = CountingModel(mlp())
+    result = pma_robust_accuracy(counted, (inputs, labels), 0.02, steps=5, attack=attack, batch_size=16,
+                                 progress=False)  # fmt: skip
+    with_accuracy, counted.calls = counted.calls, 0
+    if attack == "pma":
+        pma_attack(counted, inputs, labels, 0.02, steps=5)
+    else:
+        pgd_attack(counted, inputs, labels, 0.02, steps=5, restarts=2)
+    assert with_accuracy == counted.calls > 5
+    with torch.no_grad():
+        assert result.clean_accuracy == pytest.approx(
+            float((counted.model(inputs).argmax(1) == labels).double().mean())
+        )
+
+
+def test_pma_checks_the_labels_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The label range check (a device sync) runs at the first objective evaluation, not at every step."""
+    import hf_margin.functional.probability_margin as probability_margin
+
+    calls = []
+    check = probability_margin.check_class_labels
+    monkeypatch.setattr(probability_margin, "check_class_labels", lambda *args: calls.append(1) or check(*args))
+    model = CountingModel(mlp())
+    inputs, labels = data(rows=16)
+    pma_attack(model, inputs, labels, 0.01, steps=6, restarts=2)
+    assert model.calls > 20, "the attack ran many steps"
+    assert len(calls) == 1

@@ -60,3 +60,11 @@ def test_bad_input() -> None:
         tar_at_far(np.array([0.1, 0.2]), np.array([True, False]), far=2.0)
     with pytest.raises(ValueError, match=r"`labels` must have shape \(3,\)"):
         pair_scores(torch.randn(3, 2), torch.tensor([0, 1]))
+
+
+def test_pair_scores_are_float32_and_labels_integer() -> None:
+    x = torch.randn(6, 4, dtype=torch.float64)
+    scores, same = pair_scores(x, torch.tensor([0, 1, 0, 1, 2, 2]))
+    assert scores.dtype == np.float32 and scores.shape == same.shape == (15,)
+    with pytest.raises(TypeError, match="`labels`"):
+        pair_scores(x, torch.tensor([0.0, 1.0, 0.0, 1.0, 2.0, 2.0]))

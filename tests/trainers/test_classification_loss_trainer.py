@@ -181,3 +181,19 @@ def test_auc_margin_min_max_under_trainer(tmp_path: Path) -> None:
     assert float(loss.alpha.detach()) > 0, "the margin term pushes alpha up from 0"
     saved = torch.load(tmp_path / "checkpoint-1" / "loss_state.pt")
     assert set(saved) == {"a", "b", "alpha"}
+
+
+class TensorClassifier(Classifier):
+    """The same classifier returning a bare logits tensor (no dict / ModelOutput)."""
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        return self.linear(features)
+
+
+def test_a_model_returning_a_bare_tensor_trains_like_one_returning_a_dict(tmp_path: Path) -> None:
+    data = rows().remove_columns(["sample_weight", "index"])
+    model, _ = train(FocalLoss(gamma=1.0), tmp_path / "dict", data)
+    bare = TensorClassifier()
+    ClassificationLossTrainer(bare, arguments(tmp_path / "bare"), loss=FocalLoss(gamma=1.0), train_dataset=data).train()
+    torch.testing.assert_close(bare.linear.weight, model.linear.weight)
+    assert not torch.equal(model.linear.weight, Classifier().linear.weight)

@@ -1,20 +1,24 @@
 """MarginPreservingTrainer: one SGD step equals a hand step on L_bias + FD(old) + FD(new) (KL and L2 variants,
 each FD term dropped), the teachers stay frozen and in eval mode, gradient accumulation equals the bigger batch,
-evaluation reports NFR against the old model, errors."""
+evaluation reports NFR against the old model on whichever dataset it evaluates (and under 2 processes as under 1),
+errors."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from datasets import Dataset
 from torch import nn
+from transformers import EvalPrediction
 
 from hf_margin.functional.negative_flips import focal_distillation_kl, focal_distillation_l2, logit_bias_cross_entropy
 from hf_margin.metrics.negative_flips import negative_flip_metrics
 from hf_margin.trainers.margin_preserving_config import MarginPreservingConfig
 from hf_margin.trainers.margin_preserving_trainer import MarginPreservingTrainer
+from tests.multiprocess import run_ranks
 
 OLD, NEW = 3, 5
 
@@ -128,3 +132,82 @@ def test_errors(tmp_path: Path) -> None:
                                      train_dataset=rows())  # fmt: skip
     with pytest.raises(ValueError, match="more classes than the old one"):
         narrow.train()
+
+
+def flip_metrics(model: nn.Module, old: nn.Module, data: Dataset) -> dict[str, float]:
+    """The expected NFR metrics of `model` against `old` on `data`, counted on the old classes."""
+    x, y = torch.tensor(data["features"]), torch.tensor(data["labels"])
+    with torch.no_grad():
+        new_pred, old_pred = model(x)["logits"].argmax(1), old(x)["logits"].argmax(1)
+    counted = y < OLD
+    return negative_flip_metrics(old_pred[counted], new_pred[counted], y[counted])
+
+
+def test_evaluation_on_another_dataset_uses_its_own_old_predictions(tmp_path: Path) -> None:
+    """evaluate(eval_dataset=other), a dict of datasets, and predict(): NFR on the dataset evaluated each time."""
+    first, other = rows(12, 1), rows(17, 2)
+    old, reference = teachers(0.0)
+    model = Classifier(NEW, 0)
+    trainer = MarginPreservingTrainer(model, config(tmp_path, per_device_eval_batch_size=5), old_model=old,
+                                      new_reference_model=reference, eval_dataset=first)  # fmt: skip
+    expected = {name: flip_metrics(model, old, data) for name, data in (("first", first), ("other", other))}
+    assert expected["first"]["negative_flip_rate"] != expected["other"]["negative_flip_rate"]
+    for _ in range(2):  # the second round reuses the cached old predictions
+        for name, data in (("first", first), ("other", other), ("first", None)):
+            metrics = trainer.evaluate(eval_dataset=data)
+            assert metrics["eval_negative_flip_rate"] == pytest.approx(expected[name]["negative_flip_rate"])
+            assert metrics["eval_old_error_rate"] == pytest.approx(expected[name]["old_error_rate"])
+    assert trainer.compute_metrics is None, "the flip metrics are set for one evaluation at a time"
+    both = trainer.evaluate(eval_dataset={"a": first, "b": other})
+    assert both["eval_a_negative_flip_rate"] == pytest.approx(expected["first"]["negative_flip_rate"])
+    assert both["eval_b_negative_flip_rate"] == pytest.approx(expected["other"]["negative_flip_rate"])
+    named = MarginPreservingTrainer(model, config(tmp_path, per_device_eval_batch_size=5), old_model=old,
+                                    new_reference_model=reference, eval_dataset={"a": first, "b": other})  # fmt: skip
+    assert named.evaluate()["eval_b_relative_negative_flip_rate"] == pytest.approx(
+        expected["other"]["relative_negative_flip_rate"]
+    )
+    predicted = trainer.predict(other).metrics
+    assert predicted["test_negative_flip_rate"] == pytest.approx(expected["other"]["negative_flip_rate"])
+
+
+def test_a_user_compute_metrics_is_kept(tmp_path: Path) -> None:
+    old, reference = teachers(0.0)
+
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        return {"rows": len(prediction.label_ids)}
+
+    trainer = MarginPreservingTrainer(Classifier(NEW, 0), config(tmp_path), old_model=old,
+                                      new_reference_model=reference, eval_dataset=rows(6, 1),
+                                      compute_metrics=compute_metrics)  # fmt: skip
+    metrics = trainer.evaluate()
+    assert metrics["eval_rows"] == 6 and "eval_negative_flip_rate" not in metrics
+
+
+def _evaluate_one_rank(rank: int, world: int, port: int, folder: str, queue) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))  # fmt: skip
+    torch.set_num_threads(1)
+    old, reference = teachers(0.0)
+    trainer = MarginPreservingTrainer(Classifier(NEW, 0), config(Path(folder), per_device_eval_batch_size=3),
+                                      old_model=old, new_reference_model=reference,
+                                      eval_dataset=rows(13, 1))  # fmt: skip
+    metrics = {key: value for key, value in trainer.evaluate().items() if "rate" in key or "accuracy" in key}
+    queue.put((rank, (trainer.args.world_size, metrics)))
+
+
+def test_two_processes_report_the_flips_of_one_process(tmp_path: Path) -> None:
+    """gloo, 2 processes x eval batch 3 on 13 rows (the last batch padded, then trimmed): the NFR of one process."""
+    old, reference = teachers(0.0)
+    single = MarginPreservingTrainer(Classifier(NEW, 0), config(tmp_path / "single", per_device_eval_batch_size=3),
+                                     old_model=old, new_reference_model=reference,
+                                     eval_dataset=rows(13, 1))  # fmt: skip
+    expected = single.evaluate()
+    assert expected["eval_negative_flip_rate"] > 0
+    results = run_ranks(_evaluate_one_rank, str(tmp_path / "ddp"))
+    for rank in range(2):
+        world, metrics = results[rank]
+        assert world == 2
+        assert metrics.keys() == {"eval_accuracy", "eval_negative_flip_rate", "eval_relative_negative_flip_rate",
+                                  "eval_old_error_rate", "eval_new_error_rate"}  # fmt: skip
+        for key, value in metrics.items():
+            assert value == pytest.approx(expected[key]), key
