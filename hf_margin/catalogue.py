@@ -665,7 +665,19 @@ CATALOGUE: tuple[Method, ...] = (
         "1912.02178",
         "diagnostic",
         "hf_margin.callbacks.GeneralizationMeasuresCallback",
-        issue="catalogue III",
+        "implemented",
+        "catalogue III",
+        reason="Jiang et al.'s output-margin family: gamma = |k-th smallest output margin| with k = max(1, m // 10) "
+        "(smaller samples use their smallest margin: our choice); inverse margin, spectral and Frobenius norm "
+        "products and sums with and without the margin, parameter norm, distances from initialisation, path-norm "
+        "(over margin). Left out: folding BatchNorm, the exact FFT spectral norm of convolutions, the PAC-Bayes and "
+        "sharpness measures. Correlational diagnostics, not guarantees (Gastpar et al., ICLR 2024).",
+        tests=(
+            "tests/diagnostics/test_generalization.py",
+            "tests/callbacks/test_generalization_callback.py",
+            "tests/demo/test_generalization_demo.py",
+        ),
+        demo="generalization",
     ),
     Method(
         "self_training",

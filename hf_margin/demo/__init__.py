@@ -137,6 +137,13 @@ DEMOS: dict[str, DemoEntry] = {
             in_default=False,
         ),
         DemoEntry(
+            "generalization",
+            "hf_margin.demo.generalization",
+            "Digits MLPs trained with different widths, learning rates, label noise and training-set sizes: Kendall "
+            "tau of each margin / norm generalization measure (Jiang et al.) with the train-test gap",
+            in_default=False,
+        ),
+        DemoEntry(
             "robustness",
             "hf_margin.demo.robustness",
             "A small CNN on digits under the probability-margin attack (PMA) vs PGD on cross-entropy at the same "
