@@ -686,7 +686,14 @@ CATALOGUE: tuple[Method, ...] = (
         "2202.12040",
         "trainer",
         "hf_margin.trainers.SelfTrainingLoop",
-        issue="catalogue III",
+        "implemented",
+        "catalogue III",
+        reason="Margin = top-1 minus top-2 softmax probability (or raw logits: `score`). Thresholds: fixed, a "
+        "per-round schedule, or a per-round share of the most confident remaining points (the survey does not pin "
+        "the percentile step: user-set). Accepted pseudo-labels are fixed, not relabelled. The survey's automatic "
+        "threshold (Feofanov et al.'s transductive bound) is left out: its formula was not found.",
+        tests=("tests/trainers/test_self_training.py", "tests/demo/test_self_training_demo.py"),
+        demo="self_training",
     ),
     Method(
         "generative_probe",

@@ -144,6 +144,13 @@ DEMOS: dict[str, DemoEntry] = {
             in_default=False,
         ),
         DemoEntry(
+            "self_training",
+            "hf_margin.demo.self_training",
+            "Rotten Tomatoes with 40 labels per class and 1,309 unlabelled snippets (frozen MiniLM features, linear "
+            "head): self-training with a probability-margin threshold vs the labelled-only baseline",
+            in_default=False,
+        ),
+        DemoEntry(
             "robustness",
             "hf_margin.demo.robustness",
             "A small CNN on digits under the probability-margin attack (PMA) vs PGD on cross-entropy at the same "

@@ -11,6 +11,7 @@ from hf_margin.trainers.margin_mse_trainer import MarginMSECollator, MarginMSETr
 from hf_margin.trainers.margin_preserving_config import MarginPreservingConfig
 from hf_margin.trainers.margin_preserving_trainer import MarginPreservingTrainer
 from hf_margin.trainers.petal_trainer import PetalColumnsMixin, PetalTrainer, quality_keys
+from hf_margin.trainers.self_training import RoundRecord, SelfTrainingConfig, SelfTrainingLoop, SelfTrainingResult
 
 _LAZY = {
     "BetaDPOConfig": "hf_margin.trainers.beta_dpo",
@@ -41,5 +42,9 @@ __all__ = [
     "PetalColumnsMixin",
     "PetalTrainer",
     "RerankingSet",
+    "RoundRecord",
+    "SelfTrainingConfig",
+    "SelfTrainingLoop",
+    "SelfTrainingResult",
     "quality_keys",
 ]
