@@ -31,6 +31,7 @@ BENCHMARKS = (
     "benchmarks.bench_metric_learning",
     "benchmarks.bench_distillation",
     "benchmarks.bench_crps",
+    "benchmarks.bench_ignite",
 )
 
 

@@ -719,8 +719,16 @@ CATALOGUE: tuple[Method, ...] = (
         "Incorporating Surrogate Gradient Norm to Improve Offline Optimization Techniques",
         "2503.04242",
         "utility",
-        "hf_margin.callbacks.IGNITECallback",
-        issue="catalogue III",
+        "hf_margin.trainers.IGNITETrainer",
+        "implemented",
+        "catalogue III",
+        reason="Equations from the official code (the paper's full text was not read). The multiplier is clamped at "
+        ">= 0 by default (the official code does not clamp: ignite_clamp_multiplier=False reproduces it); IGNITE-2 is "
+        "ignite_update_multiplier=False. Our choices: G_B is the batch mean of the model's logits on the loss's own "
+        "inputs (the code uses clean inputs for G_B, noisy ones for the loss); under gradient accumulation the "
+        "penalty is divided like the loss and the dual step runs per micro-batch.",
+        tests=("tests/functional/test_ignite.py", "tests/trainers/test_ignite_trainer.py"),
+        benchmark="benchmarks/bench_ignite.py",
     ),
     Method(
         "drm",
@@ -729,7 +737,15 @@ CATALOGUE: tuple[Method, ...] = (
         "2208.08661",
         "model",
         "hf_margin.models.drm.DomainSpecificHeads",
-        issue="catalogue III",
+        "implemented",
+        "catalogue III",
+        reason="From the official code (the paper's text was not read). Entropy-based head selection only (the "
+        "code's nearest-neighbour and prototype selectors are left out). Steering keeps the code's quirks as "
+        "options: the weighted sum skips the shared head while the weights are normalised over all heads; "
+        "confidence is max softmax(p) by default (confidence='probability' uses max p); the caller's optimizer "
+        "decides heads-only (DRM) or all parameters (DRMFull).",
+        tests=("tests/models/test_drm.py", "tests/demo/test_drm_demo.py"),
+        demo="drm",
     ),
     Method(
         "dcc",
@@ -747,7 +763,10 @@ CATALOGUE: tuple[Method, ...] = (
         "2310.00027",
         "trainer",
         "hf_margin.trainers.RobustSelfTrainer",
-        issue="catalogue III",
+        "out of scope",
+        "catalogue III",
+        reason="Only the abstract and a summary could be read; the exact objective, the DRO radius and the weights "
+        "were not found and there is no official code. Not pinned down, so nothing is implemented under its name.",
     ),
     Method(
         "modhifi",
@@ -756,7 +775,11 @@ CATALOGUE: tuple[Method, ...] = (
         "2511.19566",
         "utility",
         "hf_margin.diagnostics.subset_fidelity",
-        issue="catalogue III",
+        "out of scope",
+        "catalogue III",
+        reason="Only the abstract and summaries could be read; the Subset Fidelity formula was not found and no "
+        "snapshot of the official repository was available. Not pinned down (and pruning / unlearning rather than "
+        "a margin method).",
     ),
 )
 

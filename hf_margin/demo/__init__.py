@@ -151,6 +151,13 @@ DEMOS: dict[str, DemoEntry] = {
             in_default=False,
         ),
         DemoEntry(
+            "drm",
+            "hf_margin.demo.drm",
+            "Leave-one-chapter-out laterality (left vs right) on ICD-10-CM descriptions with frozen MiniLM features: "
+            "domain-specific heads (DRM) vs a single ERM head",
+            in_default=False,
+        ),
+        DemoEntry(
             "robustness",
             "hf_margin.demo.robustness",
             "A small CNN on digits under the probability-margin attack (PMA) vs PGD on cross-entropy at the same "

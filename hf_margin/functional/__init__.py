@@ -16,6 +16,7 @@ from hf_margin.functional.few_shot import (
     proto_triplet_loss,
     prototype_logits,
 )
+from hf_margin.functional.ignite import dual_ascent_step, ignite_penalty_gradients, surrogate_gradient_norm
 from hf_margin.functional.landmark_kd import landmark_kd_loss
 from hf_margin.functional.margin_heads import (
     adaface_margin_scaler,
@@ -62,12 +63,14 @@ __all__ = [
     "cosface_target",
     "cosine_matrix",
     "crps",
+    "dual_ascent_step",
     "elastic_margins",
     "fair_crps",
     "focal_distillation_kl",
     "focal_distillation_l2",
     "icnn_loss",
     "icnn_score",
+    "ignite_penalty_gradients",
     "info_nce_pair_losses",
     "landmark_kd_loss",
     "logit_bias_cross_entropy",
@@ -85,6 +88,7 @@ __all__ = [
     "prototype_logits",
     "relative_penalty",
     "softmax_kd_loss",
+    "surrogate_gradient_norm",
     "tcm_row_losses",
     "threshold_consistent_margin_loss",
     "unpg_cross_entropy",

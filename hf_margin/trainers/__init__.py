@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 from hf_margin.trainers.classification_loss_trainer import ClassificationLossArguments, ClassificationLossTrainer
+from hf_margin.trainers.ignite import IGNITEConfig, IGNITETrainer
 from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
 from hf_margin.trainers.margin_mse_trainer import MarginMSECollator, MarginMSETrainer, RerankingSet
 from hf_margin.trainers.margin_preserving_config import MarginPreservingConfig
@@ -32,6 +33,8 @@ __all__ = [
     "BetaDPOTrainer",
     "ClassificationLossArguments",
     "ClassificationLossTrainer",
+    "IGNITEConfig",
+    "IGNITETrainer",
     "MADPOConfig",
     "MADPOTrainer",
     "MarginMSECollator",
