@@ -158,6 +158,13 @@ DEMOS: dict[str, DemoEntry] = {
             in_default=False,
         ),
         DemoEntry(
+            "condensation",
+            "hf_margin.demo.condensation",
+            "Digits condensed to 1 and 10 images per class by gradient matching: DCC vs DC vs random real images, a "
+            "small ConvNet trained from scratch on each (test accuracy)",
+            in_default=False,
+        ),
+        DemoEntry(
             "robustness",
             "hf_margin.demo.robustness",
             "A small CNN on digits under the probability-margin attack (PMA) vs PGD on cross-entropy at the same "
