@@ -165,6 +165,20 @@ DEMOS: dict[str, DemoEntry] = {
             in_default=False,
         ),
         DemoEntry(
+            "probes",
+            "hf_margin.demo.probes",
+            "Shared-variance naive Bayes probe vs logistic regression, 1-50 shots per class, on frozen MiniLM "
+            "(Rotten Tomatoes) and EfficientNet-lite0 (ORL faces, or digits) features",
+            in_default=False,
+        ),
+        DemoEntry(
+            "aggregate",
+            "hf_margin.demo.aggregate",
+            "Linear regression on scikit-learn's diabetes data learnt from bag means (k = 1, 4, 16): bag-level and "
+            "interpolating vs instance-level loss (test MSE)",
+            in_default=False,
+        ),
+        DemoEntry(
             "robustness",
             "hf_margin.demo.robustness",
             "A small CNN on digits under the probability-margin attack (PMA) vs PGD on cross-entropy at the same "

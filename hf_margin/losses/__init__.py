@@ -1,6 +1,7 @@
 """Stateful loss modules (their math lives in `hf_margin.functional`)."""
 
 from hf_margin.losses._metric_learning import MetricLossBase, PairBatch
+from hf_margin.losses.aggregate_responses import AggregateResponseLoss, bag_dataset
 from hf_margin.losses.anyloss import AnyLoss
 from hf_margin.losses.auc_margin import AUCMarginLoss
 from hf_margin.losses.comp_sum import CompSumLoss
@@ -21,6 +22,7 @@ __all__ = [
     "AFCRPSLoss",
     "ALDRKLLoss",
     "AUCMarginLoss",
+    "AggregateResponseLoss",
     "AnyLoss",
     "CompSumLoss",
     "DualHeadKDLoss",
@@ -40,4 +42,5 @@ __all__ = [
     "ThresholdConsistentMarginLoss",
     "UNPGLoss",
     "ZLoss",
+    "bag_dataset",
 ]

@@ -1,6 +1,7 @@
 """Metrics used to evaluate the methods (verification, retrieval, classification)."""
 
 from hf_margin.metrics.embedding_geometry import tolerance, uniformity
+from hf_margin.metrics.generative_probe import NaiveBayesProbe, learning_curve
 from hf_margin.metrics.multilabel import (
     multilabel_compute_metrics,
     multilabel_metrics,
@@ -25,9 +26,11 @@ from hf_margin.metrics.verification import (
 )
 
 __all__ = [
+    "NaiveBayesProbe",
     "RobustnessResult",
     "calibration_thresholds",
     "epsilon_opis",
+    "learning_curve",
     "multilabel_compute_metrics",
     "multilabel_metrics",
     "negative_flip_compute_metrics",
