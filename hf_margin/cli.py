@@ -15,6 +15,7 @@ from typing import Any
 
 from hf_margin import __version__
 from hf_margin.catalogue import CATALOGUE, markdown_table
+from hf_margin.recipes_cli import add_train_parser
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run", help="the run's output folder, or its gradient_entanglement.jsonl")
     plot.add_argument("--out", help="PNG to write (default: <run>/gradient_entanglement.png)")
     plot.set_defaults(handler=_plot_entanglement)
+    add_train_parser(commands)
     return parser
 
 

@@ -1,0 +1,208 @@
+"""`hf-margin train RECIPE`: run a recipe of recipes/ directly or through `accelerate launch`.
+
+A recipe is a folder recipes/<RECIPE>/ holding one script (driven by `hf_margin.demo.recipe_main`) and its YAML
+configs (``config.yaml`` by default). Without ``--accelerate-config`` the command is ``python <script> <config>``;
+with one it is ``accelerate launch --config_file <cfg> <script> <config>``, where the accelerate config is a name
+from recipes/accelerate/ (``cpu``, ``single_gpu``, ``multi_gpu``, ``fsdp``, ``deepspeed_zero2``,
+``deepspeed_zero3``) or a path. Overrides (``--field value ...`` after ``--``) are written over the config's fields
+into a temporary copy of it, which the script gets instead (`recipe_main` takes a YAML file or arguments, not
+both, and cannot read tuple fields from arguments).
+
+recipes/ lives in the repository, not inside the installed package: it is found next to the package's source
+folder, or at ``$HF_MARGIN_RECIPES``. Relative paths inside a config (``data_dir``, ``out_dir``) resolve against
+the current directory, as when the script is run by hand; the shipped configs assume the repository root.
+
+Example::
+
+    hf-margin train margin_heads --dry-run -- --epochs 1 --seeds 1
+    hf-margin train madpo --accelerate-config multi_gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RECIPES_ENV = "HF_MARGIN_RECIPES"
+_SCRIPT_IN_COMMENT = re.compile(r"^#.*\bpython\s+recipes/([\w.-]+/[\w.-]+\.py)\b")
+
+
+def recipes_root() -> Path:
+    """The recipes/ folder: ``$HF_MARGIN_RECIPES``, else recipes/ next to the hf_margin source folder."""
+    configured = os.environ.get(RECIPES_ENV)
+    root = Path(configured) if configured else Path(__file__).resolve().parent.parent / "recipes"
+    if not root.is_dir():
+        source = f"${RECIPES_ENV}" if configured else "the repository next to the installed package"
+        raise FileNotFoundError(
+            f"recipes folder not found at {root} (from {source}); the recipes ship with the repository, not the "
+            f"wheel: clone it and set {RECIPES_ENV}=<clone>/recipes"
+        )
+    return root
+
+
+def known_recipes(root: Path) -> list[str]:
+    """Names of the folders under `root` holding at least one YAML config (recipes/accelerate/ excluded)."""
+    return sorted(
+        folder.name
+        for folder in root.iterdir()
+        if folder.is_dir() and folder.name != "accelerate" and any(folder.glob("*.yaml"))
+    )
+
+
+def resolve_config(recipe_dir: Path, config: str | None) -> Path:
+    """The recipe's config: `config` as a path or a file name in `recipe_dir`, else ``config.yaml`` there."""
+    available = ", ".join(sorted(path.name for path in recipe_dir.glob("*.yaml")))
+    if config is None:
+        default = recipe_dir / "config.yaml"
+        if not default.is_file():
+            raise FileNotFoundError(f"recipe {recipe_dir.name} has no config.yaml; pass --config, one of: {available}")
+        return default
+    for candidate in (Path(config), recipe_dir / config):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"--config {config} is neither a file nor a config of recipe {recipe_dir.name}: {available}"
+    )
+
+
+def find_script(recipe_dir: Path, config: Path) -> Path:
+    """The recipe's script: the one .py file in `recipe_dir`, else ``python recipes/<x>/<y>.py`` in a config comment."""
+    scripts = sorted(recipe_dir.glob("*.py"))
+    if len(scripts) == 1:
+        return scripts[0]
+    if not scripts:
+        for line in config.read_text(encoding="utf-8").splitlines():
+            match = _SCRIPT_IN_COMMENT.match(line)
+            if match:
+                return recipe_dir.parent / match.group(1)
+    raise FileNotFoundError(
+        f"recipe {recipe_dir.name} needs exactly one .py script in {recipe_dir} (found {len(scripts)}), or a "
+        f"'# python recipes/<recipe>/<script>.py' comment in {config.name}"
+    )
+
+
+def resolve_accelerate_config(name_or_path: str, root: Path) -> Path:
+    """An accelerate config: a name from recipes/accelerate/ (without .yaml) or a path to a YAML/JSON file."""
+    for candidate in (Path(name_or_path), root / "accelerate" / f"{name_or_path}.yaml"):
+        if candidate.is_file():
+            return candidate
+    names = ", ".join(sorted(path.stem for path in (root / "accelerate").glob("*.yaml")))
+    raise FileNotFoundError(f"--accelerate-config {name_or_path} is neither a file nor one of: {names}")
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, list[Any]]:
+    """``--field v1 [v2 ...]`` words as {field: [values]}, each value read as YAML (numbers, true/false)."""
+    import yaml
+
+    parsed: dict[str, list[Any]] = {}
+    key = None
+    for word in overrides:
+        if word.startswith("--") and len(word) > 2:
+            key = word[2:]
+            parsed[key] = []
+        elif key is None:
+            raise ValueError(f"overrides must start with --field, got {word!r} in {' '.join(overrides)}")
+        else:
+            parsed[key].append(yaml.safe_load(word))
+    return parsed
+
+
+def merged_config(config: Path, overrides: list[str]) -> Path:
+    """A temporary copy of `config` with `overrides` applied; returns its path.
+
+    A field that is a list in the config stays a list; a field given one value is a scalar, several a list; a
+    string field keeps the override's text (``--out_dir 1`` stays "1"); ``--flag`` alone means true.
+    """
+    import yaml
+
+    fields: dict[str, Any] = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    for key, values in parse_overrides(overrides).items():
+        current = fields.get(key)
+        if isinstance(current, list):
+            fields[key] = values
+        elif not values:
+            fields[key] = True
+        elif len(values) > 1:
+            fields[key] = values
+        else:
+            fields[key] = str(values[0]) if isinstance(current, str) else values[0]
+    with tempfile.NamedTemporaryFile(
+        "w", prefix=f"{config.parent.name}_{config.stem}_", suffix=".yaml", delete=False, encoding="utf-8"
+    ) as handle:
+        handle.write(f"# {config} with overrides: {shlex.join(overrides)}\n")
+        yaml.safe_dump(fields, handle, sort_keys=False)
+    return Path(handle.name)
+
+
+def _accelerate_launch() -> list[str]:
+    executable = Path(sys.executable).with_name("accelerate")
+    if executable.is_file():
+        return [str(executable), "launch"]
+    return [sys.executable, "-m", "accelerate.commands.launch"]
+
+
+def build_command(
+    recipe: str, *, config: str | None = None, accelerate_config: str | None = None, overrides: list[str] | None = None
+) -> list[str]:
+    """The command that runs `recipe`: ``python`` or ``accelerate launch``, its script, the config or the overrides."""
+    root = recipes_root()
+    known = known_recipes(root)
+    if recipe not in known:
+        raise ValueError(f"unknown recipe {recipe}; known: {', '.join(known)}")
+    recipe_dir = root / recipe
+    config_file = resolve_config(recipe_dir, config)
+    script = find_script(recipe_dir, config_file)
+    arguments = [str(merged_config(config_file, overrides) if overrides else config_file)]
+    if accelerate_config is None:
+        return [sys.executable, str(script), *arguments]
+    launcher = [*_accelerate_launch(), "--config_file", str(resolve_accelerate_config(accelerate_config, root))]
+    return [*launcher, str(script), *arguments]
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accelerate-config", metavar="NAME_OR_PATH", help="run through `accelerate launch` with this config: a "
+        "name in recipes/accelerate/ (cpu, single_gpu, multi_gpu, fsdp, deepspeed_zero2, deepspeed_zero3) or a file",
+    )  # fmt: skip
+    parser.add_argument("--config", metavar="FILE", help="the recipe's YAML config (default: its config.yaml)")
+    parser.add_argument("--dry-run", action="store_true", help="print the command without running it")
+
+
+def _train(args: argparse.Namespace) -> None:
+    # argparse cannot parse options after a positional followed by free arguments (and drops a leading `--`), so
+    # the words after RECIPE are split here: this command's options before `--`, everything else an override.
+    rest: list[str] = args.rest
+    split = rest.index("--") if "--" in rest else len(rest)
+    options = argparse.ArgumentParser(prog=f"hf-margin train {args.recipe}", allow_abbrev=False)
+    _add_options(options)
+    _, unknown = options.parse_known_args(rest[:split], namespace=args)
+    overrides = [*unknown, *rest[split + 1 :]]
+    command = build_command(
+        args.recipe, config=args.config, accelerate_config=args.accelerate_config, overrides=overrides
+    )
+    print(shlex.join(command), flush=True)
+    if args.dry_run:
+        return
+    status = subprocess.run(command, check=False).returncode
+    if status != 0:
+        raise RuntimeError(f"recipe {args.recipe} exited with status {status}")
+
+
+def add_train_parser(commands: Any) -> None:
+    """Register ``hf-margin train`` on the `hf-margin` parser's subcommands (`commands` from add_subparsers)."""
+    train = commands.add_parser(
+        "train",
+        help="run a recipe of recipes/ (with `accelerate launch` given --accelerate-config)",
+        usage="hf-margin train [options] RECIPE [options] [-- overrides ...]",
+    )
+    train.add_argument("recipe", metavar="RECIPE", help="a folder of recipes/ (an unknown name lists them)")
+    _add_options(train)
+    train.add_argument("rest", nargs=argparse.REMAINDER, help="options, then `--` and the recipe's --field value pairs")
+    train.set_defaults(handler=_train)
