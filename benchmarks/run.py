@@ -32,6 +32,7 @@ BENCHMARKS = (
     "benchmarks.bench_distillation",
     "benchmarks.bench_crps",
     "benchmarks.bench_ignite",
+    "benchmarks.bench_partial_fc",
 )
 
 

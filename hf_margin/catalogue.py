@@ -134,6 +134,22 @@ CATALOGUE: tuple[Method, ...] = (
     ),
     # PEFT (PETAL issue).
     Method(
+        "partial_fc",
+        "Partial FC (sharded, sampled class centres)",
+        "Partial FC: Training 10 Million Identities on a Single Machine",
+        "2010.05222",
+        "head",
+        "hf_margin.heads.PartialFCHead",
+        "implemented",
+        "recipes and multi-process",
+        reason="Our own code: class centres sharded by contiguous rank range, every positive plus a random sample_rate "
+        "share of negatives, a cross-entropy over all shards from all-reduced max and sum-exp; any cosine margin "
+        "head's target. Logits in float32 (insightface uses fp16); unsampled centres get a zero gradient; do not "
+        "wrap the head in DDP (the backbone then gets 1 / world of the full-batch gradient: scale the loss or lr).",
+        tests=("tests/heads/test_partial_fc.py",),
+        benchmark="benchmarks/bench_partial_fc.py",
+    ),
+    Method(
         "petal",
         "PETAL (quality-gated dual LoRA)",
         "PETALface: Parameter Efficient Transfer Learning for Low-resolution Face Recognition",

@@ -41,6 +41,7 @@ from hf_margin.functional.negative_flips import (
     logit_bias_cross_entropy,
 )
 from hf_margin.functional.probability_margin import probability_margin_loss
+from hf_margin.functional.sharded_cross_entropy import sharded_margin_cross_entropy
 from hf_margin.functional.tcm import tcm_row_losses, threshold_consistent_margin_loss
 from hf_margin.functional.temperature_info_nce import info_nce_pair_losses, relative_penalty
 from hf_margin.functional.unpg import box_and_whisker_mask, negative_pair_cosines, unpg_cross_entropy
@@ -87,6 +88,7 @@ __all__ = [
     "proto_triplet_loss",
     "prototype_logits",
     "relative_penalty",
+    "sharded_margin_cross_entropy",
     "softmax_kd_loss",
     "surrogate_gradient_norm",
     "tcm_row_losses",

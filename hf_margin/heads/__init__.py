@@ -32,6 +32,15 @@ def build_head(head_type: str, embedding_size: int, num_classes: int, **kwargs: 
         raise TypeError(f"bad `head_kwargs` for head_type={head_type!r}: {error}") from error
 
 
+def __getattr__(name: str) -> Any:
+    # PartialFCHead builds on HEAD_TYPES above, so it is imported on first use (no import cycle).
+    if name == "PartialFCHead":
+        from hf_margin.heads.partial_fc import PartialFCHead
+
+        return PartialFCHead
+    raise AttributeError(f"module 'hf_margin.heads' has no attribute {name!r}")
+
+
 __all__ = [
     "HEAD_TYPES",
     "AdaFaceHead",
@@ -41,6 +50,7 @@ __all__ = [
     "ElasticArcFaceHead",
     "ElasticCosFaceHead",
     "MarginHead",
+    "PartialFCHead",
     "SoftmaxHead",
     "build_head",
 ]
