@@ -51,6 +51,21 @@ def time_pair(ours: Step, anchor: Step, repeats: int, device: str) -> tuple[floa
     return statistics.median(times[0]), statistics.median(times[1])
 
 
+def embedding_head_steps(ours: torch.nn.Module, anchor: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+                         ) -> tuple[Step, Step]:  # fmt: skip
+    """One forward + backward of each head ``module(x, y)`` on the same embeddings and labels."""
+
+    def step(module: torch.nn.Module) -> Step:
+        def run() -> None:
+            module.zero_grad(set_to_none=True)
+            x.grad = None
+            module(x, y).backward()
+
+        return run
+
+    return step(ours), step(anchor)
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()

@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from benchmarks._harness import BenchRow, Step, measure_case, memory_main
+from benchmarks._harness import BenchRow, Step, embedding_head_steps, measure_case, memory_main
 from hf_margin.heads import ArcFaceHead
 from hf_margin.heads.partial_fc import PartialFCHead
 
@@ -28,16 +28,7 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, DIM, generator=generator).to(device).requires_grad_(True)
     y = torch.randint(0, classes, (BATCH,), generator=generator).to(device)
-
-    def step(module: torch.nn.Module) -> Step:
-        def run() -> None:
-            module.zero_grad(set_to_none=True)
-            x.grad = None
-            module(x, y).backward()
-
-        return run
-
-    return step(ours), step(anchor)
+    return embedding_head_steps(ours, anchor, x, y)
 
 
 def run(device: str = "cpu", quick: bool = False) -> list[BenchRow]:
