@@ -12,15 +12,15 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformers import TrainerCallback
 
 from hf_margin._validation import check_positive, check_positive_int
+from hf_margin.callbacks._evaluation_log import EvaluationMeasureCallback
 from hf_margin.metrics.embedding_geometry import tolerance, uniformity
 
 EmbedFn = Callable[[Any, Any], Tensor]
 
 
-class EmbeddingGeometryCallback(TrainerCallback):
+class EmbeddingGeometryCallback(EvaluationMeasureCallback):
     """Add ``<prefix>_uniformity`` and ``<prefix>_tolerance`` to every evaluation log of a `Trainer`.
 
     On each evaluation log (the one holding ``<prefix>_runtime``) the model embeds `inputs` in eval mode without
@@ -83,11 +83,3 @@ class EmbeddingGeometryCallback(TrainerCallback):
             f"{self.prefix}_uniformity": float(uniformity(embeddings, self.t)),
             f"{self.prefix}_tolerance": float(tolerance(embeddings, self.labels.cpu())),
         }
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
-        if logs is None or f"{self.prefix}_runtime" not in logs or kwargs.get("model") is None:
-            return
-        metrics = self.measure(kwargs["model"])
-        logs.update(metrics)
-        if state.log_history:
-            state.log_history[-1].update(metrics)

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformers import TrainerCallback
 
 from hf_margin._validation import check_positive_int
+from hf_margin.callbacks._evaluation_log import EvaluationMeasureCallback
 from hf_margin.diagnostics.generalization import generalization_measures, logits_of, weight_matrices
 
 LogitsFn = Callable[[Any, Any], Any]
@@ -33,7 +33,7 @@ def _rows(inputs: Sequence[Any] | Tensor | Mapping[str, Tensor], start: int, sto
     return inputs[start:stop]
 
 
-class GeneralizationMeasuresCallback(TrainerCallback):
+class GeneralizationMeasuresCallback(EvaluationMeasureCallback):
     """Add ``<prefix>_gm_<measure>`` (margin, inverse_margin, norms over margin, ...) to every evaluation log.
 
     The measures are computed on a fixed sample of the *training* set (`inputs`, `labels`), as Jiang et al. define
@@ -100,11 +100,3 @@ class GeneralizationMeasuresCallback(TrainerCallback):
         values = generalization_measures(model, logits, self.labels.to(logits.device), self.init_weights,
                                          self.input_shape, self.normalize, self.num_examples)  # fmt: skip
         return {f"{self.prefix}_gm_{key}": value for key, value in values.items()}
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
-        if logs is None or f"{self.prefix}_runtime" not in logs or kwargs.get("model") is None:
-            return
-        metrics = self.measure(kwargs["model"])
-        logs.update(metrics)
-        if state.log_history:
-            state.log_history[-1].update(metrics)
