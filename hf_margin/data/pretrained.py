@@ -61,3 +61,20 @@ def smollm2_path(cache_dir: Path) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def cached_minilm_features(texts: list[str], path: Path) -> Any:
+    """all-MiniLM-L6-v2 sentence embeddings of `texts` as a (len(texts), 384) numpy array, cached in `path` (.npy):
+    read from it when it exists, else encoded once and written there."""
+    import numpy as np
+
+    if path.is_file():
+        return np.load(path)
+    require("sentence_transformers", "st", "cached_minilm_features")
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(minilm_path(), device="cpu")
+    features = encoder.encode(texts, batch_size=128, show_progress_bar=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, features)
+    return features

@@ -97,11 +97,10 @@ class Head(nn.Module):
         return {"logits": self.net(features)}
 
 
-def _text_task(setup: ImbalanceSetup) -> Task:
+def text_task(setup: ImbalanceSetup) -> Task:
     import pandas
-    from sentence_transformers import SentenceTransformer
 
-    from hf_margin.data.pretrained import minilm_path
+    from hf_margin.data.pretrained import cached_minilm_features
     from hf_margin.data.rotten_tomatoes import load_snippets, movie_split
 
     snippets = load_snippets()
@@ -112,13 +111,7 @@ def _text_task(setup: ImbalanceSetup) -> Task:
     rows = pandas.concat([rotten, fresh])
     rows = rows.iloc[rng.permutation(len(rows))]
     path = cache_dir() / f"rt_minilm_{setup.text_rows}_{setup.ratio}_{setup.seed}.npy"
-    if path.is_file():
-        features = np.load(path)
-    else:
-        encoder = SentenceTransformer(minilm_path(), device="cpu")
-        features = encoder.encode(rows["text"].tolist(), batch_size=128, show_progress_bar=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, features)
+    features = cached_minilm_features(rows["text"].tolist(), path)
     split = np.array([movie_split(str(m), {"train": 0.7, "test": 0.3}) for m in rows["movie"]])
     x, y = torch.from_numpy(features).float(), torch.as_tensor(rows["label"].to_numpy().copy())
     train, test = torch.from_numpy(split == "train"), torch.from_numpy(split == "test")
@@ -246,7 +239,7 @@ def run(context: DemoContext, setup: ImbalanceSetup = ImbalanceSetup()) -> list[
     unknown = [m for m in setup.methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
-    task = _text_task(setup) if setup.task == "text" else _image_task(setup)
+    task = text_task(setup) if setup.task == "text" else _image_task(setup)
     results: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {}
     methods = setup.methods

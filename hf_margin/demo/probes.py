@@ -49,9 +49,9 @@ FeatureSplit = tuple[Tensor, Tensor, Tensor, Tensor, str]
 
 def text_features(setup: ProbesSetup) -> FeatureSplit:
     """Balanced Rotten Tomatoes MiniLM features, split by movie (the imbalance demo's loader at ratio 1)."""
-    from hf_margin.demo.imbalance import ImbalanceSetup, _text_task
+    from hf_margin.demo.imbalance import ImbalanceSetup, text_task
 
-    task = _text_task(ImbalanceSetup(ratio=1.0, text_rows=setup.text_rows, seed=0))
+    task = text_task(ImbalanceSetup(ratio=1.0, text_rows=setup.text_rows, seed=0))
     return task.train_x, task.train_y, task.test_x, task.test_y, "Rotten Tomatoes (MiniLM features)"
 
 

@@ -52,9 +52,8 @@ class SelfTrainingSetup:
 def _features(setup: SelfTrainingSetup) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """MiniLM features, labels and the movie split of a balanced sample of snippets (features cached)."""
     import pandas
-    from sentence_transformers import SentenceTransformer
 
-    from hf_margin.data.pretrained import minilm_path
+    from hf_margin.data.pretrained import cached_minilm_features
     from hf_margin.data.rotten_tomatoes import load_snippets, movie_split
 
     snippets = load_snippets()
@@ -62,13 +61,7 @@ def _features(setup: SelfTrainingSetup) -> tuple[torch.Tensor, torch.Tensor, np.
                           for c in (0, 1)])  # fmt: skip
     rows = rows.iloc[np.random.default_rng(setup.seed).permutation(len(rows))]
     path = cache_dir() / f"rt_minilm_balanced_{setup.rows_per_class}_{setup.seed}.npy"
-    if path.is_file():
-        features = np.load(path)
-    else:
-        encoder = SentenceTransformer(minilm_path(), device="cpu")
-        features = encoder.encode(rows["text"].tolist(), batch_size=128, show_progress_bar=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, features)
+    features = cached_minilm_features(rows["text"].tolist(), path)
     split = np.array([movie_split(str(m), {"train": 0.7, "test": 0.3}) for m in rows["movie"]])
     return torch.from_numpy(features).float(), torch.as_tensor(rows["label"].to_numpy().copy()), split
 
