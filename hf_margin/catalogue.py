@@ -836,13 +836,15 @@ def by_name(name: str) -> Method:
     raise KeyError(f"no catalogue entry named {name!r}; known: {', '.join(m.name for m in CATALOGUE)}")
 
 
-def markdown_table() -> str:
-    """The catalogue as the README's markdown table."""
+def markdown_table(pages: str = "docs/methods/") -> str:
+    """The catalogue as a markdown table; each implemented method links to its documentation page `<pages><name>.md`
+    (README: ``docs/methods/``, the docs site's home page: ``methods/``)."""
     lines = [
         "| method | paper | arXiv | kind | entry point | status |",
         "|---|---|---|---|---|---|",
     ]
     for m in CATALOGUE:
         arxiv = f"[{m.arxiv}](https://arxiv.org/abs/{m.arxiv})" if m.arxiv else "-"
-        lines.append(f"| {m.method} | {m.title} | {arxiv} | {m.kind} | `{m.entry_point}` | {m.status} |")
+        method = f"[{m.method}]({pages}{m.name}.md)" if m.status == "implemented" else m.method
+        lines.append(f"| {method} | {m.title} | {arxiv} | {m.kind} | `{m.entry_point}` | {m.status} |")
     return "\n".join(lines)

@@ -65,8 +65,9 @@ def test_implemented_entry_imports_is_tested_and_is_demoed_or_benchmarked(method
         assert (ROOT / method.benchmark).is_file()
 
 
-def test_readme_table_is_generated_from_the_catalogue() -> None:
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- catalogue:start -->\n(.*?)\n<!-- catalogue:end -->", readme, re.S)
-    assert match, "README.md needs the catalogue markers"
-    assert match.group(1) == markdown_table(), "regenerate with `hf-margin list --format markdown`"
+@pytest.mark.parametrize(("page", "links"), [("README.md", "docs/methods/"), ("docs/index.md", "methods/")])
+def test_method_tables_are_generated_from_the_catalogue(page: str, links: str) -> None:
+    text = (ROOT / page).read_text()
+    match = re.search(r"<!-- catalogue:start -->\n(.*?)\n<!-- catalogue:end -->", text, re.S)
+    assert match, f"{page} needs the catalogue markers"
+    assert match.group(1) == markdown_table(links), f"regenerate with `hf_margin.catalogue.markdown_table({links!r})`"
