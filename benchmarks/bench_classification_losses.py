@@ -1,5 +1,6 @@
 """Catalogue I classification losses against torch's cross-entropy (forward + backward on the same logits, batch
-256, 10 and 1,000 classes: the overhead of each loss), and AUC-M against LibAUC's `AUCMLoss` (v1, batch
+256, 10 and 1,000 classes: the overhead of each loss; "CE + log-partition penalty" is cross-entropy plus
+`LogitZLoss(1e-4)`, what a user adds), and AUC-M against LibAUC's `AUCMLoss` (v1, batch
 positive ratio) on the same 256 scores."""
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ LOSSES = (
     "comp-sum GCE",
     "AnyLoss F1 (one-vs-rest)",
     "Z-loss",
+    "CE + log-partition penalty",
 )
 CASES = (*(f"{name} C={classes}" for name in LOSSES for classes in (10, 1000)), "AUC-M v1 B=256")
 
 
 def _ours(name: str, classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     from hf_margin.functional.focal import focal_loss, generalized_focal_weight
-    from hf_margin.losses import ALDRKLLoss, AnyLoss, CompSumLoss, FocalLoss, LDRKLLoss, ZLoss
+    from hf_margin.losses import ALDRKLLoss, AnyLoss, CompSumLoss, FocalLoss, LDRKLLoss, LogitZLoss, ZLoss
 
     counts = torch.logspace(3, 0, classes).round().tolist()
     modules = {
@@ -42,6 +44,9 @@ def _ours(name: str, classes: int) -> Callable[[torch.Tensor, torch.Tensor], tor
     if name == "DatasetEquity-weighted CE":
         weights = generalized_focal_weight(torch.rand(BATCH, generator=torch.Generator().manual_seed(1)))
         return lambda logits, labels: focal_loss(logits, labels, gamma=0.0, sample_weight=weights)
+    if name == "CE + log-partition penalty":
+        penalty = LogitZLoss(coefficient=1e-4)
+        return lambda logits, labels: F.cross_entropy(logits, labels) + penalty(logits)
     if name == "ALDR-KL":
         aldr = ALDRKLLoss(num_examples=BATCH)
         indices = torch.arange(BATCH)

@@ -1,5 +1,6 @@
-"""Margin heads against pytorch-metric-learning: forward + backward time and peak memory of ArcFace and
-CosFace at batch 256, embedding 512, 1k and 100k classes (float32, same inputs, same class centres)."""
+"""Margin heads against pytorch-metric-learning: forward + backward time and peak memory of ArcFace, CosFace and the
+combined margin (set to ArcFace's (1, m, 0), against PML's ArcFace, which has no combined margin) at batch 256,
+embedding 512, 1k and 100k classes (float32, same inputs, same class centres)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import sys
 import torch
 
 from benchmarks._harness import BenchRow, Step, embedding_head_steps, measure_case, memory_main
-from hf_margin.heads import ArcFaceHead, CosFaceHead
+from hf_margin.heads import ArcFaceHead, CombinedMarginHead, CosFaceHead
 
 BATCH, DIM = 256, 512
 CASES = {
-    f"{head} C={classes // 1000}k": (head, classes) for head in ("arcface", "cosface") for classes in (1000, 100_000)
+    f"{head} C={classes // 1000}k": (head, classes)
+    for head in ("arcface", "cosface", "combined")
+    for classes in (1000, 100_000)
 }
 
 
@@ -25,6 +28,9 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
     if head_name == "arcface":
         ours: torch.nn.Module = ArcFaceHead(DIM, classes, margin=math.radians(28.6), scale=64)
         anchor: torch.nn.Module = losses.ArcFaceLoss(num_classes=classes, embedding_size=DIM, margin=28.6, scale=64)
+    elif head_name == "combined":
+        ours = CombinedMarginHead(DIM, classes, m1=1.0, m2=math.radians(28.6), m3=0.0, scale=64)
+        anchor = losses.ArcFaceLoss(num_classes=classes, embedding_size=DIM, margin=28.6, scale=64)
     else:
         ours = CosFaceHead(DIM, classes, margin=0.35, scale=64)
         anchor = losses.CosFaceLoss(num_classes=classes, embedding_size=DIM, margin=0.35, scale=64)
@@ -41,7 +47,7 @@ def run(device: str = "cpu", quick: bool = False) -> list[BenchRow]:
     rows = []
     for case, (_, classes) in CASES.items():
         repeats = (3 if quick else 10) if classes > 10_000 else (10 if quick else 50)
-        name = "ArcFaceLoss" if case.startswith("arcface") else "CosFaceLoss"
+        name = "CosFaceLoss" if case.startswith("cosface") else "ArcFaceLoss"
         measured = measure_case(__name__, case, make_steps, repeats, device)
         rows.append(BenchRow("margin heads (fwd+bwd, B=256, D=512)", case, f"PML {name}", *measured))
     return rows

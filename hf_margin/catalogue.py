@@ -53,7 +53,11 @@ class Method:
 
 
 _FACE = "foundation"
-_EMBEDDING_TESTS = ("tests/embeddings/test_margin_embedding_loss.py", "tests/demo/test_embedding_demo.py")
+_EMBEDDING_TESTS = (
+    "tests/embeddings/test_margin_embedding_loss.py",
+    "tests/functional/test_contrastive.py",
+    "tests/demo/test_embedding_demo.py",
+)
 _HEAD_TESTS = ("tests/heads/test_margin_heads.py", "tests/heads/test_anchor_pml.py")
 
 CATALOGUE: tuple[Method, ...] = (
@@ -145,7 +149,7 @@ CATALOGUE: tuple[Method, ...] = (
         reason="Our own code: class centres sharded by contiguous rank range, every positive plus a random sample_rate "
         "share of negatives, a cross-entropy over all shards from all-reduced max and sum-exp; any cosine margin "
         "head's target. Logits in float32 (insightface uses fp16); unsampled centres get a zero gradient; do not "
-        "wrap the head in DDP (the backbone then gets 1 / world of the full-batch gradient: scale the loss or lr).",
+        "wrap the head in DDP (wrap the backbone: its DDP-averaged gradient equals one process's full batch).",
         tests=("tests/heads/test_partial_fc.py",),
         benchmark="benchmarks/bench_partial_fc.py",
     ),
@@ -185,7 +189,10 @@ CATALOGUE: tuple[Method, ...] = (
         "hf_margin.trainers.madpo_trainer.MADPOTrainer",
         "implemented",
         "MADPO",
-        tests=("tests/trainers/test_madpo_trainer.py",),
+        tests=(
+            "tests/trainers/test_madpo_trainer.py",
+            "tests/functional/test_preference.py",
+        ),
         demo="madpo",
         benchmark="benchmarks/bench_madpo.py",
     ),
@@ -199,7 +206,10 @@ CATALOGUE: tuple[Method, ...] = (
         "implemented",
         "gradient entanglement",
         reason="the paper's mitigation update is not published; the normalised-pair mode is our derivation",
-        tests=("tests/callbacks/test_gradient_entanglement_callback.py",),
+        tests=(
+            "tests/callbacks/test_gradient_entanglement_callback.py",
+            "tests/diagnostics/test_gradient_entanglement.py",
+        ),
         demo="madpo",
         benchmark="benchmarks/bench_gradient_entanglement.py",
     ),
@@ -260,7 +270,8 @@ CATALOGUE: tuple[Method, ...] = (
         "hf_margin.losses.LDAMLoss",
         "implemented",
         "TransICD",
-        reason="the demo and recipes run the multi-label form (TransICD); the single-label form is tested only",
+        reason="the TransICD demo and recipes run the multi-label form; the imbalance demo and recipes the "
+        "single-label form (LDAM-DRW)",
         tests=("tests/functional/test_ldam.py",),
         demo="transicd",
     ),
@@ -273,7 +284,8 @@ CATALOGUE: tuple[Method, ...] = (
         "hf_margin.callbacks.DRWCallback",
         "implemented",
         "TransICD",
-        reason="runs in the TransICD recipes (method 'TransICD + DRW'), not in the default demo run",
+        reason="runs in the TransICD recipes (method 'TransICD + DRW') and in the imbalance demo and recipes "
+        "(LDAM-DRW)",
         tests=("tests/models/test_transicd.py",),
         demo="transicd",
     ),
@@ -287,7 +299,8 @@ CATALOGUE: tuple[Method, ...] = (
         "hf_margin.trainers.MarginMSETrainer",
         "implemented",
         "Margin-MSE",
-        tests=("tests/trainers/test_margin_mse_trainer.py",),
+        tests=("tests/trainers/test_margin_mse_trainer.py", "tests/functional/test_margin_mse.py"),
+        demo="margin_mse",
         benchmark="benchmarks/bench_margin_mse.py",
     ),
     # Catalogue I: imbalance- and noise-robust classification losses.
@@ -309,6 +322,7 @@ CATALOGUE: tuple[Method, ...] = (
             "tests/losses/test_auc_margin_loss.py",
             "tests/trainers/test_classification_loss_trainer.py",
         ),
+        demo="imbalance",
         benchmark="benchmarks/bench_classification_losses.py",
     ),
     Method(
@@ -323,6 +337,7 @@ CATALOGUE: tuple[Method, ...] = (
         reason="The paper is binary; the multi-class one-vs-rest macro average is our extension. MCC is not in the "
         "paper and is not offered.",
         tests=("tests/functional/test_anyloss.py", "tests/losses/test_anyloss_module.py"),
+        demo="imbalance",
         benchmark="benchmarks/bench_classification_losses.py",
     ),
     Method(
@@ -337,6 +352,7 @@ CATALOGUE: tuple[Method, ...] = (
         reason="The smooth adversarial comp-sum variant is left out: its extra term is not pinned down in our "
         "reference.",
         tests=("tests/functional/test_comp_sum.py", "tests/losses/test_comp_sum_module.py"),
+        demo="imbalance",
         benchmark="benchmarks/bench_classification_losses.py",
     ),
     Method(
@@ -369,6 +385,7 @@ CATALOGUE: tuple[Method, ...] = (
             "tests/losses/test_classification_losses.py",
             "tests/trainers/test_classification_loss_trainer.py",
         ),
+        demo="imbalance",
         benchmark="benchmarks/bench_classification_losses.py",
     ),
     Method(
@@ -387,6 +404,7 @@ CATALOGUE: tuple[Method, ...] = (
             "tests/functional/test_focal.py",
             "tests/trainers/test_classification_loss_trainer.py",
         ),
+        demo="imbalance",
         benchmark="benchmarks/bench_classification_losses.py",
     ),
     Method(
@@ -405,6 +423,7 @@ CATALOGUE: tuple[Method, ...] = (
             "tests/losses/test_classification_losses.py",
             "tests/trainers/test_classification_loss_trainer.py",
         ),
+        demo="imbalance",
         benchmark="benchmarks/bench_classification_losses.py",
     ),
     Method(

@@ -5,9 +5,14 @@ Hugging Face Hub card (`huggingface_hub.ModelCard`: YAML metadata + markdown).
     card.save("my-model/README.md")  # or save_model_card("my-model", "margin_head_classifier", ...)
 
 Library versions (hf_margin, torch, transformers, peft, trl) are filled in automatically; mappings (hyperparameters,
-evaluation results) become two-column markdown tables. The templates live in the repository's `model_cards/`
-folder (`$HF_MARGIN_MODEL_CARDS` points elsewhere). `ModelCard.validate()` asks the Hub and needs the network;
-offline, parsing the metadata and leaving no placeholder is what is checked here.
+evaluation results) become two-column markdown tables. The `base_model` metadata is kept only when it is a Hub model
+id (a local folder or an unknown model is named in the text only, as TRL does: the Hub links `base_model` to a repo).
+The templates live in the repository's `model_cards/` folder (`$HF_MARGIN_MODEL_CARDS` points elsewhere).
+`ModelCard.validate()` asks the Hub and needs the network; offline, parsing the metadata and leaving no placeholder is
+what is checked here.
+
+Trainers (MADPO, Margin-MSE, PETAL) and models (TransICD, MarginHeadModel) write their card on save through
+`hf_margin.trainers._model_card` and the models' `save_pretrained`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from pathlib import Path
 from typing import Any
 
 FIELD = re.compile(r"{{\s*([a-z_]+)\s*}}")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+# "other" is the Hub's license value for "see the card": the saver cannot know its base model's and data's terms.
+DEFAULT_LICENSE = "other"
+NOT_EVALUATED = "Not evaluated."
+NOT_RECORDED = "Not recorded."
 VERSION_PACKAGES = {
     "hf_margin_version": "hf-margin",
     "torch_version": "torch",
@@ -75,6 +85,8 @@ def render_model_card(name: str, **values: Any) -> Any:
     card = ModelCard(FIELD.sub(lambda match: filled[match.group(1)], template))
     if not card.data.to_dict():
         raise ValueError(f"model card {name!r} has no YAML metadata after filling")
+    if card.data.get("base_model") is not None and not is_hub_model_id(str(card.data["base_model"])):
+        card.data["base_model"] = None
     return card
 
 
@@ -86,6 +98,25 @@ def save_model_card(directory: str | Path, name: str, **values: Any) -> Path:
     return path
 
 
+def base_model_name(model: Any) -> str:
+    """The Hub id or path a model started from: a PEFT adapter's base model, else `config._name_or_path`."""
+    for config in (getattr(model, "peft_config", None) or {}).values():
+        if getattr(config, "base_model_name_or_path", None):
+            return str(config.base_model_name_or_path)
+    return str(getattr(getattr(model, "config", None), "_name_or_path", "") or "unknown")
+
+
+def is_hub_model_id(name: str) -> bool:
+    """Whether `name` reads as a Hub model id (``owner/name`` or ``name``), not a local folder or "unknown"."""
+    return bool(HUB_ID.match(name)) and name != "unknown" and not os.path.exists(name)
+
+
+def markdown_table(values: Mapping[str, Any]) -> str:
+    """A two-column markdown table (``| name | value |``) of `values`."""
+    rows = [f"| {key} | {item} |" for key, item in values.items()]
+    return "\n".join(["| name | value |", "|---|---|", *rows])
+
+
 def _template(name: str) -> str:
     path = templates_dir() / f"{name}.md"
     if not path.is_file():
@@ -94,7 +125,4 @@ def _template(name: str) -> str:
 
 
 def _format(value: Any) -> str:
-    if isinstance(value, Mapping):
-        rows = [f"| {key} | {item} |" for key, item in value.items()]
-        return "\n".join(["| name | value |", "|---|---|", *rows])
-    return str(value)
+    return markdown_table(value) if isinstance(value, Mapping) else str(value)

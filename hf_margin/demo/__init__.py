@@ -250,14 +250,9 @@ def run_demos(entries: list[DemoEntry], context: DemoContext) -> list[DemoRow]:
     return rows
 
 
-def recipe_main(setup_type: type, run: Callable[[DemoContext, Any], list[DemoRow]], default_out_dir: str) -> None:
-    """The command line of a recipe script: ``script.py config.yaml`` or ``script.py --field value ...``.
-
-    Parses the entry's setup dataclass plus ``--data_dir`` / ``--out_dir`` with `HfArgumentParser`, runs the
-    entry with that setup and prints its table.
-    """
-    import sys
-
+def parse_recipe_arguments(setup_type: type, default_out_dir: str, argv: list[str]) -> tuple[Any, Any]:
+    """A recipe's setup and its paths (``data_dir``, ``out_dir``) from ``[config.yaml]`` or ``[--field value ...]``
+    (`HfArgumentParser`)."""
     from transformers import HfArgumentParser
 
     @dataclass
@@ -266,10 +261,22 @@ def recipe_main(setup_type: type, run: Callable[[DemoContext, Any], list[DemoRow
         out_dir: str = field(default=default_out_dir, metadata={"help": "where results and plots go"})
 
     parser = HfArgumentParser((setup_type, Paths))  # type: ignore[arg-type]
-    if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
-        setup, paths = parser.parse_yaml_file(sys.argv[1])
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        setup, paths = parser.parse_yaml_file(argv[0])
     else:
-        setup, paths = parser.parse_args_into_dataclasses()
+        setup, paths = parser.parse_args_into_dataclasses(argv)
+    return setup, paths
+
+
+def recipe_main(setup_type: type, run: Callable[[DemoContext, Any], list[DemoRow]], default_out_dir: str) -> None:
+    """The command line of a recipe script: ``script.py config.yaml`` or ``script.py --field value ...``.
+
+    Parses the entry's setup dataclass plus ``--data_dir`` / ``--out_dir`` (`parse_recipe_arguments`), runs the
+    entry with that setup and prints its table.
+    """
+    import sys
+
+    setup, paths = parse_recipe_arguments(setup_type, default_out_dir, sys.argv[1:])
     context = DemoContext(out_dir=Path(paths.out_dir), data_dir=Path(paths.data_dir) if paths.data_dir else None)
     context.out_dir.mkdir(parents=True, exist_ok=True)
     print(format_table(run(context, setup)))

@@ -186,6 +186,7 @@ class MarginEmbeddingLoss(nn.Module):
         config = dataclasses.asdict(self.options)
         config["guide"] = None if self.guide is None else "SentenceTransformer (guide)"
         config["gather_across_devices"] = self.gather_across_devices
+        config["seed"] = self.seed
         return config
 
     @property

@@ -34,6 +34,19 @@ from hf_margin.functional._reduction import reduce_losses
 NORMALIZATIONS = ("none", "l1", "softplus_l1")
 
 
+def check_ldr_options(lam: float, margin: float, logit_normalization: str, name: str = "lam") -> None:
+    """Check LDR-KL's settings (a module checks them when built, the functions on every call)."""
+    check_positive(lam, name)
+    check_in_range(margin, "margin", 0.0, float("inf"))
+    check_choice(logit_normalization, "logit_normalization", NORMALIZATIONS)
+
+
+def check_alpha(alpha: float) -> None:
+    """ALDR-KL's alpha must exceed 1."""
+    if not alpha > 1:
+        raise ValueError(f"`alpha` must be > 1 (it keeps lambda_i >= lambda_0 (1 - 1/alpha) > 0), got {alpha}")
+
+
 def normalize_logits(logits: Tensor, method: str = "none") -> Tensor:
     """The official code's optional logit rescaling: "l1" divides each row by its mean absolute value,
     "softplus_l1" applies softplus first (then every entry is positive); "none" returns the logits."""
@@ -81,8 +94,7 @@ def ldr_kl_loss(
         reduction: "mean", "sum" or "none".
         sample_weight: optional (batch,) per-example weights.
     """
-    check_positive(lam, "lam")
-    check_in_range(margin, "margin", 0.0, float("inf"))
+    check_ldr_options(lam, margin, logit_normalization)
     losses = ldr_kl_per_sample(normalize_logits(logits, logit_normalization), labels, lam, margin)
     return reduce_losses(losses, reduction, sample_weight)
 
@@ -93,8 +105,7 @@ def aldr_kl_temperatures(logits: Tensor, lambdas: Tensor, lam0: float = 10.0, al
     ``p = normalise(softmax(f / lambda_i) + 1e-5)``, ``lambda_i = lambda_0 - lambda_0 KL(p || u) / (alpha log K)``.
     """
     check_positive(lam0, "lam0")
-    if not alpha > 1:
-        raise ValueError(f"`alpha` must be > 1 (it keeps lambda_i >= lambda_0 (1 - 1/alpha) > 0), got {alpha}")
+    check_alpha(alpha)
     num_classes = logits.shape[1]
     with torch.no_grad():
         work = at_least_float32(logits.detach())

@@ -23,7 +23,7 @@ from hf_margin.functional.sharded_cross_entropy import NOT_OWNED, sharded_margin
 from hf_margin.heads import HEAD_TYPES
 from hf_margin.heads.base import REDUCTIONS, MarginHead
 from hf_margin.heads.softmax import SoftmaxHead
-from hf_margin.losses._gather import distributed_world, gather_rows, gathered_sizes
+from hf_margin.losses._gather import distributed_world, gather_rows, gathered_sizes, scale_gradient
 
 
 def shard_range(num_classes: int, rank: int, world: int) -> tuple[int, int]:
@@ -80,15 +80,15 @@ class PartialFCHead(nn.Module):
     positives always kept), applies the margin head's target function to the owned rows and computes
     ``loss_i = -log(exp(s t_i) / (exp(s t_i) + sum_{sampled j != y_i} exp(s cos_ij)))`` with the max and the
     sum of exponentials all-reduced over processes. Every process returns the same loss, the mean (or sum) over
-    the gathered batch; the gradient of each process's embeddings and centres is that of this global loss.
+    the gathered batch. Each process's centres get the gradient of this global loss; its embeddings get `world`
+    times it, so that the backbone gradient DDP averages over processes equals the full-batch gradient of one
+    process (the convention of every hf_margin loss that gathers; insightface leaves it at 1 / world).
 
     Choices and limits:
         * Negatives are sampled in training mode only; in eval mode every centre is scored.
         * Unsampled centres get a zero gradient (dense, not sparse): an optimiser with momentum or weight decay
           still moves them, as in a dense head.
-        * Do not wrap this module in DistributedDataParallel (its centres differ per process). DDP averages the
-          backbone's gradients over processes, so with a global loss on every process the backbone sees
-          ``1 / world`` of the full-batch gradient; scale the loss or the learning rate by ``world`` to undo it.
+        * Do not wrap this module in DistributedDataParallel (its centres differ per process); wrap the backbone.
         * ``reduction="none"`` returns the (B_total,) losses of the gathered batch, rows in rank order.
         * The margin statistics of AdaFace are updated from the gathered batch (identical on every process);
           ElasticFace margins are drawn on the owning process.
@@ -143,6 +143,9 @@ class PartialFCHead(nn.Module):
         if self.world == 1:
             return embeddings, labels
         sizes = gathered_sizes(embeddings.shape[0], embeddings.device)
+        # DDP averages the backbone's gradients over processes; scaling this process's share by `world` makes
+        # that average the full-batch gradient, as the gathered metric losses do.
+        embeddings = scale_gradient(embeddings, float(self.world))
         return gather_rows(embeddings, sizes), gather_rows(labels, sizes)
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:

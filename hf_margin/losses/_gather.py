@@ -54,6 +54,22 @@ class _AllGatherRows(torch.autograd.Function):
         return grad[start : start + ctx.sizes[ctx.rank]], None
 
 
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor, factor: float) -> Tensor:
+        ctx.factor = factor
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad * ctx.factor, None
+
+
+def scale_gradient(tensor: Tensor, factor: float) -> Tensor:
+    """`tensor` unchanged, with its gradient multiplied by `factor` on the way back."""
+    return _ScaleGradient.apply(tensor, factor)
+
+
 def gather_rows(tensor: Tensor, sizes: list[int]) -> Tensor:
     """Concatenate every process's `tensor` (rows in rank order); differentiable for floating tensors.
 

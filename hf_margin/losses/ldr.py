@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from hf_margin._validation import check_positive_int
-from hf_margin.functional.ldr import aldr_kl_loss, ldr_kl_loss
+from hf_margin.functional.ldr import aldr_kl_loss, check_alpha, check_ldr_options, ldr_kl_loss
 
 
 class LDRKLLoss(nn.Module):
@@ -26,6 +26,7 @@ class LDRKLLoss(nn.Module):
 
     def __init__(self, lam: float = 10.0, margin: float = 0.1, logit_normalization: str = "softplus_l1") -> None:
         super().__init__()
+        check_ldr_options(lam, margin, logit_normalization)
         self.lam, self.margin, self.logit_normalization = lam, margin, logit_normalization
 
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Tensor | None = None) -> Tensor:
@@ -57,6 +58,8 @@ class ALDRKLLoss(nn.Module):
                  logit_normalization: str = "l1") -> None:  # fmt: skip
         super().__init__()
         check_positive_int(num_examples, "num_examples")
+        check_ldr_options(lam0, margin, logit_normalization, name="lam0")
+        check_alpha(alpha)
         self.lam0, self.alpha, self.margin, self.logit_normalization = lam0, alpha, margin, logit_normalization
         self.register_buffer("lambdas", torch.full((num_examples,), float(lam0)))
 

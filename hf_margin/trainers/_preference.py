@@ -89,6 +89,20 @@ def check_supported(args: Any, method: str) -> None:
         raise ValueError(f"{method} replaces WPO's weights: `use_weighting` must be False")
 
 
+def check_reference(model: Any, ref_model: Any, peft_config: Any, args: Any, method: str) -> None:
+    """A policy built from a config has no name TRL could load the reference model from: say so before TRL fails
+    with an opaque Hub error."""
+    if isinstance(model, str) or ref_model is not None or peft_config is not None or args.precompute_ref_log_probs:
+        return
+    if getattr(model, "peft_config", None) or getattr(model.config, "_name_or_path", ""):
+        return
+    raise ValueError(
+        f"{method}: the policy was built from a config (empty `config._name_or_path`), so the reference model cannot "
+        "be loaded by name: pass `ref_model=` (e.g. copy.deepcopy(policy)) or `peft_config=` (the reference is then "
+        "the policy with its adapter disabled)"
+    )
+
+
 def normalized_pair_surrogate(
     loss: Tensor, chosen: Tensor, rejected: Tensor, coefficients: Tensor, parameters: list[torch.nn.Parameter]
 ) -> Tensor:

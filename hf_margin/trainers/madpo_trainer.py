@@ -10,8 +10,14 @@ from torch import Tensor
 
 from hf_margin._extras import require
 from hf_margin.functional.preference import madpo_coefficient, madpo_weight, weighted_dpo_loss
+from hf_margin.trainers._model_card import (
+    ModelCardMixin,
+    adapter_description,
+    training_hyperparameters,
+)
 from hf_margin.trainers._preference import (
     PairColumnsCollator,
+    check_reference,
     check_supported,
     log_dpo_metrics,
     normalized_pair_surrogate,
@@ -53,7 +59,7 @@ def attach_margins(dataset: Any, args: MADPOConfig) -> Any:
     return dataset
 
 
-class MADPOTrainer(DPOTrainer):
+class MADPOTrainer(ModelCardMixin, DPOTrainer):
     """Trainer for MADPO: DPO whose per-pair loss is weighted by a function of a reward model's margin.
 
     ``loss = mean_i -w(h_i) log sigmoid(beta h_theta_i)`` with ``h_i`` from the dataset's margin column and
@@ -68,6 +74,9 @@ class MADPOTrainer(DPOTrainer):
     ``madpo/target_margin`` (mean effective target c(|h|) h) and ``madpo/reward_margin``, besides TRL's
     ``rewards/*`` and ``logps/*``.
 
+    Saving (`save_model`, checkpoints, `push_to_hub`) writes the filled `madpo_policy` model card as README.md
+    (`hf_margin.trainers._model_card`); name the reward model with ``trainer.model_card_values["reward_model"]``.
+
     Example:
         >>> dataset = score_preference_margins(pairs, reward_model, reward_tokenizer)   # adds "margin"
         >>> trainer = MADPOTrainer(model, args=MADPOConfig("out"), train_dataset=dataset,
@@ -77,6 +86,7 @@ class MADPOTrainer(DPOTrainer):
 
     _tag_names = ["trl", "dpo", "madpo", "hf_margin"]  # noqa: RUF012 (TRL's attribute)
     _name = "MADPO"
+    card_template = "madpo_policy"
 
     def __init__(
         self,
@@ -95,6 +105,7 @@ class MADPOTrainer(DPOTrainer):
         if not isinstance(args, MADPOConfig):
             raise TypeError(f"`args` must be a MADPOConfig, got {type(args).__name__}")
         check_supported(args, "MADPO")
+        check_reference(model, ref_model, kwargs.get("peft_config"), args, "MADPO")
         super().__init__(
             model,
             ref_model=ref_model,
@@ -111,6 +122,17 @@ class MADPOTrainer(DPOTrainer):
     @property
     def madpo_args(self) -> MADPOConfig:
         return cast(MADPOConfig, self.args)
+
+    def card_values(self) -> dict[str, Any]:
+        """The `madpo_policy` card's fields: the weight function's parameters, the adapter and the data."""
+        args = self.madpo_args
+        return {
+            "reward_model": f"not recorded (the margins came with the data, column `{args.margin_column}`)",
+            "beta": args.beta, "c_max": args.c_max, "c_min": args.c_min, "madpo_lambda": args.madpo_lambda,
+            "tau": args.tau, "adapter": adapter_description(self.model),
+            "hyperparameters": {"beta": args.beta, "normalized_pair_gradient": args.normalized_pair_gradient,
+                                **training_hyperparameters(args, self.state.global_step)},
+        }  # fmt: skip
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()

@@ -18,6 +18,8 @@ from transformers import Trainer
 from hf_margin.data.teacher_scoring import cross_encoder_scores
 from hf_margin.functional.margin_mse import margin_mse_loss
 from hf_margin.metrics.ranking import ranking_metrics
+from hf_margin.model_cards import base_model_name
+from hf_margin.trainers._model_card import ModelCardMixin, training_hyperparameters
 from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
 
 
@@ -84,7 +86,7 @@ def _positive_first(rows: int, group: int, device: torch.device) -> Tensor:
     return torch.cat([own, others], dim=1)
 
 
-class MarginMSETrainer(Trainer):
+class MarginMSETrainer(ModelCardMixin, Trainer):
     """`Trainer` that distils teacher score margins into a cross-encoder or bi-encoder student.
 
     Rows: a query column, passage columns (positive first, then any number of negatives), and either a
@@ -100,12 +102,16 @@ class MarginMSETrainer(Trainer):
             nDCG@10, R@1 and R@10 (``eval_rerank_*``).
         **kwargs: everything else `Trainer` takes.
 
+    Saving (`save_model`, checkpoints, `push_to_hub`) writes the filled `margin_mse_ranker` model card as README.md
+    (`hf_margin.trainers._model_card`).
+
     Example:
         >>> args = MarginMSETrainingArguments("out", student_type="bi-encoder", similarity="dot")
         >>> MarginMSETrainer(student, args, train_dataset=triples, processing_class=tokenizer).train()
     """
 
     args: MarginMSETrainingArguments
+    card_template = "margin_mse_ranker"
 
     def __init__(
         self,
@@ -149,6 +155,25 @@ class MarginMSETrainer(Trainer):
         if len(chosen) < 2:
             raise ValueError(f"Margin-MSE needs a positive and at least one negative passage column, got {chosen}")
         return chosen
+
+    def card_values(self) -> dict[str, Any]:
+        """The `margin_mse_ranker` card's fields: the student, its teachers and the Margin-MSE options."""
+        args, cross = self.args, self.args.student_type == "cross-encoder"
+        columns = getattr(self.train_dataset, "column_names", None)
+        teachers = ", ".join(f"`{base_model_name(teacher)}`" for teacher, _ in self.teachers)
+        return {
+            "pipeline_tag": "text-classification" if cross else "feature-extraction",
+            "student_type": args.student_type, "pooling": args.pooling, "similarity": args.similarity,
+            "teachers": teachers or f"Scores precomputed in the data's `{args.teacher_column}` column",
+            "aggregation": f"several teachers' scores combined by their {args.teacher_aggregation}"
+            if len(self.teachers) > 1 else "one score per query-passage pair",
+            "usage": "`AutoModelForSequenceClassification`: the score of a (query, passage) pair is its one logit"
+            if cross else f"`AutoModel`: {args.pooling} pooling of each text's tokens, then the {args.similarity} "
+            "score of the query and passage vectors",
+            "num_negatives": len(self.passage_columns(columns, args)) - 1 if columns else "several",
+            "hyperparameters": {"max_length": args.max_length, "in_batch_margins": args.in_batch_margins,
+                                **training_hyperparameters(args, self.state.global_step)},
+        }  # fmt: skip
 
     def student_scores(self, model: nn.Module, inputs: dict[str, Any], in_batch: bool = False) -> Tensor:
         """(batch, 1 + N) student scores of each row's passages, or (batch, batch x (1 + N)) against all of the

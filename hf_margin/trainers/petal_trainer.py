@@ -2,7 +2,8 @@
 
 `Trainer` drops dataset columns that the (base) model's `forward` does not name, so a ``petal_quality``
 column would vanish before reaching the model. `PetalColumnsMixin` adds the quality keys of the model's
-PETAL adapters to the kept columns; mix it into any `Trainer` subclass, or use `PetalTrainer`.
+PETAL adapters to the kept columns; mix it into any `Trainer` subclass, or use `PetalTrainer`, which also writes
+the filled `petal_adapter` model card on every save (`hf_margin.trainers._model_card`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 from torch import nn
 from transformers import Trainer
+
+from hf_margin.trainers._model_card import ModelCardMixin, training_hyperparameters
 
 
 def quality_keys(model: nn.Module) -> list[str]:
@@ -28,5 +31,20 @@ class PetalColumnsMixin:
         columns += [k for k in quality_keys(self.model) if k not in columns]  # type: ignore[attr-defined]
 
 
-class PetalTrainer(PetalColumnsMixin, Trainer):
-    """`Trainer` that passes a PETAL quality column (e.g. ``petal_quality``) from the dataset to the model."""
+class PetalTrainer(ModelCardMixin, PetalColumnsMixin, Trainer):
+    """`Trainer` that passes a PETAL quality column (e.g. ``petal_quality``) from the dataset to the model.
+
+    Every save writes the `petal_adapter` card as README.md in place of peft's; describe the quality input with
+    ``trainer.model_card_values["quality_description"] = ...``.
+    """
+
+    card_template = "petal_adapter"
+
+    def card_values(self) -> dict[str, Any] | None:
+        """The `petal_adapter` card's fields (None, and no card, for a model without a PETAL adapter)."""
+        from hf_margin.tuners.petal.model_card import petal_adapter_fields  # needs peft
+
+        fields = petal_adapter_fields(self.model)
+        if fields is not None:
+            fields["hyperparameters"] |= training_hyperparameters(self.args, self.state.global_step)
+        return fields

@@ -119,3 +119,18 @@ def test_errors_name_the_argument() -> None:
         aldr_kl_loss(logits, labels, torch.ones(5))
     with pytest.raises(ValueError, match="`sample_weight`"):
         ldr_kl_loss(logits, labels, sample_weight=torch.ones(3))
+
+
+def test_modules_reject_bad_settings_when_built() -> None:
+    from hf_margin.losses import ALDRKLLoss, LDRKLLoss
+
+    with pytest.raises(ValueError, match="`lam`"):
+        LDRKLLoss(lam=-1.0)
+    with pytest.raises(ValueError, match="`margin`"):
+        LDRKLLoss(margin=-5.0)
+    with pytest.raises(ValueError, match="`logit_normalization`"):
+        LDRKLLoss(logit_normalization="bogus")
+    with pytest.raises(ValueError, match="`lam0`"):
+        ALDRKLLoss(10, lam0=-1.0)
+    with pytest.raises(ValueError, match="`alpha`"):
+        ALDRKLLoss(10, alpha=0.5)

@@ -213,3 +213,10 @@ def test_normalized_pair_gradient_mode(tmp_path: Path) -> None:
     expected = -(g_w - g_l).norm() * (g_w / g_w.norm() - g_l / g_l.norm())
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
     assert float(g_w @ -got) > 0 and float(g_l @ -got) < 0  # descent direction: chosen up, rejected down
+
+
+def test_policy_built_from_a_config_without_a_reference_gets_a_clear_error(tmp_path: Path) -> None:
+    args = MADPOConfig(str(tmp_path), **COMMON)  # type: ignore[arg-type]
+    data = Dataset.from_dict(preference_rows())
+    with pytest.raises(ValueError, match=r"ref_model=.*peft_config="):
+        MADPOTrainer(tiny_llama(0), args=args, train_dataset=data, processing_class=tiny_tokenizer())

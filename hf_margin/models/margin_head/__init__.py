@@ -3,6 +3,7 @@
 from transformers import AutoConfig, AutoModel
 
 from hf_margin.models.margin_head.configuration_margin_head import POOLINGS, MarginHeadConfig
+from hf_margin.models.margin_head.model_card import margin_head_card_values
 from hf_margin.models.margin_head.modeling_margin_head import (
     MarginHeadModel,
     MarginHeadOutput,
@@ -12,4 +13,11 @@ from hf_margin.models.margin_head.modeling_margin_head import (
 AutoConfig.register(MarginHeadConfig.model_type, MarginHeadConfig, exist_ok=True)
 AutoModel.register(MarginHeadConfig, MarginHeadModel, exist_ok=True)
 
-__all__ = ["POOLINGS", "MarginHeadConfig", "MarginHeadModel", "MarginHeadOutput", "MarginHeadPreTrainedModel"]
+__all__ = [
+    "POOLINGS",
+    "MarginHeadConfig",
+    "MarginHeadModel",
+    "MarginHeadOutput",
+    "MarginHeadPreTrainedModel",
+    "margin_head_card_values",
+]

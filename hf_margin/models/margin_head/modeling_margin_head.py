@@ -12,7 +12,9 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from hf_margin.heads import MarginHead, build_head
+from hf_margin.models._model_card import ModelCardOnSaveMixin
 from hf_margin.models.margin_head.configuration_margin_head import MarginHeadConfig
+from hf_margin.models.margin_head.model_card import margin_head_card_values
 
 
 @dataclass
@@ -81,12 +83,13 @@ class MarginHeadPreTrainedModel(PreTrainedModel):
             module.reset_parameters(hf_init)
 
 
-class MarginHeadModel(MarginHeadPreTrainedModel):
+class MarginHeadModel(ModelCardOnSaveMixin, MarginHeadPreTrainedModel):
     """A backbone (`AutoModel` from `config.backbone_config`), pooling, optional projection and a margin head.
 
     Returns `MarginHeadOutput` (loss, logits, embeddings). Trains with `Trainer` (labels in a ``labels``
     column), saves and loads with `save_pretrained` / `from_pretrained`, and is registered with `AutoConfig` /
     `AutoModel` once `hf_margin` is imported. Build one on pretrained backbone weights with `from_backbone`.
+    `save_pretrained` also writes the `margin_head_classifier` model card (`margin_head_card_values`) as README.md.
 
     Example:
         >>> model = MarginHeadModel.from_backbone("path/to/minilm", num_labels=40, head_type="arcface")
@@ -105,6 +108,11 @@ class MarginHeadModel(MarginHeadPreTrainedModel):
             config.head_type, config.embedding_size or hidden, config.num_labels, **(config.head_kwargs or {})
         )
         self.post_init()
+
+    card_template = "margin_head_classifier"
+
+    def card_values(self, **values: Any) -> dict[str, Any]:
+        return margin_head_card_values(self, **values)
 
     @classmethod
     def from_backbone(

@@ -10,6 +10,7 @@ from hf_margin.models.transicd.explain import (
     explanation_html,
     plot_explanation,
 )
+from hf_margin.models.transicd.model_card import transicd_card_values
 from hf_margin.models.transicd.modeling_transicd import (
     CodeWiseAttention,
     TransICDModel,
@@ -33,4 +34,5 @@ __all__ = [
     "explain_note",
     "explanation_html",
     "plot_explanation",
+    "transicd_card_values",
 ]

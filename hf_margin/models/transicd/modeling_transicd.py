@@ -14,7 +14,9 @@ from transformers.utils import ModelOutput
 
 from hf_margin.functional._precision import at_least_float32
 from hf_margin.losses.ldam import MultiLabelLDAMLoss
+from hf_margin.models._model_card import ModelCardOnSaveMixin
 from hf_margin.models.transicd.configuration_transicd import TransICDConfig
+from hf_margin.models.transicd.model_card import transicd_card_values
 
 
 @dataclass
@@ -107,12 +109,13 @@ class TransICDPreTrainedModel(PreTrainedModel):
             nn.init.zeros_(module.code_bias)
 
 
-class TransICDModel(TransICDPreTrainedModel):
+class TransICDModel(ModelCardOnSaveMixin, TransICDPreTrainedModel):
     """TransICD: encoder (an `AutoModel` backbone or the paper's transformer) + code-wise attention + LDAM.
 
     Long notes are split into windows of `config.chunk_size` tokens, encoded window by window, and attended over
     as one sequence, so one code can draw on tokens from every window. Registered with `AutoConfig` /
     `AutoModel` when `hf_margin` is imported; `from_backbone` starts the encoder from pretrained weights.
+    `save_pretrained` also writes the `transicd_icd_coder` model card (`transicd_card_values`) as README.md.
 
     Example:
         >>> model = TransICDModel.from_backbone("path/to/minilm", label_names=codes, label_counts=counts)
@@ -162,6 +165,11 @@ class TransICDModel(TransICDPreTrainedModel):
         model = cls(config)
         model.backbone.load_state_dict(pretrained.state_dict())
         return model
+
+    card_template = "transicd_icd_coder"
+
+    def card_values(self, **values: Any) -> dict[str, Any]:
+        return transicd_card_values(self, **values)
 
     @property
     def label_names(self) -> list[str]:

@@ -11,6 +11,7 @@ from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_PREFIX_MAPPIN
 from hf_margin.tuners.petal.config import HfMarginPeftType, PetalConfig
 from hf_margin.tuners.petal.layer import PetalConv2d, PetalLayer, PetalLinear
 from hf_margin.tuners.petal.model import PetalModel, prepare_quality
+from hf_margin.tuners.petal.model_card import petal_card_values
 
 
 def register() -> None:
@@ -29,6 +30,7 @@ __all__ = [
     "PetalLayer",
     "PetalLinear",
     "PetalModel",
+    "petal_card_values",
     "prepare_quality",
     "register",
 ]
