@@ -262,6 +262,38 @@ def test_margin_head_save_pretrained_writes_its_card(tmp_path: Path) -> None:
     torch.testing.assert_close(reloaded(input_ids=ids).embeddings, model.eval()(input_ids=ids).embeddings)
 
 
+def test_model_push_to_hub_uploads_our_card_with_the_hub_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`push_to_hub` needs the network: the Hub calls are replaced; what would be uploaded is checked."""
+    import transformers.utils.hub as hub
+    from huggingface_hub import ModelCardData
+
+    from hf_margin.models.margin_head import MarginHeadConfig, MarginHeadModel
+
+    class Repo:
+        repo_id = "someone/faces"
+
+    class Api:
+        def create_repo(self, repo_id: str, **kwargs: Any) -> Repo:
+            return Repo()
+
+    uploaded: dict[str, str] = {}
+
+    def upload(self: Any, working_dir: str, repo_id: str, *args: Any, **kwargs: Any) -> str:
+        uploaded.update({path.name: path.read_text() for path in Path(working_dir).iterdir() if path.suffix == ".md"})
+        return repo_id
+
+    hub_card = ModelCard.from_template(ModelCardData(tags=["from-the-hub"]), model_description="generic")
+    monkeypatch.setattr(hub, "hf_api", Api)
+    monkeypatch.setattr(hub, "create_and_tag_model_card", lambda *args, **kwargs: hub_card)
+    monkeypatch.setattr(hub.PushToHubMixin, "_upload_modified_files", upload)
+    config = MarginHeadConfig(backbone_config=tiny_bert_config().to_dict(), head_type="arcface")
+    config.num_labels = 3
+    MarginHeadModel(config).push_to_hub("someone/faces")
+    card = ModelCard(uploaded["README.md"])
+    assert {"hf_margin", "arcface", "from-the-hub"} <= set(card.data.tags)
+    assert "ArcFace" in card.text and "generic" not in card.text and "{{" not in card.text
+
+
 # ---------------------------------------------------------------- sentence-transformers writes its own card
 
 

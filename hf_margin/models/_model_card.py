@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hf_margin.model_cards import save_model_card
+from huggingface_hub import ModelCard
+
+from hf_margin.model_cards import render_model_card, save_model_card
 
 
 def backbone_name(config: Any) -> str:
@@ -16,9 +19,10 @@ def backbone_name(config: Any) -> str:
 class ModelCardOnSaveMixin:
     """For `PreTrainedModel`s: `save_pretrained` writes `card_template` filled with `card_values()` after the weights.
 
-    Only the main process writes (``is_main_process=False`` writes nothing). With ``push_to_hub=True``,
-    transformers uploads inside `save_pretrained` with its own card, before ours is written: push the folder
-    (``huggingface_hub.upload_folder``) to publish ours.
+    Only the main process writes (``is_main_process=False`` writes nothing). `push_to_hub` uploads our card too:
+    transformers writes the Hub's existing (or a generic) card over ours just before uploading, and
+    `_upload_modified_files` puts ours back with that card's tags. With ``save_pretrained(push_to_hub=True)``
+    transformers uploads before our card is written: use ``model.push_to_hub(repo_id)`` instead.
     """
 
     card_template: ClassVar[str]
@@ -35,3 +39,13 @@ class ModelCardOnSaveMixin:
             name = directory.resolve().name
             save_model_card(directory, self.card_template, **self.card_values(model_name=name, repo_id=name))
         return result
+
+    def _upload_modified_files(self, working_dir: str | os.PathLike, repo_id: str, *args: Any, **kwargs: Any) -> Any:
+        """Write our card (keeping the tags of the card transformers put there) before transformers uploads."""
+        readme = Path(working_dir) / "README.md"
+        tags = (ModelCard.load(readme).data.tags or []) if readme.is_file() else []
+        name = repo_id.split("/")[-1]
+        card = render_model_card(self.card_template, **self.card_values(model_name=name, repo_id=repo_id))
+        card.data.tags = list(dict.fromkeys([*(card.data.tags or []), *tags]))
+        card.save(readme)
+        return super()._upload_modified_files(working_dir, repo_id, *args, **kwargs)  # type: ignore[misc]
