@@ -162,7 +162,7 @@ CATALOGUE: tuple[Method, ...] = (
         "hf_margin.tuners.petal.PetalConfig",
         "implemented",
         "PETAL",
-        tests=("tests/tuners/test_petal.py",),
+        tests=("tests/tuners/test_petal.py", "tests/tuners/test_petal_multiprocess.py"),
         demo="petal",
         benchmark="benchmarks/bench_petal.py",
     ),
@@ -192,6 +192,7 @@ CATALOGUE: tuple[Method, ...] = (
         tests=(
             "tests/trainers/test_madpo_trainer.py",
             "tests/functional/test_preference.py",
+            "tests/trainers/test_madpo_multiprocess.py",
         ),
         demo="madpo",
         benchmark="benchmarks/bench_madpo.py",
@@ -257,7 +258,7 @@ CATALOGUE: tuple[Method, ...] = (
         "TransICD",
         reason="MIMIC-III is not installable here: the real run uses ICD-10-CM pseudo-notes; the official code's "
         "positional-encoding bug is not reproduced; frozen word2vec embeddings are replaced by trained ones",
-        tests=("tests/models/test_transicd.py",),
+        tests=("tests/models/test_transicd.py", "tests/models/test_transicd_multiprocess.py"),
         demo="transicd",
         benchmark="benchmarks/bench_transicd.py",
     ),
