@@ -121,6 +121,13 @@ def _arguments(out_dir: Path, setup: DistillationSetup, student_type: str, **kwa
     return MarginMSETrainingArguments(str(out_dir), **(options | kwargs))
 
 
+def teacher_budget(setup: DistillationSetup) -> tuple[object, ...]:
+    """What a cached teacher (and its scores) depends on besides the rows: the teachers' count, training budget,
+    token budget and first seed."""
+    return (setup.teachers, setup.teacher_steps, setup.teacher_batch_size, setup.teacher_learning_rate,
+            setup.teacher_in_batch_negatives, setup.max_length, setup.seed)  # fmt: skip
+
+
 def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[Any]:
     """`setup.teachers` differently seeded MiniLM cross-encoders fine-tuned on the rows (sentence-transformers'
     CrossEncoderTrainer with its MultipleNegativesRankingLoss over the hard negatives); each is cached under the
@@ -134,8 +141,7 @@ def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[A
     teachers = []
     for index in range(setup.teachers):
         seed = setup.seed + index
-        budget = (len(rows), setup.teacher_steps, setup.teacher_batch_size, setup.teacher_learning_rate,
-                  setup.teacher_in_batch_negatives, setup.max_length, seed)  # fmt: skip
+        budget = (len(rows), *teacher_budget(setup)[1:-1], seed)
         folder = cache_dir() / ("icd_cross_encoder_" + "_".join(map(str, budget)))
         if (folder / "config.json").is_file():
             teachers.append(CrossEncoder(str(folder), device="cpu"))
@@ -260,8 +266,10 @@ def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) ->
     start = time.perf_counter()
     teachers = [(t.model.eval(), t.tokenizer) for t in train_teachers(rows, setup, context.out_dir)]
     student_rows = rows.select(range(min(len(rows), setup.steps * setup.batch_size)))
+    scores_cache = cache_dir() / ("icd_teacher_scores_" + "_".join(map(str, (*teacher_budget(setup), len(student_rows),
+                                                                      setup.num_negatives))) + ".json")  # fmt: skip
     scored = score_with_teachers(student_rows, teachers, query_column="anchor", max_length=setup.max_length,
-                                 progress=False)  # fmt: skip
+                                 cache_file=scores_cache, progress=False)  # fmt: skip
     timings = {"teacher": time.perf_counter() - start}
     teacher, tokenizer = teachers[0]
     judge = MarginMSETrainer(teacher, _arguments(context.out_dir / "teacher", setup, "cross-encoder"),
