@@ -118,7 +118,8 @@ def merged_config(config: Path, overrides: list[str]) -> Path:
     """A temporary copy of `config` with `overrides` applied; returns its path.
 
     A field that is a list in the config stays a list; a field given one value is a scalar, several a list; a
-    string field keeps the override's text (``--out_dir 1`` stays "1"); ``--flag`` alone means true.
+    string field keeps the override's text (``--out_dir 1`` stays "1") except ``null``, which unsets it; ``--flag``
+    alone means true.
     """
     import yaml
 
@@ -132,7 +133,8 @@ def merged_config(config: Path, overrides: list[str]) -> Path:
         elif len(values) > 1:
             fields[key] = values
         else:
-            fields[key] = str(values[0]) if isinstance(current, str) else values[0]
+            keep_text = isinstance(current, str) and values[0] is not None
+            fields[key] = str(values[0]) if keep_text else values[0]
     with tempfile.NamedTemporaryFile(
         "w", prefix=f"{config.parent.name}_{config.stem}_", suffix=".yaml", delete=False, encoding="utf-8"
     ) as handle:

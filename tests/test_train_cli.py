@@ -64,13 +64,17 @@ def test_overrides_are_written_over_the_config(capsys: pytest.CaptureFixture[str
     assert cli.main(["train", "imbalance", "--config", "config_text.yaml", "--dry-run", "--steps", "5"]) == 0
     out = capsys.readouterr().out.strip().split(" ")
     assert yaml.safe_load(Path(out[-1]).read_text())["steps"] == 5
+    # `null` unsets a string field (the faces folder: the recipe then runs on the digits)
+    words = _dry_run(["few_shot", "--", "--data_dir", "null"], capsys)
+    assert yaml.safe_load(Path(words[-1]).read_text())["data_dir"] is None
 
 
 def test_unknown_recipe_is_one_line_listing_the_known(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["train", "no_such_recipe", "--dry-run"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "hf-margin: error: unknown recipe no_such_recipe; known: embedding, gradient_entanglement, imbalance, madpo, "
-        "margin_heads, margin_mse, petal, transicd"
+        "hf-margin: error: unknown recipe no_such_recipe; known: aggregate, condensation, contrastive, distillation, "
+        "drm, embedding, few_shot, generalization, gradient_entanglement, imbalance, madpo, margin_heads, margin_mse, "
+        "metric_learning, petal, probabilistic, probes, robustness, self_training, transicd"
     )
 
 

@@ -67,6 +67,22 @@ def find_att_faces(data_dir: str | Path | None = None) -> Path | None:
     return None
 
 
+def load_identities(data_dir: str | Path | None = None) -> IdentityImages:
+    """The ORL faces from `data_dir` or ``$HF_MARGIN_DATA``; sklearn's digits (each digit a person) when neither
+    is set. A folder that is given but holds no ORL faces is an error, not a silent switch to the digits."""
+    path = find_att_faces(data_dir)
+    if path is not None:
+        return load_att_faces(path)
+    given = {name: value for name, value in (("data_dir", data_dir), (ORL_ENV, os.environ.get(ORL_ENV))) if value}
+    if given:
+        where = " or ".join(f"{name}={value}" for name, value in given.items())
+        raise FileNotFoundError(
+            f"no ORL faces under {where}: point it at the folder holding att_faces/ (s1/1.pgm ... s40/10.pgm; the "
+            "AT&T / ORL face database is not shipped, fetch it yourself), or unset it to use sklearn's digits"
+        )
+    return load_digits_as_identities()
+
+
 def load_att_faces(path: str | Path) -> IdentityImages:
     """All images of the ORL face database at `path` (a folder with s1..s40), labels 0..39 by subject."""
     root = Path(path)

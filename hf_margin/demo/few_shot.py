@@ -38,9 +38,7 @@ from hf_margin._validation import check_choice, check_in_range, check_positive_i
 from hf_margin.data.faces import (
     IdentityImages,
     cap_per_identity,
-    find_att_faces,
-    load_att_faces,
-    load_digits_as_identities,
+    load_identities,
 )
 from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo._threads import single_thread
@@ -312,8 +310,7 @@ def rows_from_results(results: dict[str, dict[str, Accuracy]], dataset: str) -> 
 def run(context: DemoContext, setup: FewShotSetup | None = None) -> list[DemoRow]:
     """The demo entry: the comparison, ``few_shot.json`` (means, 95% intervals, seconds) and the table rows."""
     setup = setup or FewShotSetup()
-    path = find_att_faces(context.data_dir)
-    data = load_att_faces(path) if path is not None else load_digits_as_identities()
+    data = load_identities(context.data_dir)
     results = compare(data, setup, context.progress)
     report = {
         "dataset": data.name,

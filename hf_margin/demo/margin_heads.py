@@ -26,9 +26,7 @@ from torch import Tensor, nn
 from hf_margin.data.faces import (
     IdentityImages,
     cap_per_identity,
-    find_att_faces,
-    load_att_faces,
-    load_digits_as_identities,
+    load_identities,
 )
 from hf_margin.data.pretrained import efficientnet_lite0, grey_to_efficientnet_input
 from hf_margin.demo import DemoContext, DemoRow
@@ -123,12 +121,6 @@ def _frozen_features(backbone: Any, images: Tensor, frozen_blocks: int) -> Tenso
                 x = block(x)
             outputs.append(x)
         return torch.cat(outputs)
-
-
-def load_identities(data_dir: Any = None) -> IdentityImages:
-    """The ORL faces when found (``--data-dir`` / ``$HF_MARGIN_DATA``), else sklearn's digits."""
-    path = find_att_faces(data_dir)
-    return load_att_faces(path) if path is not None else load_digits_as_identities()
 
 
 def compare_heads(

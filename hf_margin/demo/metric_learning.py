@@ -22,9 +22,7 @@ from torch import Tensor, nn
 from hf_margin.data.faces import (
     IdentityImages,
     cap_per_identity,
-    find_att_faces,
-    load_att_faces,
-    load_digits_as_identities,
+    load_identities,
 )
 from hf_margin.data.pretrained import efficientnet_lite0, grey_to_efficientnet_input
 from hf_margin.demo import DemoContext, DemoRow
@@ -94,8 +92,7 @@ def train_and_evaluate(features: Tensor, labels: Tensor, held_out: Tensor, objec
 
 def run(context: DemoContext, setup: MetricLearningSetup | None = None) -> list[DemoRow]:
     setup = setup or MetricLearningSetup()
-    path = find_att_faces(context.data_dir)
-    data = load_att_faces(path) if path is not None else load_digits_as_identities()
+    data = load_identities(context.data_dir)
     data = cap_per_identity(data, setup.max_images_per_identity)
     labels = torch.from_numpy(data.labels)
     features = load_features(data, setup.image_size)

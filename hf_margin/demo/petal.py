@@ -31,9 +31,7 @@ from torch import Tensor, nn
 from hf_margin.data.faces import (
     IdentityImages,
     cap_per_identity,
-    find_att_faces,
-    load_att_faces,
-    load_digits_as_identities,
+    load_identities,
 )
 from hf_margin.data.quality import QualityCalibration, sharpness_score
 from hf_margin.demo import DemoContext, DemoRow
@@ -311,8 +309,8 @@ def report(results: dict[str, MethodResult]) -> str:
 
 def load_faces(data_dir: Any) -> IdentityImages:
     """The ORL faces, or 10 images of each of sklearn's digits (each digit a 'person') when they are absent."""
-    path = find_att_faces(data_dir)
-    return load_att_faces(path) if path is not None else cap_per_identity(load_digits_as_identities(), 10)
+    data = load_identities(data_dir)
+    return data if data.name == "ORL faces" else cap_per_identity(data, 10)
 
 
 def run(context: DemoContext, setup: PetalSetup | None = None) -> list[DemoRow]:

@@ -58,11 +58,10 @@ def text_features(setup: ProbesSetup) -> FeatureSplit:
 def image_features(setup: ProbesSetup, data_dir: Path | None = None) -> FeatureSplit:
     """Frozen EfficientNet-lite0 features of the ORL faces (or digits); the last half of each identity's images
     (at least `test_images_per_identity`) are the test set."""
-    from hf_margin.data.faces import find_att_faces, load_att_faces, load_digits_as_identities
+    from hf_margin.data.faces import load_identities
     from hf_margin.demo.few_shot import cached_features
 
-    path = find_att_faces(data_dir)
-    data = load_att_faces(path) if path is not None else load_digits_as_identities()
+    data = load_identities(data_dir)
     features, labels = cached_features(data, 96).float(), torch.from_numpy(data.labels).long()
     test = torch.zeros(len(labels), dtype=torch.bool)
     for label in range(int(labels.max()) + 1):

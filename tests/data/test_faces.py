@@ -71,3 +71,20 @@ def test_cap_per_identity_keeps_order_and_caps() -> None:
     capped = cap_per_identity(data, 3)
     assert np.bincount(capped.labels).tolist() == [3, 3]
     assert (np.diff(capped.images.ravel().astype(int)) > 0).all()
+
+
+def test_load_identities_reads_orl_falls_back_to_digits_and_rejects_a_wrong_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hf_margin.data.faces import load_identities
+
+    pytest.importorskip("sklearn")
+    monkeypatch.delenv("HF_MARGIN_DATA", raising=False)
+    _fake_orl(tmp_path / "data")
+    assert load_identities(tmp_path / "data").name == "ORL faces"
+    assert load_identities().name == "sklearn digits"  # nothing given: the digits, as documented
+    with pytest.raises(FileNotFoundError, match=r"no ORL faces under data_dir=.*nowhere.*att_faces/"):
+        load_identities(tmp_path / "nowhere")
+    monkeypatch.setenv("HF_MARGIN_DATA", str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match=r"HF_MARGIN_DATA=.*elsewhere"):
+        load_identities()

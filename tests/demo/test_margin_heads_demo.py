@@ -20,7 +20,7 @@ def test_tiny_run_writes_table_json_and_plots(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("HF_MARGIN_DATA", raising=False)
     tiny = margin_heads.VerificationSetup(folds=1, groups=2, epochs=1, max_images_per_identity=8)
     monkeypatch.setattr(margin_heads, "VerificationSetup", lambda: tiny)
-    context = DemoContext(out_dir=tmp_path, data_dir=tmp_path / "no_faces_here")
+    context = DemoContext(out_dir=tmp_path, data_dir=None)
     rows = run_demos(select(["margin_heads"]), context)
     assert len(rows) == 2 * (len(margin_heads.HEADS) - 1)
     assert {r.dataset for r in rows} == {"sklearn digits"}

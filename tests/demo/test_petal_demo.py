@@ -18,7 +18,7 @@ def test_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_MARGIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HF_MARGIN_DATA", raising=False)
     setup = petal_demo.PetalSetup(image_height=16, image_width=16, pretrain_epochs=1, finetune_epochs=1, rank=2)
-    context = DemoContext(out_dir=tmp_path, data_dir=tmp_path / "no_faces")
+    context = DemoContext(out_dir=tmp_path, data_dir=None)
     rows = petal_demo.run(context, setup)
     assert len(rows) == 2 * len(petal_demo.PROTOCOLS)
     assert {r.baseline for r in rows} == {"LoRA", "full fine-tuning"} and {r.method for r in rows} == {"PETAL"}
