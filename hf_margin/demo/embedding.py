@@ -57,7 +57,7 @@ class EmbeddingSetup:
     """
 
     methods: tuple[str, ...] = (REFERENCE, "ours: all parts")
-    steps: int = 10
+    steps: int = 6
     batch_size: int = 32
     learning_rate: float = 5e-5
     num_negatives: int = 3

@@ -33,7 +33,7 @@ from hf_margin.demo.petal import cache_dir
 
 BASELINE = "CE"
 METHODS = ("CE", "class-balanced CE", "focal", "LDAM-DRW", "AUC-M", "AnyLoss-F1", "LDR-KL", "ALDR-KL",
-           "generalized focal", "comp-sum GCE")  # fmt: skip
+           "generalized focal", "comp-sum GCE", "Z-loss", "CE + log-Z penalty")  # fmt: skip
 NOISE_ROBUST = ("CE", "comp-sum GCE", "LDR-KL", "ALDR-KL")
 ONE_SCORE = ("AUC-M", "AnyLoss-F1")  # methods that score one logit on a binary task
 
@@ -144,6 +144,17 @@ def with_noise(labels: torch.Tensor, share: float, classes: int, seed: int) -> t
     return torch.where(flip, (labels + shift) % classes, labels)
 
 
+class PenalisedLoss(nn.Module):
+    """A classification loss plus a penalty on the logits alone (e.g. CE + PaLM's log-partition z-loss)."""
+
+    def __init__(self, loss: nn.Module, penalty: nn.Module) -> None:
+        super().__init__()
+        self.loss, self.penalty = loss, penalty
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss(logits, labels) + self.penalty(logits)
+
+
 def make_loss(method: str, counts: list[int], rows: int, classes: int) -> nn.Module:
     """The loss module of one compared method (class counts of the training labels it sees)."""
     from hf_margin.losses import (
@@ -154,6 +165,8 @@ def make_loss(method: str, counts: list[int], rows: int, classes: int) -> nn.Mod
         FocalLoss,
         LDAMLoss,
         LDRKLLoss,
+        LogitZLoss,
+        ZLoss,
     )
 
     losses: dict[str, Any] = {
@@ -167,6 +180,8 @@ def make_loss(method: str, counts: list[int], rows: int, classes: int) -> nn.Mod
         "LDR-KL": lambda: LDRKLLoss(lam=10.0, margin=0.1),  # the official experiments' lambda, margin
         "ALDR-KL": lambda: ALDRKLLoss(rows, lam0=10.0, alpha=2.0, margin=0.1),
         "comp-sum GCE": lambda: CompSumLoss(tau=1.7),
+        "Z-loss": lambda: ZLoss(a=1.0, b=6.0),
+        "CE + log-Z penalty": lambda: PenalisedLoss(FocalLoss(gamma=0.0), LogitZLoss(coefficient=1e-4)),
     }
     if method not in losses:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")

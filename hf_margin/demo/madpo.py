@@ -53,7 +53,7 @@ class MADPOSetup:
 
     methods: tuple[str, ...] = ("DPO", "MADPO")
     corruptions: tuple[float, ...] = (0.0,)
-    steps: int = 6
+    steps: int = 4
     batch_size: int = 4
     max_length: int = 96
     learning_rate: float = 2e-4
@@ -64,7 +64,7 @@ class MADPOSetup:
     max_new_tokens: int = 32
     classifier_texts: int = 1000
     seed: int = 0
-    entanglement_every: int = 6
+    entanglement_every: int = 4
     entanglement_pairs: int = 2
 
 

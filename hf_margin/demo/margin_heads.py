@@ -41,7 +41,11 @@ HEADS: dict[str, tuple[str, dict[str, Any]]] = {
     "ElasticArcFace": ("elastic_arcface", {}),
     "ElasticCosFace": ("elastic_cosface", {}),
     "AdaFace": ("adaface", {}),
+    # the recipe's extras: insightface's combined margin, and Partial FC around ArcFace with half the centres
+    "combined margin (1, 0.3, 0.2)": ("combined", {"m1": 1.0, "m2": 0.3, "m3": 0.2}),
+    "Partial FC ArcFace (50% of centres)": ("partial_fc", {"margin_head": "arcface", "sample_rate": 0.5}),
 }
+DEMO_HEADS = ("softmax CE", "ArcFace", "CosFace", "ElasticArcFace", "ElasticCosFace", "AdaFace")
 BASELINE = "softmax CE"
 FAR = 0.01
 
@@ -62,6 +66,7 @@ class VerificationSetup:
         image_width: width of the image fed to the backbone.
         frozen_blocks: EfficientNet blocks run once and kept frozen (of 16).
         max_images_per_identity: cap, to keep large identity sets (digits) small.
+        heads: names of `HEADS` to train (softmax CE, the baseline, is always trained).
     """
 
     folds: int = 2
@@ -75,6 +80,7 @@ class VerificationSetup:
     image_width: int = 96
     frozen_blocks: int = 15
     max_images_per_identity: int = 10
+    heads: tuple[str, ...] = DEMO_HEADS
 
 
 @dataclass
@@ -140,11 +146,15 @@ def compare_heads(
     labels = torch.from_numpy(data.labels)
     group_of = labels * setup.groups // data.num_identities  # contiguous identity groups
 
-    scores: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in HEADS}
-    seconds = dict.fromkeys(HEADS, 0.0)
+    unknown = [name for name in setup.heads if name not in HEADS]
+    if unknown:
+        raise ValueError(f"unknown `heads` {unknown}; known: {', '.join(HEADS)}")
+    heads = {name: HEADS[name] for name in HEADS if name in setup.heads or name == BASELINE}
+    scores: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in heads}
+    seconds = dict.fromkeys(heads, 0.0)
     zero_shot: list[tuple[np.ndarray, np.ndarray]] = []
     runs = [(fold, seed) for fold in range(min(setup.folds, setup.groups)) for seed in range(setup.seeds)]
-    bar = progress(total=len(runs) * len(HEADS), desc="margin heads", unit="run", leave=False) if progress else None
+    bar = progress(total=len(runs) * len(heads), desc="margin heads", unit="run", leave=False) if progress else None
     for fold, seed in runs:
         held_out = group_of == fold
         train_ids = torch.unique(labels[~held_out])
@@ -156,10 +166,10 @@ def compare_heads(
         if seed == 0:
             reference = _backbone_embeddings(backbone, features[held_out], setup.frozen_blocks)
             zero_shot.append(pair_scores(reference, labels[held_out]))
-        for name, (head_type, head_kwargs) in HEADS.items():
+        for name, (head_type, head_kwargs) in heads.items():
             torch.manual_seed(1000 * fold + seed)
             tail = _TrainableTail(backbone, setup.frozen_blocks, setup.embedding_size)
-            head = build_head(head_type, setup.embedding_size, len(train_ids), **head_kwargs)
+            head = _make_head(head_type, setup.embedding_size, len(train_ids), head_kwargs)
             start = time.perf_counter()
             _train(tail, head, x_train, y_train, setup)
             seconds[name] += time.perf_counter() - start
@@ -173,8 +183,16 @@ def compare_heads(
                 bar.update()
     if bar is not None:
         bar.close()
-    results = {name: _summarise(scores[name], seconds[name]) for name in HEADS}
+    results = {name: _summarise(scores[name], seconds[name]) for name in heads}
     return results, _summarise(zero_shot, 0.0)
+
+
+def _make_head(head_type: str, embedding_size: int, num_classes: int, kwargs: dict[str, Any]) -> nn.Module:
+    if head_type == "partial_fc":
+        from hf_margin.heads import PartialFCHead
+
+        return PartialFCHead(embedding_size=embedding_size, num_classes=num_classes, **kwargs)
+    return build_head(head_type, embedding_size, num_classes, **kwargs)
 
 
 def _backbone_embeddings(backbone: Any, features: Tensor, frozen_blocks: int) -> Tensor:

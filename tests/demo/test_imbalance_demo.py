@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hf_margin.demo import DemoContext
 from hf_margin.demo import imbalance as demo
-from hf_margin.losses import ALDRKLLoss, AnyLoss, AUCMarginLoss, CompSumLoss, FocalLoss, LDAMLoss, LDRKLLoss
+from hf_margin.losses import ALDRKLLoss, AnyLoss, AUCMarginLoss, CompSumLoss, FocalLoss, LDAMLoss, LDRKLLoss, ZLoss
 
 
 def test_each_method_gets_its_loss() -> None:
@@ -22,6 +23,11 @@ def test_each_method_gets_its_loss() -> None:
     assert isinstance(losses["AnyLoss-F1"], AnyLoss) and isinstance(losses["LDR-KL"], LDRKLLoss)
     assert isinstance(losses["ALDR-KL"], ALDRKLLoss) and losses["ALDR-KL"].lambdas.shape == (100,)
     assert isinstance(losses["comp-sum GCE"], CompSumLoss) and losses["comp-sum GCE"].tau == 1.7
+    assert isinstance(losses["Z-loss"], ZLoss)
+    logits, labels = torch.randn(6, 2), torch.tensor([0, 1, 0, 1, 1, 0])
+    penalised = losses["CE + log-Z penalty"](logits, labels)
+    expected = F.cross_entropy(logits, labels) + 1e-4 * torch.logsumexp(logits, dim=1).pow(2).mean()
+    torch.testing.assert_close(penalised, expected)
     one_vs_rest = demo.make_loss("AUC-M", [5] * 10, 50, 10)
     assert isinstance(one_vs_rest, AUCMarginLoss) and one_vs_rest.alpha.shape == (10,)
     with pytest.raises(ValueError, match="unknown method"):

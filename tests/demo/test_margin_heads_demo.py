@@ -22,15 +22,29 @@ def test_tiny_run_writes_table_json_and_plots(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(margin_heads, "VerificationSetup", lambda: tiny)
     context = DemoContext(out_dir=tmp_path, data_dir=None)
     rows = run_demos(select(["margin_heads"]), context)
-    assert len(rows) == 2 * (len(margin_heads.HEADS) - 1)
+    assert len(rows) == 2 * (len(margin_heads.DEMO_HEADS) - 1)
     assert {r.dataset for r in rows} == {"sklearn digits"}
     assert all(0.0 <= r.ours <= 1.0 and 0.0 <= r.baseline_value <= 1.0 and r.seconds > 0 for r in rows)
     report = json.loads((tmp_path / "results.json").read_text())
     assert len(report["rows"]) == len(rows) and "margin_heads" in report["entry_seconds"]
     details = json.loads((tmp_path / "margin_heads.json").read_text())
-    assert set(details["heads"]) == set(margin_heads.HEADS)
+    assert set(details["heads"]) == set(margin_heads.DEMO_HEADS)
     for picture in ("results.png", "margin_heads_roc.png"):
         assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_recipe_extras_combined_margin_and_partial_fc_train(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hf_margin.data.faces import load_identities
+    from hf_margin.demo import margin_heads
+
+    monkeypatch.delenv("HF_MARGIN_DATA", raising=False)
+    extras = ("combined margin (1, 0.3, 0.2)", "Partial FC ArcFace (50% of centres)")
+    tiny = margin_heads.VerificationSetup(folds=1, groups=2, epochs=1, max_images_per_identity=8, heads=extras)
+    results, _ = margin_heads.compare_heads(load_identities(), tiny)
+    assert set(results) == {margin_heads.BASELINE, *extras}
+    assert all(0.0 <= result.accuracy <= 1.0 and result.seconds > 0 for result in results.values())
+    with pytest.raises(ValueError, match="unknown `heads`"):
+        margin_heads.compare_heads(load_identities(), margin_heads.VerificationSetup(heads=("SphereFace",)))
 
 
 def test_format_table_aligns_columns() -> None:
