@@ -60,7 +60,7 @@ class MADPOSetup:
     beta: float = 0.1
     lora_r: int = 8
     eval_prompts: int = 4
-    samples_per_prompt: int = 2
+    samples_per_prompt: int = 1
     max_new_tokens: int = 32
     classifier_texts: int = 1000
     seed: int = 0

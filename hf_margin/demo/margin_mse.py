@@ -74,7 +74,7 @@ class DistillationSetup:
     batch_size: int = 16
     learning_rate: float = 5e-5
     num_negatives: int = 3
-    rerank_queries: int = 100
+    rerank_queries: int = 50
     rerank_depth: int = 10
     full_corpus: bool = False
     max_length: int = 64
@@ -265,11 +265,13 @@ def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) ->
 
     start = time.perf_counter()
     teachers = [(t.model.eval(), t.tokenizer) for t in train_teachers(rows, setup, context.out_dir)]
-    student_rows = rows.select(range(min(len(rows), setup.steps * setup.batch_size)))
-    scores_cache = cache_dir() / ("icd_teacher_scores_" + "_".join(map(str, (*teacher_budget(setup), len(student_rows),
-                                                                      setup.num_negatives))) + ".json")  # fmt: skip
+    # The teacher scores are cached; the rows' fingerprint (what the cache checks) is named after everything they
+    # depend on, since an in-memory dataset's own fingerprint is random.
+    key = "icd_teacher_scores_" + "_".join(map(str, (*teacher_budget(setup), setup.steps * setup.batch_size,
+                                                     setup.num_negatives))).replace(".", "p")  # fmt: skip
+    student_rows = rows.select(range(min(len(rows), setup.steps * setup.batch_size)), new_fingerprint=key)
     scored = score_with_teachers(student_rows, teachers, query_column="anchor", max_length=setup.max_length,
-                                 cache_file=scores_cache, progress=False)  # fmt: skip
+                                 cache_file=cache_dir() / f"{key}.json", progress=False)  # fmt: skip
     timings = {"teacher": time.perf_counter() - start}
     teacher, tokenizer = teachers[0]
     judge = MarginMSETrainer(teacher, _arguments(context.out_dir / "teacher", setup, "cross-encoder"),
