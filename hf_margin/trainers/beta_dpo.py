@@ -57,6 +57,9 @@ class BetaDPOTrainer(DPOTrainer):
 
     With ``beta_dpo_alpha = 0`` and ``beta_dpo_keep = 1`` it is TRL's sigmoid DPO. Logged: ``beta_dpo/beta``,
     ``beta_dpo/centre``, ``beta_dpo/scale``, ``beta_dpo/kept`` and TRL's ``rewards/*``, ``logps/*``.
+
+    A baseline, kept simple: the statistics are taken per micro-batch and, under several processes, per process
+    (not gathered); each process keeps its own moving averages and filter draws, and checkpoints hold rank 0's.
     """
 
     _tag_names = ["trl", "dpo", "beta-dpo", "hf_margin"]  # noqa: RUF012 (TRL's attribute)
