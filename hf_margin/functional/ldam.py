@@ -104,7 +104,9 @@ def ldam_loss(
         margins: (num_classes,) margins (see :func:`ldam_margins` with `max_m`).
         scale: s > 0.
         class_weights: optional (num_classes,) weights (DRW).
-        reduction: "mean" (weighted mean, as torch's CE), "sum" or "none".
+        reduction: "mean" (weighted mean, as torch's CE), "sum" or "none". With class weights the weighted mean
+            divides by the batch's own summed weights, so micro-batches under gradient accumulation or several
+            processes do not add up exactly to one big batch (as with torch's weighted CE).
     """
     if logits.dim() != 2:
         raise ValueError(f"`logits` must have shape (batch, num_classes), got {tuple(logits.shape)}")
