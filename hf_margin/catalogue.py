@@ -780,8 +780,15 @@ CATALOGUE: tuple[Method, ...] = (
         ">= 0 by default (the official code does not clamp: ignite_clamp_multiplier=False reproduces it); IGNITE-2 is "
         "ignite_update_multiplier=False. Our choices: G_B is the batch mean of the model's logits on the loss's own "
         "inputs (the code uses clean inputs for G_B, noisy ones for the loss); under gradient accumulation the "
-        "penalty is divided like the loss and the dual step runs per micro-batch.",
-        tests=("tests/functional/test_ignite.py", "tests/trainers/test_ignite_trainer.py"),
+        "penalty is divided like the loss and the dual step runs per micro-batch. Demo: a diabetes offline-"
+        "optimisation task built like Design-Bench's Superconductor one (our choice of data, oracle and split; "
+        "Design-Bench does not install here).",
+        tests=(
+            "tests/functional/test_ignite.py",
+            "tests/trainers/test_ignite_trainer.py",
+            "tests/demo/test_offline_optimization_demo.py",
+        ),
+        demo="offline_optimization",
         benchmark="benchmarks/bench_ignite.py",
     ),
     Method(

@@ -185,6 +185,14 @@ DEMOS: dict[str, DemoEntry] = {
             "L-inf radius and gradient budget (robust accuracy)",
             in_default=False,
         ),
+        DemoEntry(
+            "offline_optimization",
+            "hf_margin.demo.offline_optimization",
+            "Offline model-based optimisation on scikit-learn's diabetes data (an oracle fitted on all rows, the "
+            "bottom half offline): gradient ascent on an MLP surrogate trained with IGNITE / IGNITE-2 vs the plain "
+            "Trainer (normalised oracle score)",
+            in_default=False,
+        ),
     )
 }
 
