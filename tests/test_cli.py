@@ -59,7 +59,7 @@ def test_errors_are_one_line_without_traceback(capsys: pytest.CaptureFixture[str
         err.strip() == "hf-margin: error: unknown demo entry no_such_entry; "
         "known: margin_heads, petal, madpo, embedding, transicd, margin_mse, imbalance, metric_learning, contrastive, "
         "few_shot, distillation, probabilistic, generalization, self_training, drm, condensation, probes, aggregate, "
-        "robustness, offline_optimization"
+        "robustness, offline_optimization, landmark_distillation"
     )
 
 

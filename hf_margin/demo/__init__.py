@@ -193,6 +193,13 @@ DEMOS: dict[str, DemoEntry] = {
             "Trainer (normalised oracle score)",
             in_default=False,
         ),
+        DemoEntry(
+            "landmark_distillation",
+            "hf_margin.demo.landmark_distillation",
+            "Mauna Loa CO2 next-8-week changes as coordinates (statsmodels): a small MLP student trained with KD-Loss "
+            "from Tough and Tolerant (PCA soft-target) teachers vs the student alone and plain KD (test MAE)",
+            in_default=False,
+        ),
     )
 }
 

@@ -19,7 +19,6 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -84,15 +83,10 @@ class NoisyForecaster(nn.Module):
 
 def load_windows(setup: ForecastSetup) -> dict[str, torch.Tensor]:
     """Train/test (history, change) pairs of the weekly CO2 record, standardised on the training part."""
-    import statsmodels.api as sm
+    from hf_margin.data.co2 import co2_windows
 
-    series = sm.datasets.co2.load_pandas().data["co2"].interpolate(limit_direction="both")
-    values, years = series.to_numpy(dtype=np.float64), series.index.year.to_numpy()
-    ends = np.arange(setup.window - 1, len(values) - setup.horizon)
-    history = np.stack([values[end - setup.window + 1 : end + 1] - values[end] for end in ends])
-    change = values[ends + setup.horizon] - values[ends]
-    train = years[ends + setup.horizon] < setup.split_year
-    test = years[ends] >= setup.split_year
+    windows = co2_windows(setup.window, setup.horizon, setup.split_year)
+    history, change, train, test = windows.history, windows.change[:, -1], windows.train, windows.test
     scale = float(change[train].std())
     as_tensor = lambda array: torch.tensor(array / scale, dtype=torch.float32)  # noqa: E731
     return {"train_x": as_tensor(history[train]), "train_y": as_tensor(change[train]),
