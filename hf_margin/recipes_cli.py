@@ -97,11 +97,9 @@ def resolve_accelerate_config(name_or_path: str, root: Path) -> Path:
     raise FileNotFoundError(f"--accelerate-config {name_or_path} is neither a file nor one of: {names}")
 
 
-def parse_overrides(overrides: list[str]) -> dict[str, list[Any]]:
-    """``--field v1 [v2 ...]`` words as {field: [values]}, each value read as YAML (numbers, true/false)."""
-    import yaml
-
-    parsed: dict[str, list[Any]] = {}
+def parse_overrides(overrides: list[str]) -> dict[str, list[str]]:
+    """``--field v1 [v2 ...]`` words as {field: [words]} (the words as typed)."""
+    parsed: dict[str, list[str]] = {}
     key = None
     for word in overrides:
         if word.startswith("--") and len(word) > 2:
@@ -110,31 +108,34 @@ def parse_overrides(overrides: list[str]) -> dict[str, list[Any]]:
         elif key is None:
             raise ValueError(f"overrides must start with --field, got {word!r} in {' '.join(overrides)}")
         else:
-            parsed[key].append(yaml.safe_load(word))
+            parsed[key].append(word)
     return parsed
 
 
 def merged_config(config: Path, overrides: list[str]) -> Path:
     """A temporary copy of `config` with `overrides` applied; returns its path.
 
-    A field that is a list in the config stays a list; a field given one value is a scalar, several a list; a
-    string field keeps the override's text (``--out_dir 1`` stays "1") except ``null``, which unsets it; ``--flag``
-    alone means true.
+    A field that is a list in the config stays a list; a field given one value is a scalar, several a list. Values
+    are read as YAML (numbers, true/false), except for string fields and lists of strings, which keep the text as
+    typed (``--out_dir 010`` stays "010"); ``null`` alone unsets any field; ``--flag`` alone means true.
     """
     import yaml
 
     fields: dict[str, Any] = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    for key, values in parse_overrides(overrides).items():
+    for key, words in parse_overrides(overrides).items():
         current = fields.get(key)
-        if isinstance(current, list):
-            fields[key] = values
-        elif not values:
+        values = [yaml.safe_load(word) for word in words]
+        if words in (["null"], ["~"]):
+            fields[key] = None
+        elif isinstance(current, list):
+            text_list = bool(current) and all(isinstance(item, str) for item in current)
+            fields[key] = words if text_list else values
+        elif not words:
             fields[key] = True
-        elif len(values) > 1:
+        elif len(words) > 1:
             fields[key] = values
         else:
-            keep_text = isinstance(current, str) and values[0] is not None
-            fields[key] = str(values[0]) if keep_text else values[0]
+            fields[key] = words[0] if isinstance(current, str) else values[0]
     with tempfile.NamedTemporaryFile(
         "w", prefix=f"{config.parent.name}_{config.stem}_", suffix=".yaml", delete=False, encoding="utf-8"
     ) as handle:

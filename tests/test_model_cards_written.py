@@ -283,8 +283,11 @@ def test_model_push_to_hub_uploads_our_card_with_the_hub_tags(tmp_path: Path, mo
         return repo_id
 
     hub_card = ModelCard.from_template(ModelCardData(tags=["from-the-hub"]), model_description="generic")
-    monkeypatch.setattr(hub, "hf_api", Api)
-    monkeypatch.setattr(hub, "create_and_tag_model_card", lambda *args, **kwargs: hub_card)
+    import transformers.modeling_utils as modeling
+
+    for module in (hub, modeling):
+        monkeypatch.setattr(module, "hf_api", Api)
+        monkeypatch.setattr(module, "create_and_tag_model_card", lambda *args, **kwargs: hub_card)
     monkeypatch.setattr(hub.PushToHubMixin, "_upload_modified_files", upload)
     config = MarginHeadConfig(backbone_config=tiny_bert_config().to_dict(), head_type="arcface")
     config.num_labels = 3
@@ -292,6 +295,9 @@ def test_model_push_to_hub_uploads_our_card_with_the_hub_tags(tmp_path: Path, mo
     card = ModelCard(uploaded["README.md"])
     assert {"hf_margin", "arcface", "from-the-hub"} <= set(card.data.tags)
     assert "ArcFace" in card.text and "generic" not in card.text and "{{" not in card.text
+    uploaded.clear()  # save_pretrained(push_to_hub=True) uploads through the same method
+    MarginHeadModel(config).save_pretrained(tmp_path / "faces", push_to_hub=True, repo_id="someone/faces")
+    assert "ArcFace" in ModelCard(uploaded["README.md"]).text
 
 
 # ---------------------------------------------------------------- sentence-transformers writes its own card

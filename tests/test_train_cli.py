@@ -64,9 +64,14 @@ def test_overrides_are_written_over_the_config(capsys: pytest.CaptureFixture[str
     assert cli.main(["train", "imbalance", "--config", "config_text.yaml", "--dry-run", "--steps", "5"]) == 0
     out = capsys.readouterr().out.strip().split(" ")
     assert yaml.safe_load(Path(out[-1]).read_text())["steps"] == 5
-    # `null` unsets a string field (the faces folder: the recipe then runs on the digits)
-    words = _dry_run(["few_shot", "--", "--data_dir", "null"], capsys)
-    assert yaml.safe_load(Path(words[-1]).read_text())["data_dir"] is None
+    # `null` unsets a string field (the faces folder: the recipe then runs on the digits); text stays as typed
+    words = _dry_run(["few_shot", "--", "--data_dir", "null", "--out_dir", "010"], capsys)
+    merged = yaml.safe_load(Path(words[-1]).read_text())
+    assert merged["data_dir"] is None and merged["out_dir"] == "010"
+    words = _dry_run(["imbalance", "--config", "config_text.yaml", "--", "--methods", "CE", "yes", "--noise", "0.1"],
+                     capsys)  # fmt: skip
+    merged = yaml.safe_load(Path(words[-1]).read_text())
+    assert merged["methods"] == ["CE", "yes"] and merged["noise"] == [0.1]
 
 
 def test_unknown_recipe_is_one_line_listing_the_known(capsys: pytest.CaptureFixture[str]) -> None:

@@ -58,9 +58,10 @@ def read_pgm(path: Path) -> np.ndarray:
 
 
 def find_att_faces(data_dir: str | Path | None = None) -> Path | None:
-    """The ORL folder (the one holding s1..s40) under `data_dir` or ``$HF_MARGIN_DATA``, or None."""
-    roots = [Path(p) for p in (data_dir, os.environ.get(ORL_ENV)) if p]
-    for root in roots:
+    """The ORL folder (the one holding s1..s40) under `data_dir`, or under ``$HF_MARGIN_DATA`` when `data_dir` is
+    None; None when it is not there."""
+    root_text = data_dir if data_dir is not None else os.environ.get(ORL_ENV)
+    for root in [Path(root_text)] if root_text else []:
         for candidate in (root, root / "att_faces"):
             if (candidate / "s1" / "1.pgm").is_file():
                 return candidate
@@ -68,14 +69,13 @@ def find_att_faces(data_dir: str | Path | None = None) -> Path | None:
 
 
 def load_identities(data_dir: str | Path | None = None) -> IdentityImages:
-    """The ORL faces from `data_dir` or ``$HF_MARGIN_DATA``; sklearn's digits (each digit a person) when neither
-    is set. A folder that is given but holds no ORL faces is an error, not a silent switch to the digits."""
+    """The ORL faces from `data_dir`, else from ``$HF_MARGIN_DATA``; sklearn's digits (each digit a person) when
+    neither is set. A folder that is given but holds no ORL faces is an error, not a silent switch to the digits."""
     path = find_att_faces(data_dir)
     if path is not None:
         return load_att_faces(path)
-    given = {name: value for name, value in (("data_dir", data_dir), (ORL_ENV, os.environ.get(ORL_ENV))) if value}
-    if given:
-        where = " or ".join(f"{name}={value}" for name, value in given.items())
+    if data_dir is not None or os.environ.get(ORL_ENV):
+        where = f"data_dir={data_dir}" if data_dir is not None else f"{ORL_ENV}={os.environ[ORL_ENV]}"
         raise FileNotFoundError(
             f"no ORL faces under {where}: point it at the folder holding att_faces/ (s1/1.pgm ... s40/10.pgm; the "
             "AT&T / ORL face database is not shipped, fetch it yourself), or unset it to use sklearn's digits"

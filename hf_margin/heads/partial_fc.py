@@ -82,7 +82,7 @@ class PartialFCHead(nn.Module):
     sum of exponentials all-reduced over processes. Every process returns the same loss, the mean (or sum) over
     the gathered batch. Each process's centres get the gradient of this global loss; its embeddings get `world`
     times it, so that the backbone gradient DDP averages over processes equals the full-batch gradient of one
-    process (the convention of every hf_margin loss that gathers; insightface leaves it at 1 / world).
+    process (the convention of every hf_margin loss that gathers).
 
     Choices and limits:
         * Negatives are sampled in training mode only; in eval mode every centre is scored.

@@ -21,8 +21,8 @@ class ModelCardOnSaveMixin:
 
     Only the main process writes (``is_main_process=False`` writes nothing). `push_to_hub` uploads our card too:
     transformers writes the Hub's existing (or a generic) card over ours just before uploading, and
-    `_upload_modified_files` puts ours back with that card's tags. With ``save_pretrained(push_to_hub=True)``
-    transformers uploads before our card is written: use ``model.push_to_hub(repo_id)`` instead.
+    `_upload_modified_files` puts ours back with that card's tags (``save_pretrained(push_to_hub=True)`` uploads
+    through the same method, so it also sends ours).
     """
 
     card_template: ClassVar[str]

@@ -8,6 +8,7 @@ the filled `petal_adapter` model card on every save (`hf_margin.trainers._model_
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
@@ -22,8 +23,30 @@ def quality_keys(model: nn.Module) -> list[str]:
     return sorted({c.quality_key for c in configs.values() if getattr(c, "peft_type", None) == "PETAL"})
 
 
+def loss_uses_item_count(model: Any) -> bool:
+    """Whether the (base) model's own loss normalises by ``num_items_in_batch`` (transformers' causal and masked LM
+    losses do; classification, regression and custom losses do not)."""
+    from transformers.loss.loss_utils import LOSS_MAPPING
+
+    base: Any = model.get_base_model() if hasattr(model, "get_base_model") else model
+    loss: Any = LOSS_MAPPING.get(str(getattr(base, "loss_type", None)))
+    return loss is not None and "num_items_in_batch" in inspect.signature(loss).parameters
+
+
 class PetalColumnsMixin:
-    """For `Trainer` subclasses: keep the PETAL quality column(s) of the model's adapters."""
+    """For `Trainer` subclasses: keep the PETAL quality column(s) of the model's adapters, and tell the Trainer
+    whether the model's loss normalises by the item count.
+
+    transformers guesses the latter from a ``**kwargs`` in `forward` (BERT's, ViT's) and, for a loss that is a batch
+    mean, then multiplies it by the number of processes and skips the division by the gradient-accumulation steps
+    (transformers#47688): a doubled step on 2 processes, tested. Unless the model declares ``accepts_loss_kwargs``,
+    the mixin asks its loss function instead (`loss_uses_item_count`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not hasattr(self.model, "accepts_loss_kwargs"):  # type: ignore[attr-defined]  # peft forwards the lookup
+            self.model_accepts_loss_kwargs = loss_uses_item_count(self.model)  # type: ignore[attr-defined]
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()  # type: ignore[misc]
@@ -35,20 +58,10 @@ class PetalTrainer(ModelCardMixin, PetalColumnsMixin, Trainer):
     """`Trainer` that passes a PETAL quality column (e.g. ``petal_quality``) from the dataset to the model.
 
     Every save writes the `petal_adapter` card as README.md in place of peft's; describe the quality input with
-    ``trainer.model_card_values["quality_description"] = ...``.
-
-    The model's loss is taken to be a batch mean unless the model declares ``accepts_loss_kwargs``: transformers
-    otherwise guesses from a ``**kwargs`` in `forward` (BERT's, ViT's) that the loss is normalised by a token count
-    gathered across processes, and then multiplies it by the number of processes and skips the division by the
-    gradient-accumulation steps (transformers#47688): a doubled step on 2 processes, tested.
+    ``trainer.model_card_values["quality_description"] = ...``. See `PetalColumnsMixin` for the loss scaling.
     """
 
     card_template = "petal_adapter"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if not hasattr(self.model, "accepts_loss_kwargs"):  # a peft model forwards the lookup to its base model
-            self.model_accepts_loss_kwargs = False
 
     def card_values(self) -> dict[str, Any] | None:
         """The `petal_adapter` card's fields (None, and no card, for a model without a PETAL adapter)."""

@@ -88,3 +88,6 @@ def test_load_identities_reads_orl_falls_back_to_digits_and_rejects_a_wrong_fold
     monkeypatch.setenv("HF_MARGIN_DATA", str(tmp_path / "elsewhere"))
     with pytest.raises(FileNotFoundError, match=r"HF_MARGIN_DATA=.*elsewhere"):
         load_identities()
+    monkeypatch.setenv("HF_MARGIN_DATA", str(tmp_path / "data"))  # faces there, but a wrong data_dir still fails
+    with pytest.raises(FileNotFoundError, match=r"data_dir=.*nowhere"):
+        load_identities(tmp_path / "nowhere")

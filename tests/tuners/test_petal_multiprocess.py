@@ -144,3 +144,14 @@ def test_checkpoint_of_two_processes_resumes_on_one_process(
     restarted = train(tmp_path / "restarted", adapter_seed=5, max_steps=4, **ADAMW,
                       checkpoint=without_optimizer_state(checkpoint, tmp_path / "no-optimizer"))  # fmt: skip
     assert max_difference(straight, restarted) > 100 * ADAMW_TOLERANCE["atol"]
+
+
+def test_a_causal_lm_keeps_its_item_count_normalisation() -> None:
+    """A causal LM's loss divides by the batch's token count (`num_items_in_batch`): the mixin keeps that."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from hf_margin.trainers.petal_trainer import loss_uses_item_count
+
+    config = LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2)
+    assert loss_uses_item_count(LlamaForCausalLM(config))
+    assert not loss_uses_item_count(petal_classifier())  # peft-wrapped BERT classifier: a batch mean
