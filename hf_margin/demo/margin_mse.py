@@ -121,11 +121,11 @@ def _arguments(out_dir: Path, setup: DistillationSetup, student_type: str, **kwa
     return MarginMSETrainingArguments(str(out_dir), **(options | kwargs))
 
 
-def teacher_budget(setup: DistillationSetup) -> tuple[object, ...]:
-    """What a cached teacher (and its scores) depends on besides the rows: the teachers' count, training budget,
-    token budget and first seed."""
-    return (setup.teachers, setup.teacher_steps, setup.teacher_batch_size, setup.teacher_learning_rate,
-            setup.teacher_in_batch_negatives, setup.max_length, setup.seed)  # fmt: skip
+def teacher_training(setup: DistillationSetup) -> tuple[object, ...]:
+    """One teacher's training budget (part of its cache name): steps, batch size, learning rate, in-batch
+    negatives and token budget."""
+    return (setup.teacher_steps, setup.teacher_batch_size, setup.teacher_learning_rate,
+            setup.teacher_in_batch_negatives, setup.max_length)  # fmt: skip
 
 
 def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[Any]:
@@ -141,7 +141,7 @@ def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[A
     teachers = []
     for index in range(setup.teachers):
         seed = setup.seed + index
-        budget = (len(rows), *teacher_budget(setup)[1:-1], seed)
+        budget = (len(rows), *teacher_training(setup), seed)
         folder = cache_dir() / ("icd_cross_encoder_" + "_".join(map(str, budget)))
         if (folder / "config.json").is_file():
             teachers.append(CrossEncoder(str(folder), device="cpu"))
@@ -267,9 +267,10 @@ def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) ->
     teachers = [(t.model.eval(), t.tokenizer) for t in train_teachers(rows, setup, context.out_dir)]
     # The teacher scores are cached; the rows' fingerprint (what the cache checks) is named after everything they
     # depend on, since an in-memory dataset's own fingerprint is random.
-    key = "icd_teacher_scores_" + "_".join(map(str, (*teacher_budget(setup), setup.steps * setup.batch_size,
-                                                     setup.num_negatives))).replace(".", "p")  # fmt: skip
-    student_rows = rows.select(range(min(len(rows), setup.steps * setup.batch_size)), new_fingerprint=key)
+    rows_used = setup.steps * setup.batch_size
+    depends = (setup.teachers, *teacher_training(setup), setup.seed, rows_used, setup.num_negatives)
+    key = "icd_teacher_scores_" + "_".join(map(str, depends)).replace(".", "p")
+    student_rows = rows.select(range(min(len(rows), rows_used)), new_fingerprint=key)
     scored = score_with_teachers(student_rows, teachers, query_column="anchor", max_length=setup.max_length,
                                  cache_file=cache_dir() / f"{key}.json", progress=False)  # fmt: skip
     timings = {"teacher": time.perf_counter() - start}
