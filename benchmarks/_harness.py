@@ -51,8 +51,9 @@ def time_pair(ours: Step, anchor: Step, repeats: int, device: str) -> tuple[floa
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def embedding_head_steps(ours: torch.nn.Module, anchor: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
-                         ) -> tuple[Step, Step]:  # fmt: skip
+def embedding_head_steps(
+    ours: torch.nn.Module, anchor: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> tuple[Step, Step]:
     """One forward + backward of each head ``module(x, y)`` on the same embeddings and labels."""
 
     def step(module: torch.nn.Module) -> Step:
@@ -113,8 +114,9 @@ def measure_memory_in_subprocess(module: str, case: str, which: str, device: str
     return float(json.loads(result.stdout.strip().splitlines()[-1])["mb"])
 
 
-def measure_case(module: str, case: str, make_steps: Callable[[str, str], tuple[Step, Step]], repeats: int,
-                 device: str) -> tuple[float, float, float, float]:  # fmt: skip
+def measure_case(
+    module: str, case: str, make_steps: Callable[[str, str], tuple[Step, Step]], repeats: int, device: str
+) -> tuple[float, float, float, float]:
     """(ours ms, anchor ms, ours MiB, anchor MiB) of one case: times here, memory in fresh processes."""
     ours, anchor = make_steps(case, device)
     ours_ms, anchor_ms = time_pair(ours, anchor, repeats, device)

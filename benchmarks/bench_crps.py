@@ -60,10 +60,19 @@ def run(device: str = "cpu", quick: bool = False) -> list[BenchRow]:
     for case in CASES:
         difference = max_difference(case, device)
         timing = measure_case(__name__, case, make_steps, 5 if quick else 30, device)
-        rows.append(BenchRow(f"afCRPS sorted vs pairwise (fwd+bwd, B={batch_size(int(case[2:]))}, float32)", case,
-                             "pairwise eq. (4)", *timing))  # fmt: skip
-        print(f"afCRPS {case}: max |sorted - pairwise| = {difference:.2e}, time ratio {rows[-1].time_ratio:.3f}, "
-              f"memory ratio {rows[-1].memory_ratio:.3f}", file=sys.stderr)  # fmt: skip
+        rows.append(
+            BenchRow(
+                f"afCRPS sorted vs pairwise (fwd+bwd, B={batch_size(int(case[2:]))}, float32)",
+                case,
+                "pairwise eq. (4)",
+                *timing,
+            )
+        )
+        print(
+            f"afCRPS {case}: max |sorted - pairwise| = {difference:.2e}, time ratio {rows[-1].time_ratio:.3f}, "
+            f"memory ratio {rows[-1].memory_ratio:.3f}",
+            file=sys.stderr,
+        )
     return rows
 
 

@@ -16,8 +16,12 @@ CASES = ("BinaryKL-Norm B=256 C=100", "focal distillation KL B=256 C=100", "land
 
 
 def _torch_kd(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    return temperature**2 * F.kl_div(F.log_softmax(student / temperature, 1), F.log_softmax(teacher / temperature, 1),
-                                     reduction="batchmean", log_target=True)  # fmt: skip
+    return temperature**2 * F.kl_div(
+        F.log_softmax(student / temperature, 1),
+        F.log_softmax(teacher / temperature, 1),
+        reduction="batchmean",
+        log_target=True,
+    )
 
 
 def make_steps(case: str, device: str) -> tuple[Step, Step]:

@@ -51,8 +51,9 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
     for which in ("ours", "anchor"):
         model = copy.deepcopy(base)
         if which == "ours":
-            loss: Any = MarginEmbeddingLoss(model, focal_gamma=2.0, filter_strategy="relative", distill_weight=1.0,
-                                            seed=0, **mixing)  # fmt: skip
+            loss: Any = MarginEmbeddingLoss(
+                model, focal_gamma=2.0, filter_strategy="relative", distill_weight=1.0, seed=0, **mixing
+            )
             labels: torch.Tensor | None = scores.to(device)
         elif gist:
             loss, labels = GISTEmbedLoss(model, copy.deepcopy(base).eval(), temperature=0.05), None

@@ -43,8 +43,14 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
     data = rows()
     student = AutoModel.from_pretrained(minilm_path()).to(device)
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    args = MarginMSETrainingArguments(tempfile.mkdtemp(), student_type="bi-encoder", similarity="cosine",
-                                      max_length=64, report_to="none", use_cpu=device == "cpu")  # fmt: skip
+    args = MarginMSETrainingArguments(
+        tempfile.mkdtemp(),
+        student_type="bi-encoder",
+        similarity="cosine",
+        max_length=64,
+        report_to="none",
+        use_cpu=device == "cpu",
+    )
     trainer = MarginMSETrainer(student, args, train_dataset=Dataset.from_dict(data), processing_class=tokenizer)
     examples = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
     batch = trainer._prepare_inputs(trainer.data_collator(examples))

@@ -36,8 +36,9 @@ def run(device: str = "cpu", quick: bool = False) -> list[BenchRow]:
     for case, classes in CASES.items():
         repeats = (2 if quick else 10) if classes > 100_000 else (3 if quick else 20)
         measured = measure_case(__name__, case, make_steps, repeats, device)
-        rows.append(BenchRow(f"Partial FC {SAMPLE_RATE} (fwd+bwd, B={BATCH}, D={DIM})", case, "full ArcFaceHead",
-                             *measured))  # fmt: skip
+        rows.append(
+            BenchRow(f"Partial FC {SAMPLE_RATE} (fwd+bwd, B={BATCH}, D={DIM})", case, "full ArcFaceHead", *measured)
+        )
     return rows
 
 

@@ -55,15 +55,20 @@ def _model_steps(device: str) -> tuple[Step, Step]:
     steps = []
     for pooling in ("attention", "mean"):
         torch.manual_seed(0)
-        config = TransICDConfig(id2label={i: f"C{i}" for i in range(50)}, label_counts=list(range(1, 51)),
-                                pooling=pooling, vocab_size=30522)  # fmt: skip
+        config = TransICDConfig(
+            id2label={i: f"C{i}" for i in range(50)}, label_counts=list(range(1, 51)), pooling=pooling, vocab_size=30522
+        )
         model = TransICDModel(config).to(device)
         ids = torch.randint(1, 30522, (8, 512), generator=torch.Generator().manual_seed(0)).to(device)
         labels = (torch.rand(8, 50, generator=torch.Generator().manual_seed(1)) < 0.1).float().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
-        def step(model: TransICDModel = model, ids: Tensor = ids, labels: Tensor = labels,
-                 optimizer: torch.optim.Optimizer = optimizer) -> None:  # fmt: skip
+        def step(
+            model: TransICDModel = model,
+            ids: Tensor = ids,
+            labels: Tensor = labels,
+            optimizer: torch.optim.Optimizer = optimizer,
+        ) -> None:
             loss = model(ids, labels=labels).loss
             assert loss is not None
             loss.backward()

@@ -26,6 +26,8 @@ def output_logits(outputs: Any, name: str = "model") -> Tensor:
     else:
         logits = getattr(outputs, "logits", outputs)
     if not isinstance(logits, Tensor):
-        raise TypeError(f"`{name}` must return logits: a tensor, or an output with .logits / ['logits'], got "
-                        f"{type(outputs).__name__}")  # fmt: skip
+        raise TypeError(
+            f"`{name}` must return logits: a tensor, or an output with .logits / ['logits'], got "
+            f"{type(outputs).__name__}"
+        )
     return logits

@@ -49,13 +49,17 @@ def check_pair_masks(similarities: object, **masks: object) -> None:
         >>> check_pair_masks(sim, pos_mask=pos, neg_mask=neg)
     """
     if not isinstance(similarities, torch.Tensor) or not similarities.is_floating_point() or similarities.dim() != 2:
-        got = (f"{similarities.dtype} of shape {tuple(similarities.shape)}" if isinstance(similarities, torch.Tensor)
-               else type(similarities).__name__)  # fmt: skip
+        got = (
+            f"{similarities.dtype} of shape {tuple(similarities.shape)}"
+            if isinstance(similarities, torch.Tensor)
+            else type(similarities).__name__
+        )
         raise ValueError(f"`similarities` must be a floating (rows, refs) matrix, got {got}")
     for name, mask in masks.items():
         if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != similarities.shape:
-            found = (f"{mask.dtype} of shape {tuple(mask.shape)}" if isinstance(mask, torch.Tensor)
-                     else type(mask).__name__)  # fmt: skip
+            found = (
+                f"{mask.dtype} of shape {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+            )
             raise ValueError(f"`{name}` must be a bool tensor of shape {tuple(similarities.shape)}, got {found}")
 
 

@@ -74,9 +74,14 @@ def _score_preferences(args: argparse.Namespace) -> None:
     model = AutoModelForSequenceClassification.from_pretrained(args.reward_model)
     tokenizer = AutoTokenizer.from_pretrained(args.reward_model)
     scored = score_preference_margins(
-        dataset, model, tokenizer, batch_size=args.batch_size, max_length=args.max_length,
-        margin_column=args.margin_column, cache_file=args.cache_file,
-    )  # fmt: skip
+        dataset,
+        model,
+        tokenizer,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        margin_column=args.margin_column,
+        cache_file=args.cache_file,
+    )
     scored.save_to_disk(args.out)
     print(f"wrote {len(scored)} pairs with `{args.margin_column}` to {args.out}")
 
@@ -87,13 +92,19 @@ def _score_teachers(args: argparse.Namespace) -> None:
     from hf_margin.data.teacher_scoring import score_with_teachers
 
     dataset = _load_rows(args.dataset)
-    teachers = [(AutoModelForSequenceClassification.from_pretrained(t), AutoTokenizer.from_pretrained(t))
-                for t in args.teacher]  # fmt: skip
+    teachers = [
+        (AutoModelForSequenceClassification.from_pretrained(t), AutoTokenizer.from_pretrained(t)) for t in args.teacher
+    ]
     scored = score_with_teachers(
-        dataset, teachers, query_column=args.query_column, teacher_column=args.teacher_column,
-        aggregation=args.aggregation, batch_size=args.batch_size, max_length=args.max_length,
+        dataset,
+        teachers,
+        query_column=args.query_column,
+        teacher_column=args.teacher_column,
+        aggregation=args.aggregation,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
         cache_file=args.cache_file,
-    )  # fmt: skip
+    )
     scored.save_to_disk(args.out)
     print(f"wrote {len(scored)} rows with `{args.teacher_column}` ({len(teachers)} teacher(s)) to {args.out}")
 

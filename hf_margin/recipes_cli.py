@@ -171,9 +171,11 @@ def build_command(
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--accelerate-config", metavar="NAME_OR_PATH", help="run through `accelerate launch` with this config: a "
+        "--accelerate-config",
+        metavar="NAME_OR_PATH",
+        help="run through `accelerate launch` with this config: a "
         "name in recipes/accelerate/ (cpu, single_gpu, multi_gpu, fsdp, deepspeed_zero2, deepspeed_zero3) or a file",
-    )  # fmt: skip
+    )
     parser.add_argument("--config", metavar="FILE", help="the recipe's YAML config (default: its config.yaml)")
     parser.add_argument("--dry-run", action="store_true", help="print the command without running it")
 

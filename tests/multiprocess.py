@@ -45,8 +45,9 @@ ADAMW_TOLERANCE = {"atol": 5e-5, "rtol": 1e-3}
 
 def join_process_group(rank: int, world: int, port: int) -> None:
     """In a spawned process, before any TrainingArguments is built: the env of a `torchrun` rank, one thread."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))  # fmt: skip
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
+    )
     torch.set_num_threads(1)
 
 

@@ -91,15 +91,31 @@ def test_score_preferences_command(tmp_path, capsys: pytest.CaptureFixture[str])
     from tests.trainers.tiny_lm import preference_rows, tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, num_labels=1, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     BertForSequenceClassification(config).save_pretrained(tmp_path / "reward")
     tokenizer.save_pretrained(tmp_path / "reward")
     rows = preference_rows()
     rows.pop("margin")
     datasets.Dataset.from_dict(rows).to_json(tmp_path / "pairs.jsonl")
-    code = main(["score-preferences", "--dataset", str(tmp_path / "pairs.jsonl"), "--reward-model",
-                 str(tmp_path / "reward"), "--out", str(tmp_path / "scored")])  # fmt: skip
+    code = main(
+        [
+            "score-preferences",
+            "--dataset",
+            str(tmp_path / "pairs.jsonl"),
+            "--reward-model",
+            str(tmp_path / "reward"),
+            "--out",
+            str(tmp_path / "scored"),
+        ]
+    )
     assert code == 0 and "wrote 8 pairs" in capsys.readouterr().out
     scored = datasets.load_from_disk(str(tmp_path / "scored"))
     assert len(scored["margin"]) == 8 and len(set(scored["margin"])) > 1

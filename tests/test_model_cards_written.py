@@ -39,9 +39,16 @@ def last_eval(trainer: Any, key: str = "eval_loss") -> str:
 
 
 def tiny_bert_config(**kwargs: Any) -> BertConfig:
-    return BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                      **kwargs)  # fmt: skip
+    return BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        **kwargs,
+    )
 
 
 def test_evaluation_results_take_the_last_evaluation_and_leave_timings_out() -> None:
@@ -71,13 +78,32 @@ def test_madpo_trainer_writes_its_card_on_checkpoints_save_and_create_model_card
     model = tiny_llama(0)
     model.config._name_or_path = "acme/tiny-llama"
     args = MADPOConfig(
-        str(tmp_path / "policy"), per_device_train_batch_size=4, per_device_eval_batch_size=4, max_steps=1,
-        c_max=1.5, c_min=0.25, beta=0.2, bf16=False, use_cpu=True, report_to=[], eval_strategy="steps",
-        eval_steps=1, save_strategy="steps", save_steps=1, learning_rate=0.1, seed=0,
-    )  # fmt: skip
+        str(tmp_path / "policy"),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        max_steps=1,
+        c_max=1.5,
+        c_min=0.25,
+        beta=0.2,
+        bf16=False,
+        use_cpu=True,
+        report_to=[],
+        eval_strategy="steps",
+        eval_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+        learning_rate=0.1,
+        seed=0,
+    )
     data = Dataset.from_dict(preference_rows())
-    trainer = MADPOTrainer(model, ref_model=tiny_llama(1), args=args, train_dataset=data, eval_dataset=data,
-                           processing_class=tiny_tokenizer())  # fmt: skip
+    trainer = MADPOTrainer(
+        model,
+        ref_model=tiny_llama(1),
+        args=args,
+        train_dataset=data,
+        eval_dataset=data,
+        processing_class=tiny_tokenizer(),
+    )
     trainer.train()
     eval_row = last_eval(trainer)
     # TRL's _save_checkpoint called create_model_card (output folder); save_model wrote the checkpoint's card.
@@ -101,9 +127,17 @@ def test_madpo_trainer_writes_its_card_on_checkpoints_save_and_create_model_card
     AutoModelForCausalLM.from_pretrained(tmp_path / "policy")
 
     # What push_to_hub calls after saving (with transformers' and TRL's keyword arguments).
-    trainer.create_model_card(model_name="madpo-tiny", dataset_name="acme/prefs", tags=["extra"], license="mit",
-                              language="en", dataset_tags=["acme/prefs"], tasks="text-generation",
-                              finetuned_from="acme/tiny-llama-sft", dataset_args="default")  # fmt: skip
+    trainer.create_model_card(
+        model_name="madpo-tiny",
+        dataset_name="acme/prefs",
+        tags=["extra"],
+        license="mit",
+        language="en",
+        dataset_tags=["acme/prefs"],
+        tasks="text-generation",
+        finetuned_from="acme/tiny-llama-sft",
+        dataset_args="default",
+    )
     card = load_card(tmp_path / "policy")
     assert card.data.license == "mit" and card.data.language == "en" and card.data.datasets == ["acme/prefs"]
     assert card.data.base_model == "acme/tiny-llama-sft" and "extra" in card.data.tags
@@ -121,12 +155,22 @@ def test_margin_mse_trainer_writes_its_card(tmp_path: Path) -> None:
     model = cross_encoder()
     model.config._name_or_path = "acme/tiny-bert"
     args = MarginMSETrainingArguments(
-        str(tmp_path / "ranker"), per_device_train_batch_size=8, max_steps=1, learning_rate=0.1, optim="sgd",
-        report_to="none", save_strategy="no", use_cpu=True, seed=0, max_length=16, eval_strategy="steps",
+        str(tmp_path / "ranker"),
+        per_device_train_batch_size=8,
+        max_steps=1,
+        learning_rate=0.1,
+        optim="sgd",
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        max_length=16,
+        eval_strategy="steps",
         eval_steps=1,
-    )  # fmt: skip
-    trainer = MarginMSETrainer(model, args, train_dataset=triples(), eval_dataset=triples(4, seed=1),
-                               processing_class=tiny_tokenizer())  # fmt: skip
+    )
+    trainer = MarginMSETrainer(
+        model, args, train_dataset=triples(), eval_dataset=triples(4, seed=1), processing_class=tiny_tokenizer()
+    )
     trainer.train()
     trainer.save_model()
     card = load_card(tmp_path / "ranker")
@@ -160,15 +204,21 @@ def _petal_classifier() -> Any:
     from hf_margin.tuners.petal import PetalConfig
 
     base = _classifier()
-    config = PetalConfig(r=4, dropout=0.0, target_modules=["query", "value"], modules_to_save=["classifier"],
-                         single_branch_modules=["bert.pooler.dense"])  # fmt: skip
+    config = PetalConfig(
+        r=4,
+        dropout=0.0,
+        target_modules=["query", "value"],
+        modules_to_save=["classifier"],
+        single_branch_modules=["bert.pooler.dense"],
+    )
     return get_peft_model(base, config)
 
 
 def _quality_rows(n: int = 8) -> Dataset:
     ids = torch.randint(0, 50, (n, 6), generator=torch.Generator().manual_seed(1))
-    return Dataset.from_dict({"input_ids": ids.tolist(), "labels": [0, 1] * (n // 2),
-                              "petal_quality": [i / n for i in range(n)]})  # fmt: skip
+    return Dataset.from_dict(
+        {"input_ids": ids.tolist(), "labels": [0, 1] * (n // 2), "petal_quality": [i / n for i in range(n)]}
+    )
 
 
 def test_petal_trainer_replaces_peft_readme_with_its_card_and_the_adapter_still_loads(tmp_path: Path) -> None:
@@ -177,8 +227,16 @@ def test_petal_trainer_replaces_peft_readme_with_its_card_and_the_adapter_still_
     from hf_margin.trainers import PetalTrainer
 
     model = _petal_classifier()
-    args = TrainingArguments(str(tmp_path / "petal"), max_steps=1, per_device_train_batch_size=4, report_to=[],
-                             save_strategy="no", use_cpu=True, eval_strategy="steps", eval_steps=1)  # fmt: skip
+    args = TrainingArguments(
+        str(tmp_path / "petal"),
+        max_steps=1,
+        per_device_train_batch_size=4,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        eval_strategy="steps",
+        eval_steps=1,
+    )
     trainer = PetalTrainer(model=model, args=args, train_dataset=_quality_rows(), eval_dataset=_quality_rows(4))
     trainer.train()
     trainer.model_card_values["quality_description"] = "Sharpness, calibrated on the training images."
@@ -222,8 +280,9 @@ def test_transicd_save_pretrained_writes_its_card(tmp_path: Path) -> None:
     from hf_margin.models.transicd import TransICDConfig, TransICDModel
 
     backbone = tiny_bert_config().to_dict() | {"_name_or_path": "acme/tiny-bert"}
-    config = TransICDConfig(backbone_config=backbone, id2label={0: "A00", 1: "J45", 2: "I10"},
-                            label_counts=[40, 3, 9], ldam_c=2.5)  # fmt: skip
+    config = TransICDConfig(
+        backbone_config=backbone, id2label={0: "A00", 1: "J45", 2: "I10"}, label_counts=[40, 3, 9], ldam_c=2.5
+    )
     model = TransICDModel(config)
     model.save_pretrained(tmp_path / "coder", is_main_process=False)
     assert not (tmp_path / "coder" / "README.md").exists()
@@ -243,8 +302,12 @@ def test_transicd_save_pretrained_writes_its_card(tmp_path: Path) -> None:
 def test_margin_head_save_pretrained_writes_its_card(tmp_path: Path) -> None:
     from hf_margin.models.margin_head import MarginHeadConfig, MarginHeadModel
 
-    config = MarginHeadConfig(backbone_config=tiny_bert_config().to_dict(), head_type="cosface",
-                              head_kwargs={"margin": 0.35, "scale": 32.0}, embedding_size=8)  # fmt: skip
+    config = MarginHeadConfig(
+        backbone_config=tiny_bert_config().to_dict(),
+        head_type="cosface",
+        head_kwargs={"margin": 0.35, "scale": 32.0},
+        embedding_size=8,
+    )
     config.num_labels = 5
     model = MarginHeadModel(config)
     model.save_pretrained(tmp_path / "faces", is_main_process=False)
@@ -313,8 +376,9 @@ def test_sentence_transformer_card_names_margin_embedding_loss(tmp_path: Path) -
 
     model = tiny_sentence_transformer(tmp_path / "bert")
     loss = MarginEmbeddingLoss(model, focal_gamma=2.0, filter_strategy="relative", filter_margin=0.1)
-    args = SentenceTransformerTrainingArguments(str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=1,
-                                                report_to="none", save_strategy="no", seed=0)  # fmt: skip
+    args = SentenceTransformerTrainingArguments(
+        str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=1, report_to="none", save_strategy="no", seed=0
+    )
     data = Dataset.from_dict(retrieval_rows(8, negatives=1))
     SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss).train()
     model.save_pretrained(str(tmp_path / "st"))

@@ -29,8 +29,11 @@ def _dry_run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 def test_command_without_accelerate(capsys: pytest.CaptureFixture[str]) -> None:
     words = _dry_run(["margin_heads"], capsys)
-    assert words == [sys.executable, str(ROOT / "recipes/margin_heads/verify_faces.py"),
-                     str(ROOT / "recipes/margin_heads/config.yaml")]  # fmt: skip
+    assert words == [
+        sys.executable,
+        str(ROOT / "recipes/margin_heads/verify_faces.py"),
+        str(ROOT / "recipes/margin_heads/config.yaml"),
+    ]
 
 
 def test_command_with_named_and_path_accelerate_config(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,8 +49,10 @@ def test_config_choice_and_script_named_in_config_comment(capsys: pytest.Capture
     assert _dry_run(["transicd", "--config", "config_reuters.yaml"], capsys)[-1].endswith("config_reuters.yaml")
     # recipes/gradient_entanglement/ has only a config; its comment names the MADPO script.
     words = _dry_run(["gradient_entanglement"], capsys)
-    assert words[1:] == [str(ROOT / "recipes/madpo/compare_preference_methods.py"),
-                         str(ROOT / "recipes/gradient_entanglement/config.yaml")]  # fmt: skip
+    assert words[1:] == [
+        str(ROOT / "recipes/madpo/compare_preference_methods.py"),
+        str(ROOT / "recipes/gradient_entanglement/config.yaml"),
+    ]
 
 
 def test_overrides_are_written_over_the_config(capsys: pytest.CaptureFixture[str]) -> None:
@@ -68,8 +73,9 @@ def test_overrides_are_written_over_the_config(capsys: pytest.CaptureFixture[str
     words = _dry_run(["few_shot", "--", "--data_dir", "null", "--out_dir", "010"], capsys)
     merged = yaml.safe_load(Path(words[-1]).read_text())
     assert merged["data_dir"] is None and merged["out_dir"] == "010"
-    words = _dry_run(["imbalance", "--config", "config_text.yaml", "--", "--methods", "CE", "yes", "--noise", "0.1"],
-                     capsys)  # fmt: skip
+    words = _dry_run(
+        ["imbalance", "--config", "config_text.yaml", "--", "--methods", "CE", "yes", "--noise", "0.1"], capsys
+    )
     merged = yaml.safe_load(Path(words[-1]).read_text())
     assert merged["methods"] == ["CE", "yes"] and merged["noise"] == [0.1]
 
@@ -108,21 +114,36 @@ def test_accelerate_config_loads_with_accelerate(path: Path) -> None:
     # accelerate checks only the top-level keys; check the nested ones against what `accelerate config` writes
     nested = yaml.safe_load(path.read_text())
     assert set(nested.get("fsdp_config", {})) <= {
-        "fsdp_activation_checkpointing", "fsdp_auto_wrap_policy", "fsdp_cpu_ram_efficient_loading",
-        "fsdp_offload_params", "fsdp_reshard_after_forward", "fsdp_state_dict_type", "fsdp_version",
-    }  # fmt: skip
+        "fsdp_activation_checkpointing",
+        "fsdp_auto_wrap_policy",
+        "fsdp_cpu_ram_efficient_loading",
+        "fsdp_offload_params",
+        "fsdp_reshard_after_forward",
+        "fsdp_state_dict_type",
+        "fsdp_version",
+    }
     assert set(nested.get("deepspeed_config", {})) <= {
-        "gradient_accumulation_steps", "gradient_clipping", "offload_optimizer_device", "offload_param_device",
-        "zero3_init_flag", "zero3_save_16bit_model", "zero_stage",
-    }  # fmt: skip
+        "gradient_accumulation_steps",
+        "gradient_clipping",
+        "offload_optimizer_device",
+        "offload_param_device",
+        "zero3_init_flag",
+        "zero3_save_16bit_model",
+        "zero_stage",
+    }
     if "deepspeed" in path.stem:
         assert config.deepspeed_config["zero_stage"] == int(path.stem[-1])
 
 
 def test_every_accelerate_config_present() -> None:
     assert [p.stem for p in ACCELERATE_CONFIGS] == [
-        "cpu", "deepspeed_zero2", "deepspeed_zero3", "fsdp", "multi_gpu", "single_gpu"
-    ]  # fmt: skip
+        "cpu",
+        "deepspeed_zero2",
+        "deepspeed_zero3",
+        "fsdp",
+        "multi_gpu",
+        "single_gpu",
+    ]
 
 
 @pytest.mark.heavy

@@ -52,8 +52,10 @@ class EmbeddingGeometryCallback(EvaluationMeasureCallback):
         metric_key_prefix: str = "eval",
     ) -> None:
         if len(inputs) < 2 or tuple(labels.shape) != (len(inputs),):
-            raise ValueError(f"`labels` must have shape ({len(inputs)},) (one per input, at least 2 inputs), got "
-                             f"{len(inputs)} inputs and labels of shape {tuple(labels.shape)}")  # fmt: skip
+            raise ValueError(
+                f"`labels` must have shape ({len(inputs)},) (one per input, at least 2 inputs), got "
+                f"{len(inputs)} inputs and labels of shape {tuple(labels.shape)}"
+            )
         check_positive_int(batch_size, "batch_size")
         check_positive(t, "t")
         self.inputs, self.labels, self.embed_fn = inputs, labels, embed_fn
@@ -73,8 +75,10 @@ class EmbeddingGeometryCallback(EvaluationMeasureCallback):
         if was_training:
             model.eval()
         try:
-            chunks = [self._embed(model, self.inputs[i : i + self.batch_size])
-                      for i in range(0, len(self.inputs), self.batch_size)]  # fmt: skip
+            chunks = [
+                self._embed(model, self.inputs[i : i + self.batch_size])
+                for i in range(0, len(self.inputs), self.batch_size)
+            ]
         finally:
             if was_training:
                 model.train()

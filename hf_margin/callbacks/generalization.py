@@ -92,11 +92,20 @@ class GeneralizationMeasuresCallback(EvaluationMeasureCallback):
         was_training = getattr(model, "training", False)
         model.eval()
         try:
-            chunks = [logits_of(self.logits_fn(model, _rows(self.inputs, i, i + self.batch_size)))
-                      for i in range(0, self.rows, self.batch_size)]  # fmt: skip
+            chunks = [
+                logits_of(self.logits_fn(model, _rows(self.inputs, i, i + self.batch_size)))
+                for i in range(0, self.rows, self.batch_size)
+            ]
         finally:
             model.train(was_training)
         logits = torch.cat([chunk.detach().float() for chunk in chunks])
-        values = generalization_measures(model, logits, self.labels.to(logits.device), self.init_weights,
-                                         self.input_shape, self.normalize, self.num_examples)  # fmt: skip
+        values = generalization_measures(
+            model,
+            logits,
+            self.labels.to(logits.device),
+            self.init_weights,
+            self.input_shape,
+            self.normalize,
+            self.num_examples,
+        )
         return {f"{self.prefix}_gm_{key}": value for key, value in values.items()}

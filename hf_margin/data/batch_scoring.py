@@ -35,8 +35,9 @@ def score_in_batches(
         if saved["fingerprint"] != dataset._fingerprint:
             raise ValueError(f"{cache} was written for another dataset; delete it or pass another `cache_file`")
         scores = saved["scores"]
-    for start in tqdm(range(len(scores), len(dataset), batch_size), desc=description, disable=not progress,
-                      unit="batch"):  # fmt: skip
+    for start in tqdm(
+        range(len(scores), len(dataset), batch_size), desc=description, disable=not progress, unit="batch"
+    ):
         scores.extend(score_batch(dataset[start : start + batch_size]))
         if cache is not None:
             cache.write_text(json.dumps({"fingerprint": dataset._fingerprint, "scores": scores}))

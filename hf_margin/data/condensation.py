@@ -54,11 +54,24 @@ def _freeze_batch_norm(model: nn.Module, real: list[Tensor], generator: torch.Ge
         module.eval()
 
 
-def condense(model_fn: Callable[[], nn.Module], real_images: Tensor, real_labels: Tensor, images_per_class: int,
-             method: str = "dcc", outer_loop: int = 1000, inner_loop: int = 10, network_steps: int = 5,
-             lr_img: float = 0.1, momentum: float = 0.5, lr_net: float = 0.01, batch_real: int = 256,
-             outer_warmup: int = 250, inner_warmup: int = 10, seed: int = 0,
-             progress: bool = True) -> CondensedSet:  # fmt: skip
+def condense(
+    model_fn: Callable[[], nn.Module],
+    real_images: Tensor,
+    real_labels: Tensor,
+    images_per_class: int,
+    method: str = "dcc",
+    outer_loop: int = 1000,
+    inner_loop: int = 10,
+    network_steps: int = 5,
+    lr_img: float = 0.1,
+    momentum: float = 0.5,
+    lr_net: float = 0.01,
+    batch_real: int = 256,
+    outer_warmup: int = 250,
+    inner_warmup: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+) -> CondensedSet:
     """Condense (`real_images`, `real_labels`) to `images_per_class` synthetic images per class.
 
     Paper: arXiv 2202.02916 (DCC) / arXiv 2006.05929 (DC). Defaults are the official code's for ipc 1 (for ipc 10
@@ -88,8 +101,11 @@ def condense(model_fn: Callable[[], nn.Module], real_images: Tensor, real_labels
         (torch.Size([10, 64]), tensor([0, 1, ..., 9]))
     """
     if not isinstance(real_images, Tensor) or not real_images.is_floating_point() or real_images.dim() < 2:
-        got = (f"{real_images.dtype} of shape {tuple(real_images.shape)}" if isinstance(real_images, Tensor)
-               else type(real_images).__name__)  # fmt: skip
+        got = (
+            f"{real_images.dtype} of shape {tuple(real_images.shape)}"
+            if isinstance(real_images, Tensor)
+            else type(real_images).__name__
+        )
         raise ValueError(f"`real_images` must be a floating tensor of shape (n, ...), got {got}")
     labels = check_label_vector(real_labels, real_images.shape[0], "real_labels", kind="class indices")
     if int(labels.min()) < 0:
@@ -113,8 +129,10 @@ def condense(model_fn: Callable[[], nn.Module], real_images: Tensor, real_labels
     real = [real_images[labels == c].detach() for c in range(len(counts))]
     initial = [r[torch.randperm(len(r), generator=generator)[:images_per_class]] for r in real]
     # a class with fewer real images than images_per_class repeats them (a random draw with replacement)
-    initial = [i[torch.randint(len(i), (images_per_class,), generator=generator)] if len(i) < images_per_class
-               else i for i in initial]  # fmt: skip
+    initial = [
+        i[torch.randint(len(i), (images_per_class,), generator=generator)] if len(i) < images_per_class else i
+        for i in initial
+    ]
     synthetic = torch.stack(initial).clone().requires_grad_(True)  # (classes, ipc, ...)
     optimizer = torch.optim.SGD([synthetic], lr=lr_img, momentum=momentum)
     syn_labels = torch.arange(len(real)).repeat_interleave(images_per_class)

@@ -51,8 +51,14 @@ def cluster_likelihoods(
     if points.ndim != 2 or len(points) < 2:
         raise ValueError(f"`embeddings` must have shape (n >= 2, d), got {points.shape}")
     if reducer == "tsne":
-        points = TSNE(dimensions, perplexity=min(perplexity, len(points) - 1), max_iter=iterations, init="pca",
-                      learning_rate="auto", random_state=seed).fit_transform(points)  # fmt: skip
+        points = TSNE(
+            dimensions,
+            perplexity=min(perplexity, len(points) - 1),
+            max_iter=iterations,
+            init="pca",
+            learning_rate="auto",
+            random_state=seed,
+        ).fit_transform(points)
     elif reducer == "pca":
         points = PCA(min(dimensions, *points.shape), random_state=seed).fit_transform(points)
     clusters = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(points)

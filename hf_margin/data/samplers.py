@@ -27,8 +27,9 @@ class PositiveShareSampler(Sampler[int]):
         seed: shuffling seed; `set_epoch` varies it per epoch.
     """
 
-    def __init__(self, labels: Sequence[int] | torch.Tensor, batch_size: int, positive_share: float,
-                 seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, labels: Sequence[int] | torch.Tensor, batch_size: int, positive_share: float, seed: int = 0
+    ) -> None:
         check_positive_int(batch_size, "batch_size")
         check_in_range(positive_share, "positive_share", 1e-9, 1 - 1e-9)
         labels = torch.as_tensor(labels)
@@ -38,8 +39,9 @@ class PositiveShareSampler(Sampler[int]):
         self.negatives = torch.nonzero(labels == 0).flatten()
         self.per_batch = min(batch_size - 1, max(1, round(positive_share * batch_size)))
         if len(self.positives) == 0 or len(self.negatives) == 0:
-            raise ValueError(f"`labels` need both classes; got {len(self.positives)} positives and "
-                             f"{len(self.negatives)} negatives")  # fmt: skip
+            raise ValueError(
+                f"`labels` need both classes; got {len(self.positives)} positives and {len(self.negatives)} negatives"
+            )
         self.batch_size, self.seed, self.epoch = batch_size, seed, 0
         self.batches = math.ceil(len(self.negatives) / (batch_size - self.per_batch))
 

@@ -73,8 +73,11 @@ def run(context: DemoContext, setup: AggregateSetup | None = None) -> list[DemoR
     setup = setup or AggregateSetup()
     train_x, train_y, test_x, test_y = load_split(setup.test_fraction)
     scale = train_y.std()  # fit on standardised responses; MSE reported in the original units
-    losses = {"bag-level": AggregateResponseLoss("bag"), BASELINE: AggregateResponseLoss("instance"),
-              f"interpolating (rho={setup.rho})": AggregateResponseLoss("interpolating", rho=setup.rho)}  # fmt: skip
+    losses = {
+        "bag-level": AggregateResponseLoss("bag"),
+        BASELINE: AggregateResponseLoss("instance"),
+        f"interpolating (rho={setup.rho})": AggregateResponseLoss("interpolating", rho=setup.rho),
+    }
     mse: dict[str, dict[int, list[float]]] = {name: {k: [] for k in setup.bag_sizes} for name in losses}
     seconds: dict[str, float] = dict.fromkeys(losses, 0.0)
     with single_thread():
@@ -89,13 +92,26 @@ def run(context: DemoContext, setup: AggregateSetup | None = None) -> list[DemoR
                     with torch.no_grad():
                         predicted = model(test_x).squeeze(1) * scale + train_y.mean()
                     mse[name][k].append(float(((predicted - test_y) ** 2).mean()))
-    report = {"setup": asdict(setup), "dataset": DATASET,
-              "test_mse": {name: {str(k): v for k, v in per_k.items()} for name, per_k in mse.items()}}  # fmt: skip
+    report = {
+        "setup": asdict(setup),
+        "dataset": DATASET,
+        "test_mse": {name: {str(k): v for k, v in per_k.items()} for name, per_k in mse.items()},
+    }
     context.out_dir.mkdir(parents=True, exist_ok=True)
     (context.out_dir / f"{ENTRY}.json").write_text(json.dumps(report, indent=2))
     runs = len(setup.bag_sizes) * len(setup.seeds)
     return [
-        DemoRow(ENTRY, f"{name}, k={k}", f"{BASELINE}, k={k}", "test MSE (lower is better)",
-                float(np.mean(mse[name][k])), float(np.mean(mse[BASELINE][k])), seconds[name] / runs, DATASET)
-        for name in losses if name != BASELINE for k in setup.bag_sizes
-    ]  # fmt: skip
+        DemoRow(
+            ENTRY,
+            f"{name}, k={k}",
+            f"{BASELINE}, k={k}",
+            "test MSE (lower is better)",
+            float(np.mean(mse[name][k])),
+            float(np.mean(mse[BASELINE][k])),
+            seconds[name] / runs,
+            DATASET,
+        )
+        for name in losses
+        if name != BASELINE
+        for k in setup.bag_sizes
+    ]

@@ -55,13 +55,20 @@ class CondensationSetup:
 def conv_net() -> nn.Module:
     """A small ConvNet for 1 x 8 x 8 images (two conv-ReLU-avgpool blocks and a linear classifier)."""
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
-        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16 * 2 * 2, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 2 * 2, 10),
+    )
 
 
-def evaluate(images: torch.Tensor, labels: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-             setup: CondensationSetup) -> float:  # fmt: skip
+def evaluate(
+    images: torch.Tensor, labels: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, setup: CondensationSetup
+) -> float:
     """Mean test accuracy of `eval_seeds` fresh ConvNets trained on (images, labels)."""
     accuracies = []
     for offset in range(setup.eval_seeds):
@@ -90,22 +97,49 @@ def run(context: DemoContext, setup: CondensationSetup = CondensationSetup()) ->
             for method in ("dc", "dcc"):
                 start = time.perf_counter()
                 torch.manual_seed(setup.seed)
-                condensed = condense(conv_net, train_x, split["train_y"], ipc, method=method,
-                                     outer_loop=setup.outer_loop, inner_loop=setup.inner_loop,
-                                     network_steps=setup.network_steps, batch_real=setup.batch_real,
-                                     outer_warmup=round(setup.warmup_share * setup.outer_loop), seed=setup.seed,
-                                     progress=False)  # fmt: skip
+                condensed = condense(
+                    conv_net,
+                    train_x,
+                    split["train_y"],
+                    ipc,
+                    method=method,
+                    outer_loop=setup.outer_loop,
+                    inner_loop=setup.inner_loop,
+                    network_steps=setup.network_steps,
+                    batch_real=setup.batch_real,
+                    outer_warmup=round(setup.warmup_share * setup.outer_loop),
+                    seed=setup.seed,
+                    progress=False,
+                )
                 accuracy[method] = evaluate(condensed.images, condensed.labels, test_x, split["test_y"], setup)
                 seconds[method] = time.perf_counter() - start
             # the random real images every condensation starts from (same seed: the same draw)
-            initial = condense(conv_net, train_x, split["train_y"], ipc, outer_loop=1, inner_loop=1,
-                               lr_img=1e-30, seed=setup.seed, progress=False)  # fmt: skip
+            initial = condense(
+                conv_net,
+                train_x,
+                split["train_y"],
+                ipc,
+                outer_loop=1,
+                inner_loop=1,
+                lr_img=1e-30,
+                seed=setup.seed,
+                progress=False,
+            )
             accuracy["random real"] = evaluate(initial.images, initial.labels, test_x, split["test_y"], setup)
             results[f"ipc {ipc}"] = {**accuracy, **{f"{m} seconds": s for m, s in seconds.items()}}
             for method, baseline in (("DCC", "DC"), ("DCC", "random real"), ("DC", "random real")):
-                rows.append(DemoRow("condensation", f"{method} (ipc {ipc})", f"{baseline} (ipc {ipc})",
-                                    "test accuracy", accuracy[method.lower()], accuracy[baseline.lower()],
-                                    seconds[method.lower()], DATASET))  # fmt: skip
+                rows.append(
+                    DemoRow(
+                        "condensation",
+                        f"{method} (ipc {ipc})",
+                        f"{baseline} (ipc {ipc})",
+                        "test accuracy",
+                        accuracy[method.lower()],
+                        accuracy[baseline.lower()],
+                        seconds[method.lower()],
+                        DATASET,
+                    )
+                )
     report = {"setup": asdict(setup), "dataset": DATASET, "results": results}
     (context.out_dir / "condensation.json").write_text(json.dumps(report, indent=2))
     return rows

@@ -108,8 +108,10 @@ def model_update(data: tuple[Tensor, ...], setup: DistillationSetup, out_dir: An
     train_loop(old, x_train[old_rows], y_train[old_rows], setup.update_steps, setup, cross_entropy_step)
     reference = MLP((64,), 10, setup.seed + 1)
     train_loop(reference, x_train, y_train, setup.update_steps, setup, cross_entropy_step)
-    runs: dict[str, dict[str, Any]] = {"CE": {"logit_bias": 0.0, "distill_from_old": False, "distill_from_new": False},
-            "MPT": {"logit_bias": setup.logit_bias}}  # fmt: skip
+    runs: dict[str, dict[str, Any]] = {
+        "CE": {"logit_bias": 0.0, "distill_from_old": False, "distill_from_new": False},
+        "MPT": {"logit_bias": setup.logit_bias},
+    }
     old_test = y_test < setup.old_classes
     old_predictions = predict(old, x_test)
     results = {
@@ -133,10 +135,12 @@ def model_update(data: tuple[Tensor, ...], setup: DistillationSetup, out_dir: An
         )
         new_predictions = predict(model, x_test)
         flips = negative_flip_metrics(old_predictions[old_test], new_predictions[old_test], y_test[old_test])
-        results[name] = {"accuracy": float((new_predictions == y_test).float().mean()),
-                         "accuracy on old classes": float((new_predictions == y_test)[old_test].float().mean()),
-                         "NFR": flips["negative_flip_rate"],
-                         "relative NFR": flips["relative_negative_flip_rate"]}  # fmt: skip
+        results[name] = {
+            "accuracy": float((new_predictions == y_test).float().mean()),
+            "accuracy on old classes": float((new_predictions == y_test)[old_test].float().mean()),
+            "NFR": flips["negative_flip_rate"],
+            "relative NFR": flips["relative_negative_flip_rate"],
+        }
     return results
 
 
@@ -183,23 +187,48 @@ def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) ->
     start = time.perf_counter()
     kd = distillation(data, setup)
     kd_seconds = time.perf_counter() - start
-    report = {"setup": asdict(setup), "dataset": DATASET, "model_update": update, "distillation": kd,
-              "seconds": {"model_update": update_seconds, "distillation": kd_seconds}}  # fmt: skip
+    report = {
+        "setup": asdict(setup),
+        "dataset": DATASET,
+        "model_update": update,
+        "distillation": kd,
+        "seconds": {"model_update": update_seconds, "distillation": kd_seconds},
+    }
     (context.out_dir / "distillation.json").write_text(json.dumps(report, indent=2))
     return rows_from_results(update, kd, update_seconds, kd_seconds)
 
 
-def rows_from_results(update: dict[str, dict[str, float]], kd: dict[str, dict[str, float]], update_seconds: float,
-                      kd_seconds: float) -> list[DemoRow]:  # fmt: skip
+def rows_from_results(
+    update: dict[str, dict[str, float]], kd: dict[str, dict[str, float]], update_seconds: float, kd_seconds: float
+) -> list[DemoRow]:
     """MPT vs CE (accuracy; 1 - NFR, so that higher is better) and each distillation vs CE (accuracy)."""
     mpt, ce = update["MPT"], update["CE"]
     rows = [
-        DemoRow("distillation", "MPT (b=4, KL)", "CE", "accuracy", mpt["accuracy"], ce["accuracy"], update_seconds,
-                DATASET),
-        DemoRow("distillation", "MPT (b=4, KL)", "CE", "1 - NFR vs old model (old classes)", 1 - mpt["NFR"],
-                1 - ce["NFR"], update_seconds, DATASET),
-    ]  # fmt: skip
+        DemoRow(
+            "distillation", "MPT (b=4, KL)", "CE", "accuracy", mpt["accuracy"], ce["accuracy"], update_seconds, DATASET
+        ),
+        DemoRow(
+            "distillation",
+            "MPT (b=4, KL)",
+            "CE",
+            "1 - NFR vs old model (old classes)",
+            1 - mpt["NFR"],
+            1 - ce["NFR"],
+            update_seconds,
+            DATASET,
+        ),
+    ]
     for method in ("KD (T=4)", "Dual-Head KD"):
-        rows.append(DemoRow("distillation", method, "CE", "student accuracy", kd[method]["accuracy"],
-                            kd["CE"]["accuracy"], kd_seconds, DATASET))  # fmt: skip
+        rows.append(
+            DemoRow(
+                "distillation",
+                method,
+                "CE",
+                "student accuracy",
+                kd[method]["accuracy"],
+                kd["CE"]["accuracy"],
+                kd_seconds,
+                DATASET,
+            )
+        )
     return rows

@@ -50,8 +50,13 @@ def _load(setup: DRMSetup) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             labels.append(int("left" in words))
             domains.append(setup.chapters.index(chapter))
     y, d = np.array(labels), np.array(domains)
-    keep = np.concatenate([rng.permutation(np.flatnonzero((y == c) & (d == k)))[: setup.per_class]
-                           for k in range(len(setup.chapters)) for c in (0, 1)])  # fmt: skip
+    keep = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero((y == c) & (d == k)))[: setup.per_class]
+            for k in range(len(setup.chapters))
+            for c in (0, 1)
+        ]
+    )
     path = cache_dir() / f"drm_icd_minilm_{setup.per_class}_{'-'.join(setup.chapters)}_{setup.seed}.npy"
     if path.is_file():
         features = np.load(path)
@@ -91,7 +96,16 @@ def run(context: DemoContext, setup: DRMSetup = DRMSetup()) -> list[DemoRow]:
                 with torch.no_grad():
                     predicted = model(x[test])["logits"].argmax(1)
                 accuracy[name] = float((predicted == y[test]).float().mean())
-            rows.append(DemoRow("drm", f"DRM (held out chapter {chapter})", "ERM", "accuracy", accuracy["DRM"],
-                                accuracy["ERM"], time.perf_counter() - start,
-                                "ICD-10-CM laterality by chapter (MiniLM features)"))  # fmt: skip
+            rows.append(
+                DemoRow(
+                    "drm",
+                    f"DRM (held out chapter {chapter})",
+                    "ERM",
+                    "accuracy",
+                    accuracy["DRM"],
+                    accuracy["ERM"],
+                    time.perf_counter() - start,
+                    "ICD-10-CM laterality by chapter (MiniLM features)",
+                )
+            )
     return rows

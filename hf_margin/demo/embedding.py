@@ -133,11 +133,18 @@ def train(method: str, rows: Any, guide: Any, setup: EmbeddingSetup, out_dir: Pa
         columns.append("scores")
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out_dir / "runs" / method.replace(" ", "_").replace(":", "")),
-        max_steps=setup.steps, per_device_train_batch_size=setup.batch_size, learning_rate=setup.learning_rate,
-        warmup_steps=max(1, setup.steps // 10), seed=setup.seed, data_seed=setup.seed, report_to="none",
-        save_strategy="no", logging_steps=max(1, setup.steps // 5), batch_sampler=BatchSamplers.NO_DUPLICATES,
+        max_steps=setup.steps,
+        per_device_train_batch_size=setup.batch_size,
+        learning_rate=setup.learning_rate,
+        warmup_steps=max(1, setup.steps // 10),
+        seed=setup.seed,
+        data_seed=setup.seed,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(1, setup.steps // 5),
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
         disable_tqdm=True,
-    )  # fmt: skip
+    )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=rows.select_columns(columns), loss=loss)
     if hasattr(loss, "pop_statistics"):
         log_loss_statistics(trainer)
@@ -168,8 +175,13 @@ def run(context: DemoContext, setup: EmbeddingSetup = EmbeddingSetup()) -> list[
     torch.manual_seed(setup.seed)
     data = icd10_retrieval(seed=setup.seed)
     zero_shot = _model(setup).eval()
-    mining = MiningSetup(setup.steps * setup.batch_size, setup.num_negatives, (setup.rank_first, setup.rank_last),
-                         setup.consistency_top_k, setup.seed)  # fmt: skip
+    mining = MiningSetup(
+        setup.steps * setup.batch_size,
+        setup.num_negatives,
+        (setup.rank_first, setup.rank_last),
+        setup.consistency_top_k,
+        setup.seed,
+    )
     rows = mined_icd_rows(mining, data.train_pairs, data.train_corpus, zero_shot)
     sets = evaluation_sets(setup, data)
     results: dict[str, dict[str, dict[str, float]]] = {
@@ -183,8 +195,13 @@ def run(context: DemoContext, setup: EmbeddingSetup = EmbeddingSetup()) -> list[
         timings[method] = time.perf_counter() - start
         results[method] = {name: retrieval_metrics(model.eval(), s) for name, s in sets.items()}
         statistics[method] = logs
-    report = {"setup": asdict(setup), "training_rows": len(rows), "results": results, "seconds": timings,
-              "training_logs": statistics}  # fmt: skip
+    report = {
+        "setup": asdict(setup),
+        "training_rows": len(rows),
+        "results": results,
+        "seconds": timings,
+        "training_logs": statistics,
+    }
     (context.out_dir / "embedding.json").write_text(json.dumps(report, indent=2))
     if len(setup.methods) > 2:
         plot_ablation(results, context.out_dir / "embedding_ablation.png")
@@ -200,8 +217,18 @@ def rows_from_results(results: dict[str, dict[str, dict[str, float]]], timings: 
         baseline = REFERENCE if method in OURS and REFERENCE in results else "zero-shot"
         for dataset, metrics in per_set.items():
             for metric, value in metrics.items():
-                rows.append(DemoRow("embedding", method, baseline, f"{metric} {dataset.split()[0]}", value,
-                                    results[baseline][dataset][metric], timings[method], dataset))  # fmt: skip
+                rows.append(
+                    DemoRow(
+                        "embedding",
+                        method,
+                        baseline,
+                        f"{metric} {dataset.split()[0]}",
+                        value,
+                        results[baseline][dataset][metric],
+                        timings[method],
+                        dataset,
+                    )
+                )
     return rows
 
 

@@ -119,8 +119,9 @@ class Accuracy:
     def from_episodes(cls, per_seed: Tensor, baseline: Tensor, seconds: float) -> Accuracy:
         """From (seeds, episodes) accuracies of the method and of the baseline on the same episodes."""
         episodes = per_seed.mean(0)
-        return cls(*mean_and_ci95(episodes), *mean_and_ci95(episodes - baseline.mean(0)), per_seed.mean(1).tolist(),
-                   seconds)  # fmt: skip
+        return cls(
+            *mean_and_ci95(episodes), *mean_and_ci95(episodes - baseline.mean(0)), per_seed.mean(1).tolist(), seconds
+        )
 
 
 def mean_and_ci95(values: Tensor) -> tuple[float, float]:
@@ -130,8 +131,9 @@ def mean_and_ci95(values: Tensor) -> tuple[float, float]:
     return values.mean().item(), half_width
 
 
-def sample_episodes(labels: Tensor, identities: Tensor, ways: int, shots: int, queries: int, episodes: int,
-                    generator: torch.Generator) -> tuple[Tensor, Tensor]:  # fmt: skip
+def sample_episodes(
+    labels: Tensor, identities: Tensor, ways: int, shots: int, queries: int, episodes: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """Row indices of `episodes` N-way episodes drawn from `identities`: support (E, ways, shots) and queries
     (E, ways, queries), class-major (episode class j is ``[:, j]``); each class's rows are distinct.
 
@@ -208,8 +210,9 @@ def make_projection(in_features: int, setup: FewShotSetup) -> nn.Module:
     )
 
 
-def train_projection(features: Tensor, support: Tensor, query: Tensor, components: Sequence[str],
-                     setup: FewShotSetup, seed: int) -> nn.Module:  # fmt: skip
+def train_projection(
+    features: Tensor, support: Tensor, query: Tensor, components: Sequence[str], setup: FewShotSetup, seed: int
+) -> nn.Module:
     """A projection trained with Adam, one step per training episode (rows as returned by `sample_episodes`)."""
     torch.manual_seed(seed)
     projection = make_projection(features.shape[1], setup)
@@ -217,8 +220,9 @@ def train_projection(features: Tensor, support: Tensor, query: Tensor, component
     for support_rows, query_rows in zip(support, query, strict=True):
         embeddings = projection(features[torch.cat([support_rows.flatten(), query_rows.flatten()])])
         split = support_rows.numel()
-        loss = episode_loss(embeddings[:split].view(*support_rows.shape, -1),
-                            embeddings[split:].view(*query_rows.shape, -1), components)  # fmt: skip
+        loss = episode_loss(
+            embeddings[:split].view(*support_rows.shape, -1), embeddings[split:].view(*query_rows.shape, -1), components
+        )
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -269,8 +273,9 @@ def compare(data: IdentityImages, setup: FewShotSetup, progress: Any = None) -> 
     return results
 
 
-def _compare_at(features: Tensor, labels: Tensor, train_ids: Tensor, test_ids: Tensor, shots: int,
-                setup: FewShotSetup, bar: Any) -> dict[str, Accuracy]:  # fmt: skip
+def _compare_at(
+    features: Tensor, labels: Tensor, train_ids: Tensor, test_ids: Tensor, shots: int, setup: FewShotSetup, bar: Any
+) -> dict[str, Accuracy]:
     """Every method at one shot setting, on one set of test episodes; training episodes seeded 1..seeds."""
 
     def sample(ids: Tensor, count: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -302,8 +307,9 @@ def rows_from_results(results: dict[str, dict[str, Accuracy]], dataset: str) -> 
         for name in METHODS:
             if name != BASELINE:
                 result = accuracies[name]
-                rows.append(DemoRow(ENTRY, name, BASELINE, f"{setting} acc", result.mean, base, result.seconds,
-                                    dataset))  # fmt: skip
+                rows.append(
+                    DemoRow(ENTRY, name, BASELINE, f"{setting} acc", result.mean, base, result.seconds, dataset)
+                )
     return rows
 
 

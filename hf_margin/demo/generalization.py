@@ -30,9 +30,18 @@ ENTRY = "generalization"
 BASELINE = "number of parameters"
 METRIC = "Kendall tau with the accuracy gap"
 # (hidden width, learning rate, label-noise share, training rows): a base run and one-factor variations
-RUNS = ((64, 1e-2, 0.0, 600), (16, 1e-2, 0.0, 600), (256, 1e-2, 0.0, 600), (64, 1e-3, 0.0, 600),
-        (64, 5e-2, 0.0, 600), (64, 1e-2, 0.2, 600), (64, 1e-2, 0.4, 600), (64, 1e-2, 0.0, 150),
-        (64, 1e-2, 0.0, 1200), (256, 1e-2, 0.4, 150))  # fmt: skip
+RUNS = (
+    (64, 1e-2, 0.0, 600),
+    (16, 1e-2, 0.0, 600),
+    (256, 1e-2, 0.0, 600),
+    (64, 1e-3, 0.0, 600),
+    (64, 5e-2, 0.0, 600),
+    (64, 1e-2, 0.2, 600),
+    (64, 1e-2, 0.4, 600),
+    (64, 1e-2, 0.0, 150),
+    (64, 1e-2, 0.0, 1200),
+    (256, 1e-2, 0.4, 150),
+)
 
 
 @dataclass(frozen=True)
@@ -57,8 +66,9 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model(x).argmax(1) == y).float().mean())
 
 
-def train_run(width: int, learning_rate: float, noise: float, rows: int, data: dict[str, torch.Tensor],
-              setup: GeneralizationSetup) -> dict[str, float]:  # fmt: skip
+def train_run(
+    width: int, learning_rate: float, noise: float, rows: int, data: dict[str, torch.Tensor], setup: GeneralizationSetup
+) -> dict[str, float]:
     """Train one MLP and return its measures, train/test accuracy, gap and parameter count."""
     x, y = data["train_x"][:rows], data["train_y"][:rows]
     labels = with_noise(y, noise, 10, setup.seed) if noise else y
@@ -74,8 +84,13 @@ def train_run(width: int, learning_rate: float, noise: float, rows: int, data: d
     with torch.no_grad():
         measures = generalization_measures(model, model(x), labels, init, input_shape=(64,), normalize=True)
     train_acc, test_acc = _accuracy(model, x, labels), _accuracy(model, data["test_x"], data["test_y"])
-    return {**measures, "train_accuracy": train_acc, "test_accuracy": test_acc, "gap": train_acc - test_acc,
-            BASELINE: float(sum(p.numel() for p in model.parameters()))}  # fmt: skip
+    return {
+        **measures,
+        "train_accuracy": train_acc,
+        "test_accuracy": test_acc,
+        "gap": train_acc - test_acc,
+        BASELINE: float(sum(p.numel() for p in model.parameters())),
+    }
 
 
 def load_split(setup: GeneralizationSetup) -> dict[str, torch.Tensor]:
@@ -106,13 +121,15 @@ def run(context: DemoContext, setup: GeneralizationSetup = GeneralizationSetup()
     data = load_split(setup)
     results: list[dict[str, Any]] = []
     with single_thread():
-        for width, lr, noise, rows in context.progress(setup.runs, desc="generalization demo", unit="run",
-                                                       leave=False):  # fmt: skip
+        for width, lr, noise, rows in context.progress(setup.runs, desc="generalization demo", unit="run", leave=False):
             results.append(train_run(width, lr, noise, rows, data, setup))
     taus = kendall_taus(results)
     seconds = time.perf_counter() - start
     report = {"setup": asdict(setup), "runs": results, "kendall_tau": taus, "seconds": seconds}
     context.out_dir.mkdir(parents=True, exist_ok=True)
     (context.out_dir / "generalization.json").write_text(json.dumps(report, indent=2))
-    return [DemoRow(ENTRY, key, BASELINE, METRIC, tau, taus[BASELINE], seconds, "sklearn digits (MLPs)")
-            for key, tau in taus.items() if key != BASELINE]  # fmt: skip
+    return [
+        DemoRow(ENTRY, key, BASELINE, METRIC, tau, taus[BASELINE], seconds, "sklearn digits (MLPs)")
+        for key, tau in taus.items()
+        if key != BASELINE
+    ]

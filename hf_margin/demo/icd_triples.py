@@ -55,9 +55,16 @@ def mined_icd_rows(setup: MiningSetup, pairs: list[tuple[str, str]], corpus: lis
     sample = random.Random(setup.seed).sample(pairs, min(len(pairs), int(1.2 * setup.rows)))
     rows = datasets.Dataset.from_dict({"anchor": [a for a, _ in sample], "positive": [p for _, p in sample]})
     mined = mine_hard_negatives(
-        rows, miner, corpus, recipe="kalm", num_negatives=setup.num_negatives, rank_window=setup.rank_window,
-        consistency_top_k=setup.consistency_top_k, seed=setup.seed, show_progress_bar=False,
-    )  # fmt: skip
+        rows,
+        miner,
+        corpus,
+        recipe="kalm",
+        num_negatives=setup.num_negatives,
+        rank_window=setup.rank_window,
+        consistency_top_k=setup.consistency_top_k,
+        seed=setup.seed,
+        show_progress_bar=False,
+    )
     scored = add_teacher_scores(mined, miner, show_progress_bar=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(scored.to_dict()))

@@ -32,8 +32,20 @@ from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo.petal import cache_dir
 
 BASELINE = "CE"
-METHODS = ("CE", "class-balanced CE", "focal", "LDAM-DRW", "AUC-M", "AnyLoss-F1", "LDR-KL", "ALDR-KL",
-           "generalized focal", "comp-sum GCE", "Z-loss", "CE + log-Z penalty")  # fmt: skip
+METHODS = (
+    "CE",
+    "class-balanced CE",
+    "focal",
+    "LDAM-DRW",
+    "AUC-M",
+    "AnyLoss-F1",
+    "LDR-KL",
+    "ALDR-KL",
+    "generalized focal",
+    "comp-sum GCE",
+    "Z-loss",
+    "CE + log-Z penalty",
+)
 NOISE_ROBUST = ("CE", "comp-sum GCE", "LDR-KL", "ALDR-KL")
 ONE_SCORE = ("AUC-M", "AnyLoss-F1")  # methods that score one logit on a binary task
 
@@ -89,9 +101,17 @@ class Head(nn.Module):
             self.net: nn.Module = nn.Linear(in_features, outputs)
         else:
             self.net = nn.Sequential(
-                nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
-                nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, outputs),
-            )  # fmt: skip
+                nn.Unflatten(1, (1, 8, 8)),
+                nn.Conv2d(1, 16, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(16, 32, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+                nn.Linear(32 * 16, 64),
+                nn.ReLU(),
+                nn.Linear(64, outputs),
+            )
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {"logits": self.net(features)}
@@ -106,8 +126,9 @@ def text_task(setup: ImbalanceSetup) -> Task:
     snippets = load_snippets()
     rng = np.random.default_rng(setup.seed)
     rotten = snippets[snippets["label"] == 0].sample(setup.text_rows, random_state=setup.seed)
-    fresh = snippets[snippets["label"] == 1].sample(max(2, round(setup.ratio * setup.text_rows)),
-                                                    random_state=setup.seed)  # fmt: skip
+    fresh = snippets[snippets["label"] == 1].sample(
+        max(2, round(setup.ratio * setup.text_rows)), random_state=setup.seed
+    )
     rows = pandas.concat([rotten, fresh])
     rows = rows.iloc[rng.permutation(len(rows))]
     path = cache_dir() / f"rt_minilm_{setup.text_rows}_{setup.ratio}_{setup.seed}.npy"
@@ -211,8 +232,9 @@ def metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     return {"AUROC": float(auroc), "F1": float(f1), "balanced accuracy": float(balanced)}
 
 
-def train_and_evaluate(method: str, task: Task, labels: torch.Tensor, setup: ImbalanceSetup,
-                       out_dir: Path) -> dict[str, float]:  # fmt: skip
+def train_and_evaluate(
+    method: str, task: Task, labels: torch.Tensor, setup: ImbalanceSetup, out_dir: Path
+) -> dict[str, float]:
     """Train a fresh head with `method` on (task.train_x, labels) and score it on the clean test set."""
     import datasets
 
@@ -226,8 +248,9 @@ def train_and_evaluate(method: str, task: Task, labels: torch.Tensor, setup: Imb
     one_score = method in ONE_SCORE and task.num_classes == 2
     torch.manual_seed(setup.seed)
     model = Head(task.head, task.train_x.shape[1], 1 if one_score else task.num_classes)
-    rows = datasets.Dataset.from_dict({"features": task.train_x.tolist(), "labels": labels.tolist(),
-                                       "index": list(range(len(labels)))})  # fmt: skip
+    rows = datasets.Dataset.from_dict(
+        {"features": task.train_x.tolist(), "labels": labels.tolist(), "index": list(range(len(labels)))}
+    )
     if method == "generalized focal":
         rows = add_equity_weights(rows, torch.tensor, "features", batch_size=512)  # the paper's t-SNE + DBSCAN
     if one_score:
@@ -237,11 +260,19 @@ def train_and_evaluate(method: str, task: Task, labels: torch.Tensor, setup: Imb
     if method == "AUC-M" and setup.auc_m_learning_rate is not None:
         learning_rate = setup.auc_m_learning_rate
     args = ClassificationLossArguments(
-        str(out_dir / "runs" / method.replace(" ", "_")), max_steps=setup.steps, learning_rate=learning_rate,
-        per_device_train_batch_size=setup.batch_size, seed=setup.seed, data_seed=setup.seed, report_to="none",
-        save_strategy="no", disable_tqdm=True, logging_steps=max(1, setup.steps // 5), weight_decay=0.0,
+        str(out_dir / "runs" / method.replace(" ", "_")),
+        max_steps=setup.steps,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=setup.batch_size,
+        seed=setup.seed,
+        data_seed=setup.seed,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=max(1, setup.steps // 5),
+        weight_decay=0.0,
         use_cpu=True,
-    )  # fmt: skip
+    )
     trainer = ClassificationLossTrainer(model, args, loss=loss, train_dataset=rows)
     if isinstance(loss, LDAMLoss):  # DRW: re-weight for the last third of the budget, as the paper's schedule does
         trainer.add_callback(DRWCallback(loss, switch_epoch=max(1, (2 * setup.steps // 3) // epoch_steps)))
@@ -266,8 +297,14 @@ def run(context: DemoContext, setup: ImbalanceSetup = ImbalanceSetup()) -> list[
         results[key] = train_and_evaluate(method, task, labels, setup, context.out_dir)
         timings[key] = time.perf_counter() - start
     dataset = "Rotten Tomatoes 1:20 (MiniLM features)" if setup.task == "text" else "long-tailed digits (small CNN)"
-    report = {"setup": asdict(setup), "dataset": dataset, "train_counts": torch.bincount(task.train_y).tolist(),
-              "test_counts": torch.bincount(task.test_y).tolist(), "results": results, "seconds": timings}  # fmt: skip
+    report = {
+        "setup": asdict(setup),
+        "dataset": dataset,
+        "train_counts": torch.bincount(task.train_y).tolist(),
+        "test_counts": torch.bincount(task.test_y).tolist(),
+        "results": results,
+        "seconds": timings,
+    }
     (context.out_dir / f"imbalance_{setup.task}.json").write_text(json.dumps(report, indent=2))
     if len(results) > 2:
         plot_results(results, dataset, context.out_dir / f"imbalance_{setup.task}.png")
@@ -283,8 +320,9 @@ def rows_from_results(results: dict[str, dict[str, float]], timings: dict[str, f
         if method == BASELINE or baseline not in results:
             continue
         for metric, value in values.items():
-            rows.append(DemoRow("imbalance", key, baseline, metric, value, results[baseline][metric], timings[key],
-                                dataset))  # fmt: skip
+            rows.append(
+                DemoRow("imbalance", key, baseline, metric, value, results[baseline][metric], timings[key], dataset)
+            )
     return rows
 
 
@@ -298,8 +336,7 @@ def plot_results(results: dict[str, dict[str, float]], dataset: str, path: Path)
     names = list(results)
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
     for offset, metric in zip((-0.27, 0.0, 0.27), ("AUROC", "F1", "balanced accuracy"), strict=True):
-        ax.barh([i + offset for i in range(len(names))], [results[n][metric] for n in names], height=0.27,
-                label=metric)  # fmt: skip
+        ax.barh([i + offset for i in range(len(names))], [results[n][metric] for n in names], height=0.27, label=metric)
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)

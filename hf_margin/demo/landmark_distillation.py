@@ -93,8 +93,18 @@ class LandmarkDistillationSetup:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("window", "horizon", "soft_components", "teacher_hidden", "teacher_layers", "student_hidden",
-                     "teacher_steps", "student_steps", "batch_size", "seeds"):  # fmt: skip
+        for name in (
+            "window",
+            "horizon",
+            "soft_components",
+            "teacher_hidden",
+            "teacher_layers",
+            "student_hidden",
+            "teacher_steps",
+            "student_steps",
+            "batch_size",
+            "seeds",
+        ):
             check_positive_int(getattr(self, name), name)
         check_in_range(self.soft_components, "soft_components", 1, self.horizon)
         check_in_range(self.split_year, "split_year", 1960, 2000)
@@ -111,9 +121,13 @@ def load_split(setup: LandmarkDistillationSetup) -> dict[str, Any]:
     history, change, train, test = windows.history, windows.change, windows.train, windows.test
     x_scale, y_scale = float(history[train].std()), float(change[train].std())
     as_tensor = lambda array, scale: torch.tensor(array / scale, dtype=torch.float32)  # noqa: E731
-    return {"train_x": as_tensor(history[train], x_scale), "train_y": as_tensor(change[train], y_scale),
-            "test_x": as_tensor(history[test], x_scale), "test_y": as_tensor(change[test], y_scale),
-            "y_scale": y_scale}  # fmt: skip
+    return {
+        "train_x": as_tensor(history[train], x_scale),
+        "train_y": as_tensor(change[train], y_scale),
+        "test_x": as_tensor(history[test], x_scale),
+        "test_y": as_tensor(change[test], y_scale),
+        "y_scale": y_scale,
+    }
 
 
 def soft_targets(targets: Tensor, components: int) -> Tensor:
@@ -141,8 +155,15 @@ def mlp(inputs: int, hidden: int, layers: int, outputs: int, seed: int) -> nn.Se
     return nn.Sequential(*modules, nn.Linear(hidden, outputs))
 
 
-def fit(model: nn.Module, inputs: Tensor, loss: Any, extras: tuple[Tensor, ...], steps: int,
-        setup: LandmarkDistillationSetup, seed: int) -> nn.Module:  # fmt: skip
+def fit(
+    model: nn.Module,
+    inputs: Tensor,
+    loss: Any,
+    extras: tuple[Tensor, ...],
+    steps: int,
+    setup: LandmarkDistillationSetup,
+    seed: int,
+) -> nn.Module:
     """Adam on ``loss(model(x), *extras[rows])`` over random batches of `inputs` (batch order from `seed`)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=setup.learning_rate)
     generator = torch.Generator().manual_seed(seed)
@@ -166,17 +187,20 @@ def train_teachers(split: dict[str, Any], setup: LandmarkDistillationSetup) -> d
     return teachers
 
 
-def train_student(method: str, split: dict[str, Any], teachers: dict[str, nn.Module],
-                  setup: LandmarkDistillationSetup, seed: int) -> nn.Module:  # fmt: skip
+def train_student(
+    method: str, split: dict[str, Any], teachers: dict[str, nn.Module], setup: LandmarkDistillationSetup, seed: int
+) -> nn.Module:
     """A student trained with one of METHODS; the frozen teachers' outputs are computed once, without gradient."""
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {', '.join(METHODS)}, got {method!r}")
     with torch.no_grad():
         tough, tolerant = (teachers[name](split["train_x"]) for name in ("tough", "tolerant"))
     mse = nn.functional.mse_loss
-    losses = {ALONE: (mse, (split["train_y"],)),
-              PLAIN_KD: (lambda p, g, t: mse(p, g) + setup.kd_weight * mse(p, t), (split["train_y"], tough)),
-              OURS: (LandmarkKDLoss(), (split["train_y"], tough, tolerant))}  # fmt: skip
+    losses = {
+        ALONE: (mse, (split["train_y"],)),
+        PLAIN_KD: (lambda p, g, t: mse(p, g) + setup.kd_weight * mse(p, t), (split["train_y"], tough)),
+        OURS: (LandmarkKDLoss(), (split["train_y"], tough, tolerant)),
+    }
     loss, extras = losses[method]
     student = mlp(setup.window, setup.student_hidden, 1, setup.horizon, seed)
     return fit(student, split["train_x"], loss, extras, setup.student_steps, setup, seed)
@@ -208,18 +232,35 @@ def run(context: DemoContext, setup: LandmarkDistillationSetup | None = None) ->
                 for metric, value in held_out_errors(student, split).items():
                     errors[method][metric].append(value)
     soft = soft_targets(split["train_y"], setup.soft_components)
-    summary = {m: {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in errors[m].items()}
-               for m in METHODS}  # fmt: skip
-    report = {"setup": asdict(setup), "dataset": DATASET, "train_rows": len(split["train_y"]),
-              "test_rows": len(split["test_y"]), "y_scale_ppm": split["y_scale"],
-              "soft_target_mae_ppm": float((soft - split["train_y"]).abs().mean()) * split["y_scale"],
-              "teachers": {name: held_out_errors(model, split) for name, model in teachers.items()},
-              "teacher_seconds": teacher_seconds, "per_seed": errors, "summary": summary,
-              "student_seconds": seconds}  # fmt: skip
+    summary = {
+        m: {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in errors[m].items()} for m in METHODS
+    }
+    report = {
+        "setup": asdict(setup),
+        "dataset": DATASET,
+        "train_rows": len(split["train_y"]),
+        "test_rows": len(split["test_y"]),
+        "y_scale_ppm": split["y_scale"],
+        "soft_target_mae_ppm": float((soft - split["train_y"]).abs().mean()) * split["y_scale"],
+        "teachers": {name: held_out_errors(model, split) for name, model in teachers.items()},
+        "teacher_seconds": teacher_seconds,
+        "per_seed": errors,
+        "summary": summary,
+        "student_seconds": seconds,
+    }
     context.out_dir.mkdir(parents=True, exist_ok=True)
     (context.out_dir / f"{ENTRY}.json").write_text(json.dumps(report, indent=2))
     return [
-        DemoRow(ENTRY, OURS, baseline, METRICS[metric], summary[OURS][metric]["mean"],
-                summary[baseline][metric]["mean"], seconds[OURS] / setup.seeds, DATASET)
-        for baseline in (ALONE, PLAIN_KD) for metric in METRICS
-    ]  # fmt: skip
+        DemoRow(
+            ENTRY,
+            OURS,
+            baseline,
+            METRICS[metric],
+            summary[OURS][metric]["mean"],
+            summary[baseline][metric]["mean"],
+            seconds[OURS] / setup.seeds,
+            DATASET,
+        )
+        for baseline in (ALONE, PLAIN_KD)
+        for metric in METRICS
+    ]

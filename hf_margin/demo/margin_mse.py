@@ -113,19 +113,35 @@ TRAINERS: dict[str, type[MarginMSETrainer]] = {
 
 
 def _arguments(out_dir: Path, setup: DistillationSetup, student_type: str, **kwargs: Any) -> MarginMSETrainingArguments:
-    options: dict[str, Any] = {"per_device_train_batch_size": setup.batch_size, "max_steps": setup.steps,
-               "learning_rate": setup.learning_rate, "warmup_steps": max(1, setup.steps // 10), "seed": setup.seed,
-               "data_seed": setup.seed, "report_to": "none", "save_strategy": "no", "disable_tqdm": True,
-               "logging_steps": max(1, setup.steps // 5), "use_cpu": not torch.cuda.is_available(),
-               "student_type": student_type, "query_column": "anchor", "max_length": setup.max_length}  # fmt: skip
+    options: dict[str, Any] = {
+        "per_device_train_batch_size": setup.batch_size,
+        "max_steps": setup.steps,
+        "learning_rate": setup.learning_rate,
+        "warmup_steps": max(1, setup.steps // 10),
+        "seed": setup.seed,
+        "data_seed": setup.seed,
+        "report_to": "none",
+        "save_strategy": "no",
+        "disable_tqdm": True,
+        "logging_steps": max(1, setup.steps // 5),
+        "use_cpu": not torch.cuda.is_available(),
+        "student_type": student_type,
+        "query_column": "anchor",
+        "max_length": setup.max_length,
+    }
     return MarginMSETrainingArguments(str(out_dir), **(options | kwargs))
 
 
 def teacher_training(setup: DistillationSetup) -> tuple[object, ...]:
     """One teacher's training budget (part of its cache name): steps, batch size, learning rate, in-batch
     negatives and token budget."""
-    return (setup.teacher_steps, setup.teacher_batch_size, setup.teacher_learning_rate,
-            setup.teacher_in_batch_negatives, setup.max_length)  # fmt: skip
+    return (
+        setup.teacher_steps,
+        setup.teacher_batch_size,
+        setup.teacher_learning_rate,
+        setup.teacher_in_batch_negatives,
+        setup.max_length,
+    )
 
 
 def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[Any]:
@@ -149,11 +165,18 @@ def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[A
         set_seed(seed)  # the new head's initialisation
         teacher = CrossEncoder(minilm_path(), num_labels=1, max_length=setup.max_length, device="cpu")
         args = CrossEncoderTrainingArguments(
-            output_dir=str(out_dir / f"teacher_{index}"), max_steps=setup.teacher_steps,
-            per_device_train_batch_size=setup.teacher_batch_size, learning_rate=setup.teacher_learning_rate,
-            warmup_steps=max(1, setup.teacher_steps // 10), seed=seed, data_seed=seed, report_to="none",
-            save_strategy="no", logging_steps=max(1, setup.teacher_steps // 5), disable_tqdm=True,
-        )  # fmt: skip
+            output_dir=str(out_dir / f"teacher_{index}"),
+            max_steps=setup.teacher_steps,
+            per_device_train_batch_size=setup.teacher_batch_size,
+            learning_rate=setup.teacher_learning_rate,
+            warmup_steps=max(1, setup.teacher_steps // 10),
+            seed=seed,
+            data_seed=seed,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=max(1, setup.teacher_steps // 5),
+            disable_tqdm=True,
+        )
         loss = MultipleNegativesRankingLoss(teacher, num_negatives=setup.teacher_in_batch_negatives)
         CrossEncoderTrainer(model=teacher, args=args, train_dataset=rows, loss=loss).train()
         teacher.save_pretrained(str(folder))
@@ -177,14 +200,22 @@ def embed(model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_s
     device = next(model.parameters()).device
     chunks = []
     for start in range(0, len(texts), batch_size):
-        encoded = tokenizer(texts[start : start + batch_size], truncation=True, max_length=max_length,
-                            padding=True, return_tensors="pt").to(device)  # fmt: skip
+        encoded = tokenizer(
+            texts[start : start + batch_size], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        ).to(device)
         chunks.append(pool(model(**encoded).last_hidden_state, encoded["attention_mask"], "mean").cpu())
     return torch.cat(chunks)
 
 
-def retrieval(model: Any, tokenizer: Any, queries: list[str], relevant: list[set[int]], corpus: list[str],
-              max_length: int, k: int = 10) -> dict[str, float]:  # fmt: skip
+def retrieval(
+    model: Any,
+    tokenizer: Any,
+    queries: list[str],
+    relevant: list[set[int]],
+    corpus: list[str],
+    max_length: int,
+    k: int = 10,
+) -> dict[str, float]:
     """MRR@k, nDCG@k, R@1 and R@k of dot-score retrieval over `corpus` (relevant: corpus indices per query)."""
     from hf_margin.metrics.ranking import ranking_metrics
 
@@ -256,8 +287,11 @@ def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) ->
     torch.manual_seed(setup.seed)
     data = icd10_retrieval(seed=setup.seed)
     zero_shot = SentenceTransformer(minilm_path(), device="cpu").eval()
-    mining = MiningSetup(max(setup.steps * setup.batch_size, setup.teacher_steps * setup.teacher_batch_size),
-                         setup.num_negatives, seed=setup.seed)  # fmt: skip
+    mining = MiningSetup(
+        max(setup.steps * setup.batch_size, setup.teacher_steps * setup.teacher_batch_size),
+        setup.num_negatives,
+        seed=setup.seed,
+    )
     passages = ["positive"] + [f"negative_{i}" for i in range(1, setup.num_negatives + 1)]
     rows = mined_icd_rows(mining, data.train_pairs, data.train_corpus, zero_shot).select_columns(["anchor", *passages])
     evaluation = held_out(data, zero_shot, setup)
@@ -271,12 +305,19 @@ def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) ->
     depends = (setup.teachers, *teacher_training(setup), setup.seed, rows_used, setup.num_negatives)
     key = "icd_teacher_scores_" + "_".join(map(str, depends)).replace(".", "p")
     student_rows = rows.select(range(min(len(rows), rows_used)), new_fingerprint=key)
-    scored = score_with_teachers(student_rows, teachers, query_column="anchor", max_length=setup.max_length,
-                                 cache_file=cache_dir() / f"{key}.json", progress=False)  # fmt: skip
+    scored = score_with_teachers(
+        student_rows,
+        teachers,
+        query_column="anchor",
+        max_length=setup.max_length,
+        cache_file=cache_dir() / f"{key}.json",
+        progress=False,
+    )
     timings = {"teacher": time.perf_counter() - start}
     teacher, tokenizer = teachers[0]
-    judge = MarginMSETrainer(teacher, _arguments(context.out_dir / "teacher", setup, "cross-encoder"),
-                             processing_class=tokenizer)  # fmt: skip
+    judge = MarginMSETrainer(
+        teacher, _arguments(context.out_dir / "teacher", setup, "cross-encoder"), processing_class=tokenizer
+    )
     results["teacher"], teacher_seconds = _rerank_timed(judge, evaluation.reranking)
     speed: dict[str, float] = {}
     for name in context.progress(setup.students, desc="Margin-MSE demo", unit="student", leave=False):
@@ -289,12 +330,19 @@ def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) ->
             trainer.train()
             timings[key] = time.perf_counter() - start
             results[key], seconds = _rerank_timed(trainer, evaluation.reranking)
-            found = retrieval(model, tokenizer, evaluation.queries, evaluation.relevant, evaluation.corpus,
-                              setup.max_length)  # fmt: skip
+            found = retrieval(
+                model, tokenizer, evaluation.queries, evaluation.relevant, evaluation.corpus, setup.max_length
+            )
             results[key].update(_prefixed("retrieval", found))
             speed[name] = teacher_seconds / seconds
-    report = {"setup": asdict(setup), "training_rows": len(scored), "results": results, "seconds": timings,
-              "teacher_rerank_seconds": teacher_seconds, "speed_up_over_one_teacher": speed}  # fmt: skip
+    report = {
+        "setup": asdict(setup),
+        "training_rows": len(scored),
+        "results": results,
+        "seconds": timings,
+        "teacher_rerank_seconds": teacher_seconds,
+        "speed_up_over_one_teacher": speed,
+    }
     (context.out_dir / "margin_mse.json").write_text(json.dumps(report, indent=2))
     return rows_from_results(results, timings, speed)
 
@@ -306,10 +354,18 @@ def rows_from_results(
     labels only (or, for labels only, against the zero-shot model); each student's re-ranking speed-up."""
     dataset = "ICD-10-CM held-out codes"
     rows = [
-        DemoRow("margin_mse", "teacher (cross-encoder)", "zero-shot", metric, results["teacher"][metric],
-                results["zero-shot"][metric], timings["teacher"], dataset)
+        DemoRow(
+            "margin_mse",
+            "teacher (cross-encoder)",
+            "zero-shot",
+            metric,
+            results["teacher"][metric],
+            results["zero-shot"][metric],
+            timings["teacher"],
+            dataset,
+        )
         for metric in ("rerank MRR@10", "rerank nDCG@10")
-    ]  # fmt: skip
+    ]
     for key, metrics in results.items():
         if key in ("zero-shot", "teacher"):
             continue
@@ -317,8 +373,18 @@ def rows_from_results(
         labels_only = f"{name}: {LABELS_ONLY}"
         baseline = labels_only if method != LABELS_ONLY and labels_only in results else "zero-shot"
         for metric in ("rerank MRR@10", "rerank nDCG@10", "retrieval MRR@10", "retrieval nDCG@10"):
-            rows.append(DemoRow("margin_mse", key, baseline, metric, metrics[metric], results[baseline][metric],
-                                timings[key], dataset))  # fmt: skip
+            rows.append(
+                DemoRow(
+                    "margin_mse",
+                    key,
+                    baseline,
+                    metric,
+                    metrics[metric],
+                    results[baseline][metric],
+                    timings[key],
+                    dataset,
+                )
+            )
     for name, ratio in speed.items():
         rows.append(DemoRow("margin_mse", name, "one teacher", "re-ranking speed-up", ratio, 1.0, 0.0, dataset))
     return rows

@@ -72,8 +72,9 @@ def load_features(data: IdentityImages, image_size: int) -> Tensor:
         return torch.cat([backbone.extract_features(batch).mean((2, 3)) for batch in images.split(100)])
 
 
-def train_and_evaluate(features: Tensor, labels: Tensor, held_out: Tensor, objective: Objective,
-                       setup: MetricLearningSetup) -> dict[str, float]:  # fmt: skip
+def train_and_evaluate(
+    features: Tensor, labels: Tensor, held_out: Tensor, objective: Objective, setup: MetricLearningSetup
+) -> dict[str, float]:
     """Train a linear projection with `objective` on the training identities; metrics on the held-out ones."""
     torch.manual_seed(0)
     projection = nn.Linear(features.shape[1], setup.embedding_size)
@@ -103,8 +104,11 @@ def run(context: DemoContext, setup: MetricLearningSetup | None = None) -> list[
         results[name] = train_and_evaluate(features, labels, held_out, objective, setup)
         seconds[name] = time.perf_counter() - start
     rows = []
-    for method, baseline in (("MS + miner", "PML TripletMarginLoss"), ("MS + miner", "PML MS + miner"),
-                             ("MS + miner + TCM", "PML TripletMarginLoss")):  # fmt: skip
+    for method, baseline in (
+        ("MS + miner", "PML TripletMarginLoss"),
+        ("MS + miner", "PML MS + miner"),
+        ("MS + miner + TCM", "PML TripletMarginLoss"),
+    ):
         for metric in ("R@1", "MAP@R", "OPIS"):
             shown = metric if metric != "OPIS" else "OPIS (lower is better)"
             ours, theirs = results[method][metric], results[baseline][metric]

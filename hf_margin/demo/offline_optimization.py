@@ -101,8 +101,15 @@ class OfflineOptimizationSetup:
         check_in_range(self.offline_percentile, "offline_percentile", 1.0, 99.0)
         for name in ("oracle_trees", "hidden_size", "train_steps", "batch_size", "top_k", "ascent_steps", "seeds"):
             check_positive_int(getattr(self, name), name)
-        for name in ("learning_rate", "ascent_learning_rate", "ignite_multiplier_lr", "ignite_rho", "ignite_radius",
-                     "ignite2_rho", "ignite2_radius"):  # fmt: skip
+        for name in (
+            "learning_rate",
+            "ascent_learning_rate",
+            "ignite_multiplier_lr",
+            "ignite_rho",
+            "ignite_radius",
+            "ignite2_rho",
+            "ignite2_radius",
+        ):
             check_positive(getattr(self, name), name)
         for name in ("ignite_epsilon", "ignite_multiplier_init", "ignite2_multiplier"):
             if not 0 <= getattr(self, name) < float("inf"):
@@ -151,8 +158,9 @@ def build_task(setup: OfflineOptimizationSetup) -> Task:
     from sklearn.ensemble import GradientBoostingRegressor
 
     x, y = load_diabetes(return_X_y=True)
-    oracle = GradientBoostingRegressor(n_estimators=setup.oracle_trees, max_depth=3, learning_rate=0.05,
-                                       random_state=0).fit(x, y)  # fmt: skip
+    oracle = GradientBoostingRegressor(
+        n_estimators=setup.oracle_trees, max_depth=3, learning_rate=0.05, random_state=0
+    ).fit(x, y)
     scores = oracle.predict(x)
     offline = scores < np.percentile(scores, setup.offline_percentile)
     if offline.sum() < setup.top_k:
@@ -162,9 +170,19 @@ def build_task(setup: OfflineOptimizationSetup) -> Task:
     labels = torch.from_numpy(scores[offline]).float()
     y_min, y_max = float(scores.min()), float(scores.max())
     label_mean, label_std = float(labels.mean()), float(labels.std())
-    return Task(oracle, (features[offline] - x_mean) / x_std, (labels - label_mean) / label_std,
-                (features.min(0).values - x_mean) / x_std, (features.max(0).values - x_mean) / x_std, x_mean, x_std,
-                label_mean, label_std, y_min, y_max)  # fmt: skip
+    return Task(
+        oracle,
+        (features[offline] - x_mean) / x_std,
+        (labels - label_mean) / label_std,
+        (features.min(0).values - x_mean) / x_std,
+        (features.max(0).values - x_mean) / x_std,
+        x_mean,
+        x_std,
+        label_mean,
+        label_std,
+        y_min,
+        y_max,
+    )
 
 
 class Surrogate(nn.Module):
@@ -173,8 +191,13 @@ class Surrogate(nn.Module):
     def __init__(self, in_features: int, hidden_size: int, seed: int) -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.net = nn.Sequential(nn.Linear(in_features, hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size),
-                                 nn.ReLU(), nn.Linear(hidden_size, 1))  # fmt: skip
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, 1),
+        )
 
     def forward(self, features: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
         logits = self.net(features).squeeze(-1)
@@ -183,8 +206,9 @@ class Surrogate(nn.Module):
         return {"loss": nn.functional.mse_loss(logits, labels.to(logits.dtype)), "logits": logits}
 
 
-def train_surrogate(task: Task, setup: OfflineOptimizationSetup, method: str, seed: int,
-                    out_dir: str) -> tuple[Surrogate, dict[str, float]]:  # fmt: skip
+def train_surrogate(
+    task: Task, setup: OfflineOptimizationSetup, method: str, seed: int, out_dir: str
+) -> tuple[Surrogate, dict[str, float]]:
     """Train a fresh surrogate (initialised from `seed`) on the offline data with `method`: "IGNITE", "IGNITE-2"
     or `BASELINE`; returns it and its final training loss, multiplier and ||grad G_B|| (NaN for the baseline)."""
     import datasets
@@ -195,22 +219,40 @@ def train_surrogate(task: Task, setup: OfflineOptimizationSetup, method: str, se
     rows = datasets.Dataset.from_dict({"features": task.offline_x.tolist(), "labels": task.offline_y.tolist()})
     model = Surrogate(task.offline_x.shape[1], setup.hidden_size, seed)
     common: dict[str, Any] = dict(
-        output_dir=out_dir, max_steps=setup.train_steps, per_device_train_batch_size=setup.batch_size,
-        learning_rate=setup.learning_rate, weight_decay=0.0, seed=seed, data_seed=seed, report_to="none",
-        save_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True,
-    )  # fmt: skip
+        output_dir=out_dir,
+        max_steps=setup.train_steps,
+        per_device_train_batch_size=setup.batch_size,
+        learning_rate=setup.learning_rate,
+        weight_decay=0.0,
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
     trainer: Trainer
     if method == BASELINE:
         trainer = Trainer(model, TrainingArguments(**common), train_dataset=rows)
     elif method == "IGNITE":
-        args = IGNITEConfig(**common, ignite_epsilon=setup.ignite_epsilon,
-                            ignite_multiplier_init=setup.ignite_multiplier_init,
-                            ignite_multiplier_lr=setup.ignite_multiplier_lr, ignite_rho=setup.ignite_rho,
-                            ignite_radius=setup.ignite_radius)  # fmt: skip
+        args = IGNITEConfig(
+            **common,
+            ignite_epsilon=setup.ignite_epsilon,
+            ignite_multiplier_init=setup.ignite_multiplier_init,
+            ignite_multiplier_lr=setup.ignite_multiplier_lr,
+            ignite_rho=setup.ignite_rho,
+            ignite_radius=setup.ignite_radius,
+        )
         trainer = IGNITETrainer(model, args, train_dataset=rows)
     elif method == "IGNITE-2":
-        args = IGNITEConfig(**common, ignite_multiplier_init=setup.ignite2_multiplier, ignite_rho=setup.ignite2_rho,
-                            ignite_radius=setup.ignite2_radius, ignite_update_multiplier=False)  # fmt: skip
+        args = IGNITEConfig(
+            **common,
+            ignite_multiplier_init=setup.ignite2_multiplier,
+            ignite_rho=setup.ignite2_rho,
+            ignite_radius=setup.ignite2_radius,
+            ignite_update_multiplier=False,
+        )
         trainer = IGNITETrainer(model, args, train_dataset=rows)
     else:
         raise ValueError(f"`method` must be one of 'IGNITE', 'IGNITE-2', {BASELINE!r}, got {method!r}")
@@ -222,8 +264,9 @@ def train_surrogate(task: Task, setup: OfflineOptimizationSetup, method: str, se
     return model.eval(), info
 
 
-def ascend(surrogate: nn.Module, starts: Tensor, lower: Tensor, upper: Tensor, steps: int,
-           learning_rate: float) -> Tensor:  # fmt: skip
+def ascend(
+    surrogate: nn.Module, starts: Tensor, lower: Tensor, upper: Tensor, steps: int, learning_rate: float
+) -> Tensor:
     """Projected gradient ascent on the surrogate alone: x <- clip(x + lr * grad_x g(x), lower, upper), `steps`
     times, from `starts` (k, d). The surrogate's parameters are left untouched."""
     designs = starts.detach().clone()
@@ -253,28 +296,54 @@ def run(context: DemoContext, setup: OfflineOptimizationSetup | None = None) -> 
             for method in methods:
                 begin = time.perf_counter()
                 surrogate, info = train_surrogate(task, setup, method, seed, str(context.out_dir / "runs" / ENTRY))
-                designs = ascend(surrogate, starts, task.lower, task.upper, setup.ascent_steps,
-                                 setup.ascent_learning_rate)  # fmt: skip
+                designs = ascend(
+                    surrogate, starts, task.lower, task.upper, setup.ascent_steps, setup.ascent_learning_rate
+                )
                 seconds = time.perf_counter() - begin
                 scores = task.normalised_score(designs)
                 with torch.no_grad():
                     predicted = surrogate(designs)["logits"].double().numpy() * task.label_std + task.label_mean
-                results[method].append({**info, "seed": seed, **_percentiles(scores), "mean": float(scores.mean()),
-                                        "surrogate_mean": float(task.normalise(predicted).mean()),
-                                        "seconds": seconds})  # fmt: skip
-    dataset = (f"sklearn diabetes, GBR oracle on all 442 rows; offline = {len(task.offline_y)} rows below the "
-               f"{setup.offline_percentile:g}th percentile, top {setup.top_k} starts")  # fmt: skip
+                results[method].append(
+                    {
+                        **info,
+                        "seed": seed,
+                        **_percentiles(scores),
+                        "mean": float(scores.mean()),
+                        "surrogate_mean": float(task.normalise(predicted).mean()),
+                        "seconds": seconds,
+                    }
+                )
+    dataset = (
+        f"sklearn diabetes, GBR oracle on all 442 rows; offline = {len(task.offline_y)} rows below the "
+        f"{setup.offline_percentile:g}th percentile, top {setup.top_k} starts"
+    )
     summary = _summary(results)
-    report = {"setup": asdict(setup), "dataset": dataset, "offline_rows": len(task.offline_y),
-              "start_scores": _percentiles(task.normalised_score(starts)), "y_min": task.y_min, "y_max": task.y_max,
-              "summary": summary, "runs": results}  # fmt: skip
+    report = {
+        "setup": asdict(setup),
+        "dataset": dataset,
+        "offline_rows": len(task.offline_y),
+        "start_scores": _percentiles(task.normalised_score(starts)),
+        "y_min": task.y_min,
+        "y_max": task.y_max,
+        "summary": summary,
+        "runs": results,
+    }
     context.out_dir.mkdir(parents=True, exist_ok=True)
     (context.out_dir / f"{ENTRY}.json").write_text(json.dumps(report, indent=2))
     return [
-        DemoRow(ENTRY, method, BASELINE, label, summary[method][key]["mean"], summary[BASELINE][key]["mean"],
-                float(np.mean([r["seconds"] for r in results[method]])), dataset)
-        for method in methods[1:] for key, label in METRICS.items()
-    ]  # fmt: skip
+        DemoRow(
+            ENTRY,
+            method,
+            BASELINE,
+            label,
+            summary[method][key]["mean"],
+            summary[BASELINE][key]["mean"],
+            float(np.mean([r["seconds"] for r in results[method]])),
+            dataset,
+        )
+        for method in methods[1:]
+        for key, label in METRICS.items()
+    ]
 
 
 def _percentiles(scores: np.ndarray) -> dict[str, float]:

@@ -70,8 +70,9 @@ class NoisyForecaster(nn.Module):
     def __init__(self, window: int, noise_dim: int, hidden: int) -> None:
         super().__init__()
         self.noise_dim = noise_dim
-        self.net = nn.Sequential(nn.Linear(window + noise_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                 nn.Linear(hidden, 1))  # fmt: skip
+        self.net = nn.Sequential(
+            nn.Linear(window + noise_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1)
+        )
 
     def forward(self, history: torch.Tensor, members: int, generator: torch.Generator | None) -> torch.Tensor:
         """(batch, members) forecasts; `generator=None` gives zero noise (every member is the point forecast)."""
@@ -89,8 +90,12 @@ def load_windows(setup: ForecastSetup) -> dict[str, torch.Tensor]:
     history, change, train, test = windows.history, windows.change[:, -1], windows.train, windows.test
     scale = float(change[train].std())
     as_tensor = lambda array: torch.tensor(array / scale, dtype=torch.float32)  # noqa: E731
-    return {"train_x": as_tensor(history[train]), "train_y": as_tensor(change[train]),
-            "test_x": as_tensor(history[test]), "test_y": as_tensor(change[test])}  # fmt: skip
+    return {
+        "train_x": as_tensor(history[train]),
+        "train_y": as_tensor(change[train]),
+        "test_x": as_tensor(history[test]),
+        "test_y": as_tensor(change[test]),
+    }
 
 
 def train(alpha: float | None, split: dict[str, torch.Tensor], setup: ForecastSetup) -> NoisyForecaster:
@@ -112,8 +117,9 @@ def train(alpha: float | None, split: dict[str, torch.Tensor], setup: ForecastSe
     return model
 
 
-def evaluate(model: NoisyForecaster, point: bool, split: dict[str, torch.Tensor],
-             setup: ForecastSetup) -> dict[str, float]:  # fmt: skip
+def evaluate(
+    model: NoisyForecaster, point: bool, split: dict[str, torch.Tensor], setup: ForecastSetup
+) -> dict[str, float]:
     """Test CRPS, its skill score against climatology, and the spread/skill ratio."""
     generator = torch.Generator().manual_seed(setup.seed + 1)
     with torch.no_grad():
@@ -123,8 +129,12 @@ def evaluate(model: NoisyForecaster, point: bool, split: dict[str, torch.Tensor]
     score_climatology = climatology_crps(split["train_y"], target)
     spread = ensemble.var(dim=1).mean().sqrt()
     skill = (ensemble.mean(dim=1) - target).pow(2).mean().sqrt()
-    return {"CRPS": float(score), "CRPS skill score": float(1 - score / score_climatology),
-            "spread/skill": float(spread / skill), "RMSE": float(skill)}  # fmt: skip
+    return {
+        "CRPS": float(score),
+        "CRPS skill score": float(1 - score / score_climatology),
+        "spread/skill": float(spread / skill),
+        "RMSE": float(skill),
+    }
 
 
 def climatology_crps(train_changes: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -146,8 +156,14 @@ def run(context: DemoContext, setup: ForecastSetup = ForecastSetup()) -> list[De
             model = train(METHODS[method], split, setup)
             results[method] = evaluate(model, METHODS[method] is None, split, setup)
         timings[method] = time.perf_counter() - start
-    report = {"setup": asdict(setup), "dataset": DATASET, "train_rows": len(split["train_y"]),
-              "test_rows": len(split["test_y"]), "results": results, "seconds": timings}  # fmt: skip
+    report = {
+        "setup": asdict(setup),
+        "dataset": DATASET,
+        "train_rows": len(split["train_y"]),
+        "test_rows": len(split["test_y"]),
+        "results": results,
+        "seconds": timings,
+    }
     (context.out_dir / "probabilistic.json").write_text(json.dumps(report, indent=2))
     return rows_from_results(results, timings)
 
@@ -161,10 +177,29 @@ def rows_from_results(results: dict[str, dict[str, float]], timings: dict[str, f
     for baseline, values in results.items():
         if baseline == OURS:
             continue
-        rows.append(DemoRow("probabilistic", OURS, baseline, "CRPS skill score", ours["CRPS skill score"],
-                            values["CRPS skill score"], timings[OURS], DATASET))  # fmt: skip
+        rows.append(
+            DemoRow(
+                "probabilistic",
+                OURS,
+                baseline,
+                "CRPS skill score",
+                ours["CRPS skill score"],
+                values["CRPS skill score"],
+                timings[OURS],
+                DATASET,
+            )
+        )
         if METHODS[baseline] is not None:
-            rows.append(DemoRow("probabilistic", OURS, baseline, "1 - |spread/skill - 1|",
-                                1 - abs(ours["spread/skill"] - 1), 1 - abs(values["spread/skill"] - 1), timings[OURS],
-                                DATASET))  # fmt: skip
+            rows.append(
+                DemoRow(
+                    "probabilistic",
+                    OURS,
+                    baseline,
+                    "1 - |spread/skill - 1|",
+                    1 - abs(ours["spread/skill"] - 1),
+                    1 - abs(values["spread/skill"] - 1),
+                    timings[OURS],
+                    DATASET,
+                )
+            )
     return rows

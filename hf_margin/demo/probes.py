@@ -90,8 +90,18 @@ def run(context: DemoContext, setup: ProbesSetup | None = None) -> list[DemoRow]
         curves[dataset] = {m: {str(s): v for s, v in c.items()} for m, c in curve.items()}
         for s in shots:
             ours, theirs = float(np.mean(curve[OURS][s])), float(np.mean(curve[BASELINE][s]))
-            rows.append(DemoRow(ENTRY, f"NB probe, {s}/class", f"LR probe, {s}/class", "accuracy", ours, theirs,
-                                seconds / len(shots), dataset))  # fmt: skip
+            rows.append(
+                DemoRow(
+                    ENTRY,
+                    f"NB probe, {s}/class",
+                    f"LR probe, {s}/class",
+                    "accuracy",
+                    ours,
+                    theirs,
+                    seconds / len(shots),
+                    dataset,
+                )
+            )
     context.out_dir.mkdir(parents=True, exist_ok=True)
     report = {"setup": asdict(setup), "curves": curves}
     (context.out_dir / f"{ENTRY}.json").write_text(json.dumps(report, indent=2))

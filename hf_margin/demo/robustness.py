@@ -55,11 +55,16 @@ def digits_split(setup: RobustnessSetup) -> dict[str, torch.Tensor]:
 
     digits = load_digits()
     x, y = digits.data / 16.0, digits.target
-    train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=setup.test_share, stratify=y,
-                                                        random_state=setup.seed)  # fmt: skip
+    train_x, test_x, train_y, test_y = train_test_split(
+        x, y, test_size=setup.test_share, stratify=y, random_state=setup.seed
+    )
     as_x = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    return {"train_x": as_x(train_x), "train_y": torch.as_tensor(train_y), "test_x": as_x(test_x),
-            "test_y": torch.as_tensor(test_y)}  # fmt: skip
+    return {
+        "train_x": as_x(train_x),
+        "train_y": torch.as_tensor(train_y),
+        "test_x": as_x(test_x),
+        "test_y": torch.as_tensor(test_y),
+    }
 
 
 def train_cnn(split: dict[str, torch.Tensor], setup: RobustnessSetup) -> nn.Module:
@@ -86,19 +91,38 @@ def run(context: DemoContext, setup: RobustnessSetup = RobustnessSetup()) -> lis
         runs = [(attack, epsilon) for epsilon in setup.epsilons for attack in ("pma", "pgd")]
         for attack, epsilon in context.progress(runs, desc="PMA demo", unit="attack", leave=False):
             start = time.perf_counter()
-            result = pma_robust_accuracy(model, (split["test_x"], split["test_y"]), epsilon, setup.steps,
-                                         setup.restarts, attack, batch_size=512, max_samples=setup.max_samples,
-                                         seed=setup.seed, progress=False)  # fmt: skip
+            result = pma_robust_accuracy(
+                model,
+                (split["test_x"], split["test_y"]),
+                epsilon,
+                setup.steps,
+                setup.restarts,
+                attack,
+                batch_size=512,
+                max_samples=setup.max_samples,
+                seed=setup.seed,
+                progress=False,
+            )
             key = f"{attack} eps={epsilon:g}"
-            results[key] = {"clean accuracy": result.clean_accuracy, "robust accuracy": result.robust_accuracy,
-                            "attack success rate": 1 - result.robust_accuracy / result.clean_accuracy,
-                            "samples": result.samples}  # fmt: skip
+            results[key] = {
+                "clean accuracy": result.clean_accuracy,
+                "robust accuracy": result.robust_accuracy,
+                "attack success rate": 1 - result.robust_accuracy / result.clean_accuracy,
+                "samples": result.samples,
+            }
             timings[key] = time.perf_counter() - start
     report = {"setup": asdict(setup), "dataset": DATASET, "results": results, "seconds": timings}
     (context.out_dir / "robustness.json").write_text(json.dumps(report, indent=2))
     return [
-        DemoRow("robustness", f"PMA (eps={epsilon:g})", f"PGD-CE (eps={epsilon:g})", "attack success rate",
-                results[f"pma eps={epsilon:g}"]["attack success rate"],
-                results[f"pgd eps={epsilon:g}"]["attack success rate"], timings[f"pma eps={epsilon:g}"], DATASET)
+        DemoRow(
+            "robustness",
+            f"PMA (eps={epsilon:g})",
+            f"PGD-CE (eps={epsilon:g})",
+            "attack success rate",
+            results[f"pma eps={epsilon:g}"]["attack success rate"],
+            results[f"pgd eps={epsilon:g}"]["attack success rate"],
+            timings[f"pma eps={epsilon:g}"],
+            DATASET,
+        )
         for epsilon in setup.epsilons
-    ]  # fmt: skip
+    ]

@@ -57,8 +57,9 @@ def _features(setup: SelfTrainingSetup) -> tuple[torch.Tensor, torch.Tensor, np.
     from hf_margin.data.rotten_tomatoes import load_snippets, movie_split
 
     snippets = load_snippets()
-    rows = pandas.concat([snippets[snippets["label"] == c].sample(setup.rows_per_class, random_state=setup.seed)
-                          for c in (0, 1)])  # fmt: skip
+    rows = pandas.concat(
+        [snippets[snippets["label"] == c].sample(setup.rows_per_class, random_state=setup.seed) for c in (0, 1)]
+    )
     rows = rows.iloc[np.random.default_rng(setup.seed).permutation(len(rows))]
     path = cache_dir() / f"rt_minilm_balanced_{setup.rows_per_class}_{setup.seed}.npy"
     features = cached_minilm_features(rows["text"].tolist(), path)
@@ -82,8 +83,9 @@ def run(context: DemoContext, setup: SelfTrainingSetup = SelfTrainingSetup()) ->
     is_labelled = torch.zeros(len(train_y), dtype=torch.bool)
     is_labelled[chosen] = True
     labelled = datasets.Dataset.from_dict({"features": train_x[chosen].tolist(), "labels": train_y[chosen].tolist()})
-    unlabelled = datasets.Dataset.from_dict({"features": train_x[~is_labelled].tolist(),
-                                             "hidden_label": train_y[~is_labelled].tolist()})  # fmt: skip
+    unlabelled = datasets.Dataset.from_dict(
+        {"features": train_x[~is_labelled].tolist(), "hidden_label": train_y[~is_labelled].tolist()}
+    )
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         with torch.no_grad():
@@ -91,24 +93,53 @@ def run(context: DemoContext, setup: SelfTrainingSetup = SelfTrainingSetup()) ->
         return {"accuracy": float((predicted == test_y).float().mean())}
 
     args = ClassificationLossArguments(
-        str(context.out_dir / "runs" / "self_training"), max_steps=setup.steps, learning_rate=setup.learning_rate,
-        per_device_train_batch_size=setup.batch_size, seed=setup.seed, data_seed=setup.seed, report_to="none",
-        save_strategy="no", disable_tqdm=True, weight_decay=0.0, use_cpu=True,
-    )  # fmt: skip
+        str(context.out_dir / "runs" / "self_training"),
+        max_steps=setup.steps,
+        learning_rate=setup.learning_rate,
+        per_device_train_batch_size=setup.batch_size,
+        seed=setup.seed,
+        data_seed=setup.seed,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        weight_decay=0.0,
+        use_cpu=True,
+    )
     config = SelfTrainingConfig(rounds=setup.rounds, threshold=setup.threshold)
-    loop = SelfTrainingLoop(args, labelled, unlabelled, config, model_init=lambda: Head("linear", x.shape[1], 2),
-                            trainer_cls=ClassificationLossTrainer, evaluate=evaluate,
-                            loss=FocalLoss(gamma=0.0))  # fmt: skip
+    loop = SelfTrainingLoop(
+        args,
+        labelled,
+        unlabelled,
+        config,
+        model_init=lambda: Head("linear", x.shape[1], 2),
+        trainer_cls=ClassificationLossTrainer,
+        evaluate=evaluate,
+        loss=FocalLoss(gamma=0.0),
+    )
     start = time.perf_counter()
     with single_thread():
         history = loop.run().history
     seconds = time.perf_counter() - start
     dataset = f"Rotten Tomatoes, {setup.labels_per_class} labels/class + {len(unlabelled)} unlabelled (MiniLM)"
-    report = {"setup": asdict(setup), "dataset": dataset, "test_rows": len(test_y), "seconds": seconds,
-              "history": [asdict(r) for r in history]}  # fmt: skip
+    report = {
+        "setup": asdict(setup),
+        "dataset": dataset,
+        "test_rows": len(test_y),
+        "seconds": seconds,
+        "history": [asdict(r) for r in history],
+    }
     Path(context.out_dir).mkdir(parents=True, exist_ok=True)
     (context.out_dir / "self_training.json").write_text(json.dumps(report, indent=2))
     final, baseline = history[-1], history[0]
-    return [DemoRow("self_training", f"self-training (margin >= {setup.threshold}, {final.round} rounds)",
-                    "labelled only", "accuracy", final.metrics["accuracy"], baseline.metrics["accuracy"], seconds,
-                    dataset)]  # fmt: skip
+    return [
+        DemoRow(
+            "self_training",
+            f"self-training (margin >= {setup.threshold}, {final.round} rounds)",
+            "labelled only",
+            "accuracy",
+            final.metrics["accuracy"],
+            baseline.metrics["accuracy"],
+            seconds,
+            dataset,
+        )
+    ]

@@ -92,11 +92,19 @@ def train_and_evaluate(
         vocabulary: dict[str, Any] = {"vocab_size": tokenizer.vocab_size, "pad_token_id": tokenizer.pad_token_id}
         model = TransICDModel(TransICDConfig(id2label=labels, label_counts=data.label_counts, **vocabulary, **options))
     args = TrainingArguments(
-        output_dir=str(out_dir / "runs" / method.split()[0]), max_steps=setup.steps,
-        per_device_train_batch_size=setup.batch_size, per_device_eval_batch_size=64,
-        learning_rate=setup.learning_rate, warmup_steps=max(1, setup.steps // 10), seed=setup.seed,
-        report_to="none", save_strategy="no", logging_steps=max(1, setup.steps // 4), disable_tqdm=True, use_cpu=True,
-    )  # fmt: skip
+        output_dir=str(out_dir / "runs" / method.split()[0]),
+        max_steps=setup.steps,
+        per_device_train_batch_size=setup.batch_size,
+        per_device_eval_batch_size=64,
+        learning_rate=setup.learning_rate,
+        warmup_steps=max(1, setup.steps // 10),
+        seed=setup.seed,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(1, setup.steps // 4),
+        disable_tqdm=True,
+        use_cpu=True,
+    )
     trainer = Trainer(model, args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer))
     if method == WITH_DRW:
         trainer.add_callback(DRWCallback(model.loss_fct, switch_epoch=setup.drw_epoch))
@@ -132,8 +140,12 @@ def run(context: DemoContext, setup: TransICDSetup = TransICDSetup()) -> list[De
         start = time.perf_counter()
         results[method] = train_and_evaluate(method, data, train, test, tokenizer, setup, context.out_dir)
         timings[method] = time.perf_counter() - start
-    report = {"setup": asdict(setup), "label_counts": dict(zip(data.label_names, data.label_counts, strict=True)),
-              "results": results, "seconds": timings}  # fmt: skip
+    report = {
+        "setup": asdict(setup),
+        "label_counts": dict(zip(data.label_names, data.label_counts, strict=True)),
+        "results": results,
+        "seconds": timings,
+    }
     (context.out_dir / "transicd.json").write_text(json.dumps(report, indent=2))
     dataset = "Reuters grain/corn" if setup.corpus == "reuters" else "ICD-10-CM pseudo-notes"
     return rows_from_results(results, timings, dataset)
@@ -147,6 +159,9 @@ def rows_from_results(
     for method in (m for m in (OURS, WITH_DRW) if m in results):
         for baseline in (m for m in results if m not in (OURS, WITH_DRW)):
             for metric, value in results[method].items():
-                rows.append(DemoRow("transicd", method, baseline, metric, value, results[baseline][metric],
-                                    timings[method], dataset))  # fmt: skip
+                rows.append(
+                    DemoRow(
+                        "transicd", method, baseline, metric, value, results[baseline][metric], timings[method], dataset
+                    )
+                )
     return rows

@@ -52,8 +52,14 @@ from torch import Tensor, nn
 
 from hf_margin._validation import check_class_labels, check_embeddings, check_positive_int
 
-MARGIN_MEASURES = ("inverse_margin", "log_prod_of_spec_over_margin", "log_sum_of_spec_over_margin",
-                   "log_spec_orig_main", "log_prod_of_fro_over_margin", "log_sum_of_fro_over_margin")  # fmt: skip
+MARGIN_MEASURES = (
+    "inverse_margin",
+    "log_prod_of_spec_over_margin",
+    "log_sum_of_spec_over_margin",
+    "log_spec_orig_main",
+    "log_prod_of_fro_over_margin",
+    "log_sum_of_fro_over_margin",
+)
 MARGIN_FLOOR = 1e-12
 NORM_MEASURES = ("log_prod_of_spec", "fro_over_spec", "param_norm")
 INIT_MEASURES = ("log_spec_init_main", "fro_dist", "dist_spec_init")
@@ -210,6 +216,8 @@ def generalization_measures(
             values["path_norm_over_margin"] = values["path_norm"] / gamma**2
     m = logits.shape[0] if num_examples is None else num_examples
     if normalize:
-        values = {k: v if k == "margin" else (v - math.log(m)) / 2 if k.startswith("log_") else (v / m).sqrt()
-                  for k, v in values.items()}  # fmt: skip
+        values = {
+            k: v if k == "margin" else (v - math.log(m)) / 2 if k.startswith("log_") else (v / m).sqrt()
+            for k, v in values.items()
+        }
     return {k: float(v) for k, v in values.items()}

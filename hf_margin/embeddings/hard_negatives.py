@@ -86,9 +86,18 @@ def mine_hard_negatives(
             verbose=show_progress_bar,
         )
     return _mine_kalm(
-        dataset, model, corpus, num_negatives, rank_window, consistency_top_k,
-        anchor_column, positive_column, batch_size, seed, show_progress_bar,
-    )  # fmt: skip
+        dataset,
+        model,
+        corpus,
+        num_negatives,
+        rank_window,
+        consistency_top_k,
+        anchor_column,
+        positive_column,
+        batch_size,
+        seed,
+        show_progress_bar,
+    )
 
 
 def _mine_kalm(
@@ -188,11 +197,14 @@ def add_teacher_scores(
     if hasattr(teacher, "predict"):
         per_column = [
             torch.as_tensor(
-                teacher.predict(list(zip(anchors, dataset[c], strict=True)), batch_size=batch_size,
-                                show_progress_bar=show_progress_bar)
+                teacher.predict(
+                    list(zip(anchors, dataset[c], strict=True)),
+                    batch_size=batch_size,
+                    show_progress_bar=show_progress_bar,
+                )
             ).float()
             for c in columns
-        ]  # fmt: skip
+        ]
     else:
         encode = {"batch_size": batch_size, "convert_to_tensor": True, "normalize_embeddings": True}
         anchor_embeddings = teacher.encode(anchors, show_progress_bar=show_progress_bar, **encode)

@@ -21,14 +21,18 @@ def check_same_shape(reference: object, reference_name: str, **others: object) -
         >>> check_same_shape(predictions, "predictions", ground_truth=ground_truth, teacher=teacher)
     """
     if not isinstance(reference, Tensor) or not reference.is_floating_point():
-        raise TypeError(f"`{reference_name}` must be a floating-point tensor, got "
-                        f"{getattr(reference, 'dtype', type(reference).__name__)}")  # fmt: skip
+        raise TypeError(
+            f"`{reference_name}` must be a floating-point tensor, got "
+            f"{getattr(reference, 'dtype', type(reference).__name__)}"
+        )
     if reference.numel() == 0:
         raise ValueError(f"`{reference_name}` is empty (shape {tuple(reference.shape)})")
     for name, value in others.items():
         if not isinstance(value, Tensor) or value.shape != reference.shape:
-            raise ValueError(f"`{name}` must have the shape of `{reference_name}` {tuple(reference.shape)}, got "
-                             f"{tuple(getattr(value, 'shape', ()))}")  # fmt: skip
+            raise ValueError(
+                f"`{name}` must have the shape of `{reference_name}` {tuple(reference.shape)}, got "
+                f"{tuple(getattr(value, 'shape', ()))}"
+            )
 
 
 def check_student_teacher(student: object, teacher: object, student_name: str, teacher_name: str) -> None:

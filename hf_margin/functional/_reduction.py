@@ -19,8 +19,10 @@ def reduce_losses(losses: Tensor, reduction: str = "mean", sample_weight: Tensor
     check_choice(reduction, "reduction", REDUCTIONS)
     if sample_weight is not None:
         if sample_weight.shape != losses.shape:
-            raise ValueError(f"`sample_weight` must have shape {tuple(losses.shape)} (one weight per sample), got "
-                             f"{tuple(sample_weight.shape)}")  # fmt: skip
+            raise ValueError(
+                f"`sample_weight` must have shape {tuple(losses.shape)} (one weight per sample), got "
+                f"{tuple(sample_weight.shape)}"
+            )
         if not torch.isfinite(sample_weight).all() or (sample_weight < 0).any():
             raise ValueError("`sample_weight` must be finite and >= 0 (one weight per sample)")
         losses = losses * sample_weight.to(losses.dtype)

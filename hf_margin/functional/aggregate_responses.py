@@ -35,8 +35,9 @@ def _check_predictions(predictions: object, name: str = "predictions") -> Tensor
     if predictions.dim() == 2 and predictions.shape[1] == 1:
         predictions = predictions.squeeze(1)
     if predictions.dim() != 1 or predictions.shape[0] == 0:
-        raise ValueError(f"`{name}` must have shape (rows,) or (rows, 1) with rows >= 1, got shape "
-                         f"{tuple(predictions.shape)}")  # fmt: skip
+        raise ValueError(
+            f"`{name}` must have shape (rows,) or (rows, 1) with rows >= 1, got shape {tuple(predictions.shape)}"
+        )
     return predictions
 
 
@@ -86,8 +87,9 @@ def _bag_terms(predictions: Tensor, bag_ids: Tensor, bag_responses: Tensor) -> t
     if not isinstance(bag_responses, Tensor) or not bag_responses.is_floating_point():
         raise TypeError(f"`bag_responses` must be a floating tensor of shape ({len(sizes)},) (one per bag)")
     if tuple(bag_responses.shape) != (len(sizes),):
-        raise ValueError(f"`bag_responses` must have shape ({len(sizes)},) (one per bag), got "
-                         f"{tuple(bag_responses.shape)}")  # fmt: skip
+        raise ValueError(
+            f"`bag_responses` must have shape ({len(sizes)},) (one per bag), got {tuple(bag_responses.shape)}"
+        )
     f = at_least_float32(f)
     return f, ids, aggregate_responses(f, ids), bag_responses.to(f)
 
@@ -109,8 +111,7 @@ def bag_level_loss(predictions: Tensor, bag_ids: Tensor, bag_responses: Tensor, 
     return reduce_losses((bag_predictions - targets) ** 2, reduction)
 
 
-def instance_level_loss(predictions: Tensor, bag_ids: Tensor, bag_responses: Tensor,
-                        reduction: str = "mean") -> Tensor:  # fmt: skip
+def instance_level_loss(predictions: Tensor, bag_ids: Tensor, bag_responses: Tensor, reduction: str = "mean") -> Tensor:
     """Instance-level square loss ``(ybar_a - f_i)^2`` per row (rows,), reduced over rows (Args as
     `bag_level_loss`; "none" gives (rows,))."""
     check_choice(reduction, "reduction", REDUCTIONS)
@@ -118,8 +119,9 @@ def instance_level_loss(predictions: Tensor, bag_ids: Tensor, bag_responses: Ten
     return reduce_losses((f - targets[ids]) ** 2, reduction)
 
 
-def interpolating_aggregate_loss(predictions: Tensor, bag_ids: Tensor, bag_responses: Tensor, rho: float = 0.5,
-                                 reduction: str = "mean") -> Tensor:  # fmt: skip
+def interpolating_aggregate_loss(
+    predictions: Tensor, bag_ids: Tensor, bag_responses: Tensor, rho: float = 0.5, reduction: str = "mean"
+) -> Tensor:
     """Interpolating loss ``(1 - rho) (ybar_a - fbar_a)^2 + rho (ybar_a - f_i)^2`` per row (rows,), reduced over
     rows; summed over a bag it is ``k_a (ybar_a - fbar_a)^2 + rho sum_i (f_i - fbar_a)^2``.
 

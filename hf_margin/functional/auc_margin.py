@@ -212,11 +212,15 @@ def _prepare(scores: Tensor, labels: Tensor, score_type: str) -> tuple[Tensor, T
         raise TypeError(f"`labels` must be a torch.Tensor of 0/1 labels, got {type(labels).__name__}")
     if num_labels > 1 and tuple(labels.shape) == (batch,):
         if labels.is_floating_point() or labels.dtype == torch.bool:
-            raise TypeError(f"`labels` of shape ({batch},) with {num_labels} score columns must be integer class "
-                            f"indices (one-vs-rest), got dtype {labels.dtype}")  # fmt: skip
+            raise TypeError(
+                f"`labels` of shape ({batch},) with {num_labels} score columns must be integer class "
+                f"indices (one-vs-rest), got dtype {labels.dtype}"
+            )
         if labels.min() < 0 or labels.max() >= num_labels:
-            raise ValueError(f"`labels` (class indices) must lie in [0, {num_labels - 1}], got values in "
-                             f"[{int(labels.min())}, {int(labels.max())}]")  # fmt: skip
+            raise ValueError(
+                f"`labels` (class indices) must lie in [0, {num_labels - 1}], got values in "
+                f"[{int(labels.min())}, {int(labels.max())}]"
+            )
         labels = torch.nn.functional.one_hot(labels.long(), num_labels)
     expected = ((batch,), (batch, 1)) if num_labels == 1 else ((batch, num_labels),)
     if tuple(labels.shape) not in expected:
@@ -249,8 +253,9 @@ def _check_imratio(imratio: float | Sequence[float] | None, version: str, num_la
         raise ValueError(f"`imratio` applies only to version='v1' (v2 is prior-free), got imratio={imratio!r}")
     values = [imratio] if isinstance(imratio, (int, float)) else list(imratio)
     if any(isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p < 1.0 for p in values):
-        raise ValueError(f"`imratio` must be a number in (0, 1) (the positive ratio), one per label, or None, got "
-                         f"{imratio!r}")  # fmt: skip
+        raise ValueError(
+            f"`imratio` must be a number in (0, 1) (the positive ratio), one per label, or None, got {imratio!r}"
+        )
     if num_labels is not None and not isinstance(imratio, (int, float)) and len(values) != num_labels:
         raise ValueError(f"`imratio` must have one ratio per label ({num_labels}), got {len(values)}")
 
@@ -260,10 +265,11 @@ def _per_label(value: Tensor | float, name: str, like: Tensor) -> Tensor:
     num_labels = like.shape[1]
     if isinstance(value, Tensor):
         if value.dim() > 1 or value.numel() not in (1, num_labels):
-            raise ValueError(f"`{name}` must be a scalar or a tensor of shape (1,) or ({num_labels},) (one per "
-                             f"label), got shape {tuple(value.shape)}")  # fmt: skip
+            raise ValueError(
+                f"`{name}` must be a scalar or a tensor of shape (1,) or ({num_labels},) (one per "
+                f"label), got shape {tuple(value.shape)}"
+            )
         return value.reshape(-1).to(like).expand(num_labels)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a number or a tensor of shape (1,) or (labels,), got "
-                        f"{type(value).__name__}")  # fmt: skip
+        raise TypeError(f"`{name}` must be a number or a tensor of shape (1,) or (labels,), got {type(value).__name__}")
     return torch.full((num_labels,), float(value), dtype=like.dtype, device=like.device)

@@ -83,8 +83,14 @@ def afcrps(
     return reduce_losses(losses, reduction, sample_weight)
 
 
-def crps(ensemble: Tensor, target: Tensor, member_dim: int = -1, method: str = "sorted", reduction: str = "mean",
-         sample_weight: Tensor | None = None) -> Tensor:  # fmt: skip
+def crps(
+    ensemble: Tensor,
+    target: Tensor,
+    member_dim: int = -1,
+    method: str = "sorted",
+    reduction: str = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
     """Standard ensemble CRPS ``(1/M) sum_j |x_j - y| - 1/(2M^2) sum_jk |x_j - x_k|`` (AIFS-CRPS eq. (1)).
 
     The CRPS of the members' empirical distribution: biased high by E|X - X'|/(2M) for M draws of F. `afcrps`
@@ -97,8 +103,14 @@ def crps(ensemble: Tensor, target: Tensor, member_dim: int = -1, method: str = "
     return afcrps(ensemble, target, 0.0, member_dim, method, reduction, sample_weight)
 
 
-def fair_crps(ensemble: Tensor, target: Tensor, member_dim: int = -1, method: str = "sorted",
-              reduction: str = "mean", sample_weight: Tensor | None = None) -> Tensor:  # fmt: skip
+def fair_crps(
+    ensemble: Tensor,
+    target: Tensor,
+    member_dim: int = -1,
+    method: str = "sorted",
+    reduction: str = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
     """Fair ensemble CRPS ``(1/M) sum_j |x_j - y| - 1/(2M(M-1)) sum_jk |x_j - x_k|`` (Ferro et al. 2008; AIFS eq. (2)).
 
     Unbiased for the CRPS of the distribution the members are drawn from, but degenerate: when all members but one
@@ -121,14 +133,20 @@ def _check_ensemble(ensemble: object, target: object, member_dim: int) -> tuple[
         raise TypeError(f"`target` must be a real-valued torch.Tensor, got {kind}")
     dims = ensemble.dim()
     if isinstance(member_dim, bool) or not isinstance(member_dim, int) or not -dims <= member_dim < dims:
-        raise ValueError(f"`member_dim` must be an int in [{-dims}, {dims - 1}] for `ensemble` of shape "
-                         f"{tuple(ensemble.shape)}, got {member_dim!r}")  # fmt: skip
+        raise ValueError(
+            f"`member_dim` must be an int in [{-dims}, {dims - 1}] for `ensemble` of shape "
+            f"{tuple(ensemble.shape)}, got {member_dim!r}"
+        )
     members = ensemble.movedim(member_dim, -1)
     if members.shape[-1] < 2:
-        raise ValueError(f"`ensemble` needs M >= 2 members along member_dim={member_dim} (a CRPS of one member is "
-                         f"its absolute error), got shape {tuple(ensemble.shape)}")  # fmt: skip
+        raise ValueError(
+            f"`ensemble` needs M >= 2 members along member_dim={member_dim} (a CRPS of one member is "
+            f"its absolute error), got shape {tuple(ensemble.shape)}"
+        )
     if target.shape != members.shape[:-1]:
-        raise ValueError(f"`target` must have shape {tuple(members.shape[:-1])} (`ensemble` {tuple(ensemble.shape)} "
-                         f"without member_dim={member_dim}), got shape {tuple(target.shape)}")  # fmt: skip
+        raise ValueError(
+            f"`target` must have shape {tuple(members.shape[:-1])} (`ensemble` {tuple(ensemble.shape)} "
+            f"without member_dim={member_dim}), got shape {tuple(target.shape)}"
+        )
     dtype = torch.promote_types(at_least_float32(members).dtype, at_least_float32(target).dtype)
     return members.to(dtype), target.to(dtype)

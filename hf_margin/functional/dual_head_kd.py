@@ -140,12 +140,14 @@ def _aligned(
 ) -> tuple[list[Tensor | None], bool]:
     """`align_gradients`'s combined gradients, and whether any projection happened."""
     if len(ce_grads) != len(kd_grads):
-        raise ValueError(f"`kd_grads` must have one entry per parameter like `ce_grads` ({len(ce_grads)}), got "
-                         f"{len(kd_grads)}")  # fmt: skip
+        raise ValueError(
+            f"`kd_grads` must have one entry per parameter like `ce_grads` ({len(ce_grads)}), got {len(kd_grads)}"
+        )
     for index, (c, k) in enumerate(zip(ce_grads, kd_grads, strict=True)):
         if c is not None and k is not None and c.shape != k.shape:
-            raise ValueError(f"`kd_grads[{index}]` must have the shape of `ce_grads[{index}]` {tuple(c.shape)}, got "
-                             f"{tuple(k.shape)}")  # fmt: skip
+            raise ValueError(
+                f"`kd_grads[{index}]` must have the shape of `ce_grads[{index}]` {tuple(c.shape)}, got {tuple(k.shape)}"
+            )
     if per_parameter:
         pairs = [_project([c], [k]) for c, k in zip(ce_grads, kd_grads, strict=True)]
         kd, conflict = [p[0][0] for p in pairs], any(p[1] for p in pairs)

@@ -66,8 +66,10 @@ def class_index(labels: Tensor, classes: Tensor, name: str = "query_labels") -> 
     position = torch.searchsorted(classes, labels).clamp_max(len(classes) - 1)
     missing = classes[position] != labels
     if missing.any():
-        raise ValueError(f"`{name}` holds classes without support examples: {labels[missing].unique().tolist()} "
-                         f"(support classes: {classes.tolist()})")  # fmt: skip
+        raise ValueError(
+            f"`{name}` holds classes without support examples: {labels[missing].unique().tolist()} "
+            f"(support classes: {classes.tolist()})"
+        )
     return position
 
 
@@ -115,8 +117,9 @@ def proto_triplet_loss(
     check_in_range(margin, "margin", 0.0, float("inf"))
     prototypes, target = _episode(support, support_labels, queries, query_labels)
     if len(prototypes) < 2:
-        raise ValueError(f"`support_labels` must hold at least two classes for a negative prototype, got "
-                         f"{len(prototypes)}")  # fmt: skip
+        raise ValueError(
+            f"`support_labels` must hold at least two classes for a negative prototype, got {len(prototypes)}"
+        )
     distances = prototype_distances(at_least_float32(queries), prototypes, eps)
     positive = distances.gather(1, target.unsqueeze(1)).squeeze(1)
     negative = distances.scatter(1, target.unsqueeze(1), float("inf")).min(1).values
@@ -178,8 +181,10 @@ def icnn_score(
     available = size - (1 if own else skip)
     if k < 1 or ipc < k or ipc > available:
         itself = ", one of them the point itself" if own else ""
-        raise ValueError(f"`k` = {k} and `ipc` = {ipc} need k >= 1, ipc >= k and ipc <= {available} neighbours "
-                         f"(a reference set of {size} points{itself})")  # fmt: skip
+        raise ValueError(
+            f"`k` = {k} and `ipc` = {ipc} need k >= 1, ipc >= k and ipc <= {available} neighbours "
+            f"(a reference set of {size} points{itself})"
+        )
 
     distances = pairwise_euclidean(at_least_float32(points), at_least_float32(reference))
     if own:

@@ -34,12 +34,15 @@ def _check_gradient_lists(grads_a: Sequence[Tensor], grads_b: Sequence[Tensor]) 
         if isinstance(grads, Tensor) or not all(isinstance(g, Tensor) for g in grads):
             raise TypeError(f"`{name}` must be a sequence of tensors (one per parameter), got {type(grads).__name__}")
     if len(grads_a) != len(grads_b):
-        raise ValueError(f"`grads_a` and `grads_b` must hold one tensor per parameter each, got {len(grads_a)} and "
-                         f"{len(grads_b)} tensors")  # fmt: skip
+        raise ValueError(
+            f"`grads_a` and `grads_b` must hold one tensor per parameter each, got {len(grads_a)} and "
+            f"{len(grads_b)} tensors"
+        )
     for i, (a, b) in enumerate(zip(grads_a, grads_b, strict=True)):
         if a.shape != b.shape:
-            raise ValueError(f"`grads_a[{i}]` and `grads_b[{i}]` must have the same shape, got {tuple(a.shape)} and "
-                             f"{tuple(b.shape)}")  # fmt: skip
+            raise ValueError(
+                f"`grads_a[{i}]` and `grads_b[{i}]` must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+            )
 
 
 def gradient_matching_distance(grads_a: Sequence[Tensor], grads_b: Sequence[Tensor]) -> Tensor:
@@ -74,8 +77,9 @@ def gradient_matching_distance(grads_a: Sequence[Tensor], grads_b: Sequence[Tens
     return total
 
 
-def parameter_gradients(model: nn.Module, images: Tensor, labels: Tensor, create_graph: bool = False,
-                        loss_fn: LossFn = F.cross_entropy) -> list[Tensor]:  # fmt: skip
+def parameter_gradients(
+    model: nn.Module, images: Tensor, labels: Tensor, create_graph: bool = False, loss_fn: LossFn = F.cross_entropy
+) -> list[Tensor]:
     """g(X): the gradient of ``loss_fn(model(images), labels)`` w.r.t. the model's trainable parameters.
 
     With `create_graph` the gradients stay differentiable w.r.t. `images` (the synthetic side); without it they are
@@ -100,28 +104,33 @@ def parameter_gradients(model: nn.Module, images: Tensor, labels: Tensor, create
 def _check_class_batches(real: Sequence[Tensor], synthetic: Sequence[Tensor]) -> None:
     for name, batches in (("real", real), ("synthetic", synthetic)):
         if isinstance(batches, Tensor) or not all(isinstance(b, Tensor) for b in batches):
-            raise TypeError(f"`{name}` must be a sequence of tensors (one batch per class), got "
-                            f"{type(batches).__name__}")  # fmt: skip
+            raise TypeError(
+                f"`{name}` must be a sequence of tensors (one batch per class), got {type(batches).__name__}"
+            )
         if len(batches) == 0:
             raise ValueError(f"`{name}` must hold one batch per class (at least 1 class), got 0 batches")
         empty = [c for c, b in enumerate(batches) if b.dim() == 0 or b.shape[0] == 0]
         if empty:
             raise ValueError(f"`{name}` batches must be non-empty (batch, ...) tensors; empty for classes {empty}")
     if len(real) != len(synthetic):
-        raise ValueError(f"`real` and `synthetic` must hold one batch per class each, got {len(real)} and "
-                         f"{len(synthetic)} batches")  # fmt: skip
+        raise ValueError(
+            f"`real` and `synthetic` must hold one batch per class each, got {len(real)} and {len(synthetic)} batches"
+        )
     for c, (r, s) in enumerate(zip(real, synthetic, strict=True)):
         if r.shape[1:] != s.shape[1:]:
-            raise ValueError(f"`real[{c}]` and `synthetic[{c}]` must share the per-image shape, got "
-                             f"{tuple(r.shape[1:])} and {tuple(s.shape[1:])}")  # fmt: skip
+            raise ValueError(
+                f"`real[{c}]` and `synthetic[{c}]` must share the per-image shape, got "
+                f"{tuple(r.shape[1:])} and {tuple(s.shape[1:])}"
+            )
 
 
 def _labels(batch: Tensor, label: int) -> Tensor:
     return torch.full((batch.shape[0],), label, dtype=torch.long, device=batch.device)
 
 
-def dc_loss(model: nn.Module, real: Sequence[Tensor], synthetic: Sequence[Tensor],
-            loss_fn: LossFn = F.cross_entropy) -> Tensor:  # fmt: skip
+def dc_loss(
+    model: nn.Module, real: Sequence[Tensor], synthetic: Sequence[Tensor], loss_fn: LossFn = F.cross_entropy
+) -> Tensor:
     """DC's class-wise gradient-matching loss, differentiable w.r.t. the synthetic images.
 
     Paper: arXiv 2006.05929 (DC), as the baseline and warm-up of arXiv 2202.02916 (DCC).
@@ -148,8 +157,9 @@ def dc_loss(model: nn.Module, real: Sequence[Tensor], synthetic: Sequence[Tensor
     return total
 
 
-def dcc_loss(model: nn.Module, real: Sequence[Tensor], synthetic: Sequence[Tensor],
-             loss_fn: LossFn = F.cross_entropy) -> Tensor:  # fmt: skip
+def dcc_loss(
+    model: nn.Module, real: Sequence[Tensor], synthetic: Sequence[Tensor], loss_fn: LossFn = F.cross_entropy
+) -> Tensor:
     """DCC's contrastive gradient-matching loss, differentiable w.r.t. the synthetic images.
 
     Paper: "Dataset Condensation with Contrastive Signals", arXiv 2202.02916.
@@ -175,8 +185,9 @@ def dcc_loss(model: nn.Module, real: Sequence[Tensor], synthetic: Sequence[Tenso
     return gradient_matching_distance(g_syn, g_real)
 
 
-def use_contrastive(outer_iteration: int, inner_iteration: int, outer_warmup: int = 250,
-                    inner_warmup: int = 10) -> bool:  # fmt: skip
+def use_contrastive(
+    outer_iteration: int, inner_iteration: int, outer_warmup: int = 250, inner_warmup: int = 10
+) -> bool:
     """DCC's bi-level warm-up switch: match with DCC iff ``outer_iteration >= outer_warmup`` or
     ``inner_iteration >= inner_warmup``, else with DC.
 
@@ -193,8 +204,12 @@ def use_contrastive(outer_iteration: int, inner_iteration: int, outer_warmup: in
         >>> use_contrastive(0, 3), use_contrastive(250, 0), use_contrastive(0, 10)
         (False, True, True)
     """
-    for name, value in (("outer_iteration", outer_iteration), ("inner_iteration", inner_iteration),
-                        ("outer_warmup", outer_warmup), ("inner_warmup", inner_warmup)):  # fmt: skip
+    for name, value in (
+        ("outer_iteration", outer_iteration),
+        ("inner_iteration", inner_iteration),
+        ("outer_warmup", outer_warmup),
+        ("inner_warmup", inner_warmup),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}")
     return outer_iteration >= outer_warmup or inner_iteration >= inner_warmup

@@ -60,8 +60,9 @@ def surrogate_gradient_norm(mean_prediction: Tensor, params: Sequence[Tensor], c
     return torch.stack(squares).sum().sqrt() if squares else value.new_zeros(())
 
 
-def ignite_penalty_gradients(mean_prediction: Callable[[], Tensor], params: Sequence[Tensor], rho: float = 0.05,
-                             radius: float = 0.05) -> tuple[Tensor, list[Tensor]]:  # fmt: skip
+def ignite_penalty_gradients(
+    mean_prediction: Callable[[], Tensor], params: Sequence[Tensor], rho: float = 0.05, radius: float = 0.05
+) -> tuple[Tensor, list[Tensor]]:
     """IGNITE's finite-difference gradient of the regulariser rho * ||grad G_B||, and the norm itself.
 
     Paper: IGNITE (arXiv 2503.04242). Formula: u = g/||g|| with g = grad G_B(beta);
@@ -105,8 +106,14 @@ def ignite_penalty_gradients(mean_prediction: Callable[[], Tensor], params: Sequ
     return norm.detach(), [(new - old) * scale for new, old in zip(perturbed, base, strict=True)]
 
 
-def dual_ascent_step(multiplier: float, gradient_norm: float, rho: float = 0.05, epsilon: float = 0.1,
-                     learning_rate: float = 1e-3, clamp: bool = True) -> float:  # fmt: skip
+def dual_ascent_step(
+    multiplier: float,
+    gradient_norm: float,
+    rho: float = 0.05,
+    epsilon: float = 0.1,
+    learning_rate: float = 1e-3,
+    clamp: bool = True,
+) -> float:
     """IGNITE's dual update of the Lagrange multiplier lambda.
 
     Paper: IGNITE (arXiv 2503.04242). Formula: lambda <- lambda + eta * (rho * ||grad G_B|| - epsilon), then

@@ -102,8 +102,13 @@ def landmark_kd_loss(
     Example:
         >>> landmark_kd_loss(student(x), landmarks, tough(x).detach(), tolerant(x).detach())
     """
-    check_same_shape(predictions, "predictions", ground_truth=ground_truth, tough_teacher=tough_teacher,
-                     tolerant_teacher=tolerant_teacher)  # fmt: skip
+    check_same_shape(
+        predictions,
+        "predictions",
+        ground_truth=ground_truth,
+        tough_teacher=tough_teacher,
+        tolerant_teacher=tolerant_teacher,
+    )
     main = landmark_main_loss(predictions, ground_truth, tolerant_teacher)
     tough = assistive_loss(predictions, ground_truth, tough_teacher, alpha_tough, alpha_minus_tough, band)
     tolerant = assistive_loss(predictions, ground_truth, tolerant_teacher, alpha_tolerant, alpha_minus_tolerant, band)

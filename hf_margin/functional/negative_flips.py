@@ -33,8 +33,9 @@ from hf_margin.functional._reduction import reduce_losses
 def _class_ids(new_class_ids: Sequence[int] | Tensor, num_classes: int) -> Tensor:
     ids = torch.as_tensor(new_class_ids, dtype=torch.long).flatten()
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_classes):
-        raise ValueError(f"`new_class_ids` must lie in [0, {num_classes - 1}], got values in "
-                         f"[{int(ids.min())}, {int(ids.max())}]")  # fmt: skip
+        raise ValueError(
+            f"`new_class_ids` must lie in [0, {num_classes - 1}], got values in [{int(ids.min())}, {int(ids.max())}]"
+        )
     return ids
 
 

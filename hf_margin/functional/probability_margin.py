@@ -37,8 +37,9 @@ def class_probabilities(logits: Tensor, labels: Tensor, *, validate: bool = True
     return true, others.amax(dim=1)
 
 
-def probability_margin_loss(logits: Tensor, labels: Tensor, reduction: str = "mean",
-                            sample_weight: Tensor | None = None) -> Tensor:  # fmt: skip
+def probability_margin_loss(
+    logits: Tensor, labels: Tensor, reduction: str = "mean", sample_weight: Tensor | None = None
+) -> Tensor:
     """Probability margin ``max_{j != y} p_j - p_y`` of softmax(logits) (PMA's loss; > 0 iff misclassified).
 
     Args:

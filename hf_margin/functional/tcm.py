@@ -75,8 +75,9 @@ def tcm_row_losses(
     check_tcm_options(lambda_plus, lambda_minus, margin_plus, margin_minus)
     hard_pos, hard_neg = tcm_hard_pairs(similarities, pos_mask, neg_mask, margin_plus, margin_minus)
     counts = hard_counts if hard_counts is not None else (hard_pos.sum(), hard_neg.sum())
-    return tcm_hinge_rows(similarities, hard_pos, hard_neg, lambda_plus, lambda_minus, margin_plus, margin_minus,
-                          counts)  # fmt: skip
+    return tcm_hinge_rows(
+        similarities, hard_pos, hard_neg, lambda_plus, lambda_minus, margin_plus, margin_minus, counts
+    )
 
 
 def threshold_consistent_margin_loss(

@@ -90,8 +90,10 @@ def _check_index(index: object, position: int, upper: int, what: str) -> Tensor:
         got = tuple(index.shape) if isinstance(index, torch.Tensor) else type(index).__name__
         raise ValueError(f"`indices_tuple[{position}]` must be a 1-D integer tensor, got {got}")
     if index.numel() and (int(index.min()) < 0 or int(index.max()) >= upper):
-        raise ValueError(f"`indices_tuple[{position}]` indexes {what} and must lie in [0, {upper - 1}], got values "
-                         f"in [{int(index.min())}, {int(index.max())}]")  # fmt: skip
+        raise ValueError(
+            f"`indices_tuple[{position}]` indexes {what} and must lie in [0, {upper - 1}], got values "
+            f"in [{int(index.min())}, {int(index.max())}]"
+        )
     return index.long()
 
 
@@ -102,12 +104,16 @@ def tuple_masks(indices_tuple: IndicesTuple, rows: int, ref_rows: int, device: t
         raise ValueError(f"`indices_tuple` must be (a1, p, a2, n) pairs or (a, p, n) triplets, got {got}")
     batch_rows, ref = (rows, "the batch rows"), (ref_rows, "the reference rows")
     spans = (batch_rows, ref, batch_rows, ref) if len(indices_tuple) == 4 else (batch_rows, ref, ref)
-    checked = [_check_index(index, k, upper, what) for k, (index, (upper, what)) in
-               enumerate(zip(indices_tuple, spans, strict=True))]  # fmt: skip
+    checked = [
+        _check_index(index, k, upper, what)
+        for k, (index, (upper, what)) in enumerate(zip(indices_tuple, spans, strict=True))
+    ]
     a1, p, a2, n = checked if len(checked) == 4 else (checked[0], checked[1], checked[0], checked[2])
     if len(a1) != len(p) or len(a2) != len(n):
-        raise ValueError(f"`indices_tuple` must pair equally long index tensors, got lengths "
-                         f"{[len(index) for index in indices_tuple]}")  # fmt: skip
+        raise ValueError(
+            f"`indices_tuple` must pair equally long index tensors, got lengths "
+            f"{[len(index) for index in indices_tuple]}"
+        )
     pos = torch.zeros(rows, ref_rows, dtype=torch.bool, device=device)
     neg = torch.zeros_like(pos)
     pos[a1.to(device), p.to(device)] = True

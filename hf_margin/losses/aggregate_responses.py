@@ -56,8 +56,9 @@ class AggregateResponseLoss(nn.Module):
         return f"level={self.level!r}{rho}, reduction={self.reduction!r}"
 
 
-def bag_dataset(dataset: Any, bag_size: int, response_column: str = "label", seed: int = 0,
-                keep_responses: bool = False) -> Any:  # fmt: skip
+def bag_dataset(
+    dataset: Any, bag_size: int, response_column: str = "label", seed: int = 0, keep_responses: bool = False
+) -> Any:
     """`dataset` (a `datasets.Dataset`) with random bags: columns "bag_id" and "bag_response" (the bag's mean
     response on each of its rows); the individual responses are dropped unless `keep_responses`.
 
@@ -67,8 +68,9 @@ def bag_dataset(dataset: Any, bag_size: int, response_column: str = "label", see
     import torch
 
     if response_column not in dataset.column_names:
-        raise ValueError(f"`response_column` {response_column!r} is not a column of the dataset; columns: "
-                         f"{dataset.column_names}")  # fmt: skip
+        raise ValueError(
+            f"`response_column` {response_column!r} is not a column of the dataset; columns: {dataset.column_names}"
+        )
     responses = torch.as_tensor(dataset[response_column], dtype=torch.float64)
     bag_ids = random_bags(len(dataset), bag_size, seed)
     per_row = aggregate_responses(responses, bag_ids)[bag_ids]

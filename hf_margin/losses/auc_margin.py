@@ -111,8 +111,9 @@ class AUCMarginLoss(nn.Module):
         """The loss (a 0-dim tensor) for (batch,) / (batch, 1) scores and (batch,) labels in {0, 1}, or (batch, L)
         scores and (batch, L) multi-hot labels or (batch,) class indices."""
         if scores.dim() == 2 and scores.shape[1] != self.num_labels:
-            raise ValueError(f"`scores` must have {self.num_labels} column(s) (num_labels), got shape "
-                             f"{tuple(scores.shape)}")  # fmt: skip
+            raise ValueError(
+                f"`scores` must have {self.num_labels} column(s) (num_labels), got shape {tuple(scores.shape)}"
+            )
         return auc_margin_loss(
             scores,
             labels,

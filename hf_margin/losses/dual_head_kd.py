@@ -43,13 +43,16 @@ class DualHeadKDLoss(nn.Module):
         check_embeddings(logits, name="logits")
         check_class_labels(labels, logits.shape[0], logits.shape[1])
         if aux_logits is None:
-            raise TypeError("`aux_logits` is None: a DualHeadModel returns them in training mode only; call "
-                            "model.train(), or wrap with DualHeadModel(..., aux_in_eval=True) to evaluate the "
-                            "auxiliary head")  # fmt: skip
+            raise TypeError(
+                "`aux_logits` is None: a DualHeadModel returns them in training mode only; call "
+                "model.train(), or wrap with DualHeadModel(..., aux_in_eval=True) to evaluate the "
+                "auxiliary head"
+            )
         check_embeddings(aux_logits, name="aux_logits")
         if aux_logits.shape != logits.shape:
-            raise ValueError(f"`aux_logits` must have the shape of `logits` {tuple(logits.shape)}, got "
-                             f"{tuple(aux_logits.shape)}")  # fmt: skip
+            raise ValueError(
+                f"`aux_logits` must have the shape of `logits` {tuple(logits.shape)}, got {tuple(aux_logits.shape)}"
+            )
         kd = binary_kl_norm if self.normalized else binary_kl
         ce = F.cross_entropy(at_least_float32(logits), labels)
         return self.gamma * ce, self.alpha * kd(aux_logits, teacher_logits, self.temperature)

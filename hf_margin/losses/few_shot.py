@@ -37,8 +37,7 @@ class ProtoTripletLoss(nn.Module):
         self.margin, self.eps, self.reduction = float(margin), float(eps), reduction
 
     def forward(self, support: Tensor, support_labels: Tensor, queries: Tensor, query_labels: Tensor) -> Tensor:
-        return proto_triplet_loss(support, support_labels, queries, query_labels, self.margin, self.eps,
-                                  self.reduction)  # fmt: skip
+        return proto_triplet_loss(support, support_labels, queries, query_labels, self.margin, self.eps, self.reduction)
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, eps={self.eps}, reduction={self.reduction}"
@@ -69,10 +68,10 @@ class ICNNLoss(nn.Module):
             check_positive_int(ipc, "ipc")
         self.k, self.ipc, self.drop_nearest, self.clamp_k = k, ipc, bool(drop_nearest), bool(clamp_k)
 
-    def forward(self, points: Tensor, labels: Tensor, reference: Tensor | None = None,
-                reference_labels: Tensor | None = None) -> Tensor:  # fmt: skip
-        return icnn_loss(points, labels, reference, reference_labels, self.k, self.ipc, self.drop_nearest,
-                         self.clamp_k)  # fmt: skip
+    def forward(
+        self, points: Tensor, labels: Tensor, reference: Tensor | None = None, reference_labels: Tensor | None = None
+    ) -> Tensor:
+        return icnn_loss(points, labels, reference, reference_labels, self.k, self.ipc, self.drop_nearest, self.clamp_k)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, ipc={self.ipc}, drop_nearest={self.drop_nearest}, clamp_k={self.clamp_k}"

@@ -28,8 +28,10 @@ class FocalLoss(nn.Module):
     def __init__(self, gamma: float = 2.0, class_counts: Tensor | list[int] | None = None, beta: float | None = None):
         super().__init__()
         if (class_counts is None) != (beta is None):
-            raise ValueError(f"give both `class_counts` and `beta` for class-balanced weights, or neither; got "
-                             f"class_counts={'set' if class_counts is not None else None}, beta={beta}")  # fmt: skip
+            raise ValueError(
+                f"give both `class_counts` and `beta` for class-balanced weights, or neither; got "
+                f"class_counts={'set' if class_counts is not None else None}, beta={beta}"
+            )
         self.gamma = gamma
         weight = None if class_counts is None or beta is None else effective_number_weights(class_counts, beta)
         self.register_buffer("weight", weight)

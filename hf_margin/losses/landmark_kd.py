@@ -28,19 +28,37 @@ class LandmarkKDLoss(nn.Module):
         >>> loss(student(images), landmarks, tough(images).detach(), tolerant(images).detach()).backward()
     """
 
-    def __init__(self, main_weight: float = 2.0, tough_weight: float = 1.0, tolerant_weight: float = 1.0,
-                 alpha_tough: float = 1.9, alpha_minus_tough: float = -0.45, alpha_tolerant: float = 1.8,
-                 alpha_minus_tolerant: float = -0.4, band: float = 0.15) -> None:  # fmt: skip
+    def __init__(
+        self,
+        main_weight: float = 2.0,
+        tough_weight: float = 1.0,
+        tolerant_weight: float = 1.0,
+        alpha_tough: float = 1.9,
+        alpha_minus_tough: float = -0.45,
+        alpha_tolerant: float = 1.8,
+        alpha_minus_tolerant: float = -0.4,
+        band: float = 0.15,
+    ) -> None:
         super().__init__()
-        for name, value in (("main_weight", main_weight), ("tough_weight", tough_weight),
-                            ("tolerant_weight", tolerant_weight)):  # fmt: skip
+        for name, value in (
+            ("main_weight", main_weight),
+            ("tough_weight", tough_weight),
+            ("tolerant_weight", tolerant_weight),
+        ):
             check_in_range(value, name, 0.0, float("inf"))
         check_in_range(band, "band", 0.0, 1.0)
-        self.options = {"main_weight": main_weight, "tough_weight": tough_weight, "tolerant_weight": tolerant_weight,
-                        "alpha_tough": alpha_tough, "alpha_minus_tough": alpha_minus_tough,
-                        "alpha_tolerant": alpha_tolerant, "alpha_minus_tolerant": alpha_minus_tolerant,
-                        "band": band}  # fmt: skip
+        self.options = {
+            "main_weight": main_weight,
+            "tough_weight": tough_weight,
+            "tolerant_weight": tolerant_weight,
+            "alpha_tough": alpha_tough,
+            "alpha_minus_tough": alpha_minus_tough,
+            "alpha_tolerant": alpha_tolerant,
+            "alpha_minus_tolerant": alpha_minus_tolerant,
+            "band": band,
+        }
 
-    def forward(self, predictions: Tensor, ground_truth: Tensor, tough_teacher: Tensor,
-                tolerant_teacher: Tensor) -> Tensor:  # fmt: skip
+    def forward(
+        self, predictions: Tensor, ground_truth: Tensor, tough_teacher: Tensor, tolerant_teacher: Tensor
+    ) -> Tensor:
         return landmark_kd_loss(predictions, ground_truth, tough_teacher, tolerant_teacher, **self.options)

@@ -54,8 +54,14 @@ class ALDRKLLoss(nn.Module):
 
     lambdas: Tensor
 
-    def __init__(self, num_examples: int, lam0: float = 10.0, alpha: float = 2.0, margin: float = 0.1,
-                 logit_normalization: str = "l1") -> None:  # fmt: skip
+    def __init__(
+        self,
+        num_examples: int,
+        lam0: float = 10.0,
+        alpha: float = 2.0,
+        margin: float = 0.1,
+        logit_normalization: str = "l1",
+    ) -> None:
         super().__init__()
         check_positive_int(num_examples, "num_examples")
         check_ldr_options(lam0, margin, logit_normalization, name="lam0")
@@ -67,10 +73,20 @@ class ALDRKLLoss(nn.Module):
         if indices.dim() != 1 or indices.shape[0] != logits.shape[0]:
             raise ValueError(f"`indices` must have shape ({logits.shape[0]},), got {tuple(indices.shape)}")
         if int(indices.min()) < 0 or int(indices.max()) >= self.lambdas.numel():
-            raise ValueError(f"`indices` must lie in [0, {self.lambdas.numel() - 1}] (num_examples), got values in "
-                             f"[{int(indices.min())}, {int(indices.max())}]")  # fmt: skip
+            raise ValueError(
+                f"`indices` must lie in [0, {self.lambdas.numel() - 1}] (num_examples), got values in "
+                f"[{int(indices.min())}, {int(indices.max())}]"
+            )
         indices = indices.to(self.lambdas.device)
-        loss, updated = aldr_kl_loss(logits, labels, self.lambdas[indices], self.lam0, self.alpha, self.margin,
-                                     self.logit_normalization, sample_weight=sample_weight)  # fmt: skip
+        loss, updated = aldr_kl_loss(
+            logits,
+            labels,
+            self.lambdas[indices],
+            self.lam0,
+            self.alpha,
+            self.margin,
+            self.logit_normalization,
+            sample_weight=sample_weight,
+        )
         self.lambdas[indices] = updated.to(self.lambdas.dtype)
         return loss

@@ -39,8 +39,9 @@ class NaiveBayesProbe:
         >>> accuracy = (probe.predict(test_features) == test_labels).float().mean()
     """
 
-    def __init__(self, num_classes: int, priors: Tensor | Sequence[float] | None = None,
-                 var_smoothing: float = 1e-9) -> None:  # fmt: skip
+    def __init__(
+        self, num_classes: int, priors: Tensor | Sequence[float] | None = None, var_smoothing: float = 1e-9
+    ) -> None:
         check_positive_int(num_classes, "num_classes")
         if not var_smoothing >= 0 or var_smoothing == float("inf"):
             raise ValueError(f"`var_smoothing` must be a finite number >= 0, got {var_smoothing}")
@@ -64,8 +65,10 @@ class NaiveBayesProbe:
         check_embeddings(features, name="features")
         assert isinstance(features, Tensor)
         if self.mean_ is not None and features.shape[1] != self.mean_.shape[1]:
-            raise ValueError(f"`features` must have shape (batch, {self.mean_.shape[1]}) as in the earlier fit, got "
-                             f"{tuple(features.shape)}")  # fmt: skip
+            raise ValueError(
+                f"`features` must have shape (batch, {self.mean_.shape[1]}) as in the earlier fit, got "
+                f"{tuple(features.shape)}"
+            )
         checked = check_label_vector(labels, features.shape[0], "labels", kind="class indices")
         low, high = int(checked.min()), int(checked.max())
         if low < 0 or high >= self.num_classes:
@@ -158,9 +161,14 @@ def sample_shots(labels: Tensor, shots: int, num_classes: int, seed: int) -> Ten
     return torch.cat(picked)
 
 
-def learning_curve(features: Tensor, labels: Tensor, test_features: Tensor, test_labels: Tensor,
-                   shots_per_class: Sequence[int] = (1, 2, 5, 10, 20, 50),
-                   seeds: Sequence[int] = (0, 1, 2)) -> dict[str, dict[int, list[float]]]:  # fmt: skip
+def learning_curve(
+    features: Tensor,
+    labels: Tensor,
+    test_features: Tensor,
+    test_labels: Tensor,
+    shots_per_class: Sequence[int] = (1, 2, 5, 10, 20, 50),
+    seeds: Sequence[int] = (0, 1, 2),
+) -> dict[str, dict[int, list[float]]]:
     """Test accuracy of the NB probe and of logistic regression trained on `shots` rows per class, per seed.
 
     Both see the same rows, min-max scaled with the training subset's range (the paper's ``--minmax``).

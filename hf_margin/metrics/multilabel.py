@@ -82,8 +82,11 @@ def multilabel_compute_metrics(
         if tuned:
             best = tune_threshold(probabilities, prediction.label_ids)
             at_best = multilabel_metrics(probabilities, prediction.label_ids, best, k)
-            results |= {"threshold_tuned": best, "micro_f1_tuned": at_best["micro_f1"],
-                        "macro_f1_tuned": at_best["macro_f1"]}  # fmt: skip
+            results |= {
+                "threshold_tuned": best,
+                "micro_f1_tuned": at_best["micro_f1"],
+                "macro_f1_tuned": at_best["macro_f1"],
+            }
         return results
 
     return compute

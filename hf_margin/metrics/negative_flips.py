@@ -24,8 +24,9 @@ ArrayLike = Any  # a torch tensor, numpy array or list of class indices
 def _as_labels(values: ArrayLike, name: str, size: int | None = None) -> np.ndarray:
     array = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"`{name}` must be a 1-D array of integer class indices, got dtype {array.dtype} and shape "
-                         f"{array.shape}")  # fmt: skip
+        raise ValueError(
+            f"`{name}` must be a 1-D array of integer class indices, got dtype {array.dtype} and shape {array.shape}"
+        )
     if size is not None and array.shape[0] != size:
         raise ValueError(f"`{name}` must have shape ({size},) like `labels`, got {array.shape}")
     return array
@@ -95,8 +96,10 @@ def negative_flip_compute_metrics(
         new, labels = np.asarray(logits).argmax(axis=-1), _as_labels(prediction.label_ids, "label_ids", old.shape[0])
         counted = labels < num_old_classes if num_old_classes is not None else np.ones_like(labels, dtype=bool)
         if not counted.any():
-            raise ValueError(f"no evaluation sample has a label < num_old_classes ({num_old_classes}): the flips are "
-                             f"counted on the old classes' samples only, and `label_ids` has none of them")  # fmt: skip
+            raise ValueError(
+                f"no evaluation sample has a label < num_old_classes ({num_old_classes}): the flips are "
+                f"counted on the old classes' samples only, and `label_ids` has none of them"
+            )
         flips = negative_flip_metrics(old[counted], new[counted], labels[counted])
         return {"accuracy": float(np.mean(new == labels)), **flips}
 

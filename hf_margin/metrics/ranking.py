@@ -16,8 +16,10 @@ def ranking_metrics(ranked: Sequence[Sequence[bool]], relevant_counts: Sequence[
         k: the cut-off.
     """
     if len(ranked) != len(relevant_counts) or not ranked:
-        raise ValueError(f"`ranked` and `relevant_counts` must be equally long and non-empty, got "
-                         f"{len(ranked)} and {len(relevant_counts)}")  # fmt: skip
+        raise ValueError(
+            f"`ranked` and `relevant_counts` must be equally long and non-empty, got "
+            f"{len(ranked)} and {len(relevant_counts)}"
+        )
     totals = {"MRR": 0.0, "nDCG": 0.0, "R@1": 0.0, "R@k": 0.0}
     for hits, count in zip(ranked, relevant_counts, strict=True):
         top = list(hits[:k])
@@ -29,5 +31,9 @@ def ranking_metrics(ranked: Sequence[Sequence[bool]], relevant_counts: Sequence[
         totals["R@1"] += float(bool(top) and top[0])
         totals["R@k"] += float(first is not None)
     n = len(ranked)
-    return {f"MRR@{k}": totals["MRR"] / n, f"nDCG@{k}": totals["nDCG"] / n, "R@1": totals["R@1"] / n,
-            f"R@{k}": totals["R@k"] / n}  # fmt: skip
+    return {
+        f"MRR@{k}": totals["MRR"] / n,
+        f"nDCG@{k}": totals["nDCG"] / n,
+        "R@1": totals["R@1"] / n,
+        f"R@{k}": totals["R@k"] / n,
+    }

@@ -59,8 +59,10 @@ def logits_of(model: Callable[[Tensor], Any], inputs: Tensor) -> Tensor:
     """`model(inputs)` as a (batch, classes) tensor: a tensor, a ModelOutput / mapping with "logits", or `.logits`."""
     output = output_logits(model(inputs))
     if output.dim() != 2 or output.shape[0] != inputs.shape[0]:
-        raise TypeError(f"`model` must return logits of shape ({inputs.shape[0]}, classes) (a tensor, or an output "
-                        f"with .logits / ['logits']), got {tuple(output.shape)}")  # fmt: skip
+        raise TypeError(
+            f"`model` must return logits of shape ({inputs.shape[0]}, classes) (a tensor, or an output "
+            f"with .logits / ['logits']), got {tuple(output.shape)}"
+        )
     return output
 
 
@@ -74,8 +76,10 @@ def pma_step_sizes(epsilon: float, steps: int) -> list[float]:
     """PMA's cosine step sizes a_0..a_{K-1}: from 2 epsilon down, restarted at the change point K//2 (K >= 3)."""
     check_positive_int(steps, "steps")
     if steps < 3:
-        raise ValueError(f"`steps` must be >= 3 for PMA (with 1 or 2 steps every cosine step size is 0 and only the "
-                         f"random starts are tried), got {steps}")  # fmt: skip
+        raise ValueError(
+            f"`steps` must be >= 3 for PMA (with 1 or 2 steps every cosine step size is 0 and only the "
+            f"random starts are tried), got {steps}"
+        )
     change, length = steps // 2, steps - steps // 2
     return [
         epsilon * (1 + math.cos(math.pi * ((i - 1) if i < change else (i - change - 1)) / length)) for i in range(steps)
@@ -97,8 +101,16 @@ def pma_objective(
     return runner_up - true
 
 
-def pma_attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon: float, steps: int = 100,
-               restarts: int = 1, bounds: Bounds = (0.0, 1.0), seed: int = 0) -> Tensor:  # fmt: skip
+def pma_attack(
+    model: Callable[[Tensor], Any],
+    inputs: Tensor,
+    labels: Tensor,
+    epsilon: float,
+    steps: int = 100,
+    restarts: int = 1,
+    bounds: Bounds = (0.0, 1.0),
+    seed: int = 0,
+) -> Tensor:
     """Probability-margin attack (PMA, arXiv 2411.15210): adversarial inputs within `epsilon` (L-infinity).
 
     Maximises ``max_{j != y} p_j - p_y`` with the two-round, two-phase, cosine-step schedule (module docstring).
@@ -126,9 +138,17 @@ def pma_attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, e
     return _pma(model, inputs, labels, epsilon, steps, restarts, bounds, seed)[0]
 
 
-def pgd_attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon: float, steps: int = 100,
-               restarts: int = 1, bounds: Bounds = (0.0, 1.0), step_size: float | None = None,
-               seed: int = 0) -> Tensor:  # fmt: skip
+def pgd_attack(
+    model: Callable[[Tensor], Any],
+    inputs: Tensor,
+    labels: Tensor,
+    epsilon: float,
+    steps: int = 100,
+    restarts: int = 1,
+    bounds: Bounds = (0.0, 1.0),
+    step_size: float | None = None,
+    seed: int = 0,
+) -> Tensor:
     """PGD on the cross-entropy (Madry et al., arXiv 1706.06083): the baseline to compare PMA with.
 
     ``x <- Proj(x + a sign(grad CE))`` from a uniform random start in the epsilon-ball, `restarts` times, with the
@@ -141,8 +161,16 @@ def pgd_attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, e
     return _pgd(model, inputs, labels, epsilon, steps, restarts, bounds, step_size, seed)[0]
 
 
-def _pma(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon: float, steps: int, restarts: int,
-         bounds: Bounds, seed: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+def _pma(
+    model: Callable[[Tensor], Any],
+    inputs: Tensor,
+    labels: Tensor,
+    epsilon: float,
+    steps: int,
+    restarts: int,
+    bounds: Bounds,
+    seed: int,
+) -> tuple[Tensor, Tensor, Tensor]:
     """`pma_attack`'s (adversarial inputs, still-robust mask, clean-correct mask)."""
     sizes = pma_step_sizes(epsilon, steps)
 
@@ -153,8 +181,17 @@ def _pma(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon
     return _attack(model, inputs, labels, epsilon, steps, 2 * restarts, bounds, objective, sizes, seed)
 
 
-def _pgd(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon: float, steps: int, restarts: int,
-         bounds: Bounds, step_size: float | None, seed: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+def _pgd(
+    model: Callable[[Tensor], Any],
+    inputs: Tensor,
+    labels: Tensor,
+    epsilon: float,
+    steps: int,
+    restarts: int,
+    bounds: Bounds,
+    step_size: float | None,
+    seed: int,
+) -> tuple[Tensor, Tensor, Tensor]:
     """`pgd_attack`'s (adversarial inputs, still-robust mask, clean-correct mask)."""
     size = 2.5 * epsilon / steps if step_size is None else step_size
     if not 0 <= size < math.inf:
@@ -166,9 +203,18 @@ def _pgd(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon
     return _attack(model, inputs, labels, epsilon, steps, restarts, bounds, objective, [size] * steps, seed)
 
 
-def _attack(model: Callable[[Tensor], Any], inputs: Tensor, labels: Tensor, epsilon: float, steps: int, rounds: int,
-            bounds: Bounds, objective: Objective, step_sizes: list[float],
-            seed: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+def _attack(
+    model: Callable[[Tensor], Any],
+    inputs: Tensor,
+    labels: Tensor,
+    epsilon: float,
+    steps: int,
+    rounds: int,
+    bounds: Bounds,
+    objective: Objective,
+    step_sizes: list[float],
+    seed: int,
+) -> tuple[Tensor, Tensor, Tensor]:
     """(adversarial inputs, still-robust mask, clean-correct mask): `rounds` random starts of `steps` sign-gradient
     ascent steps."""
     _check_attack(inputs, labels, epsilon, steps, rounds, bounds)
@@ -223,8 +269,10 @@ def _check_attack(inputs: Tensor, labels: Tensor, epsilon: float, steps: int, ro
             raise ValueError(f"`bounds` must be None or (low, high) with low < high, got {bounds}")
         low, high = float(inputs.min()), float(inputs.max())
         if low < bounds[0] or high > bounds[1]:
-            raise ValueError(f"`inputs` must lie within bounds {tuple(bounds)}, got values in [{low}, {high}] "
-                             "(pass bounds=None for unbounded inputs such as embeddings)")  # fmt: skip
+            raise ValueError(
+                f"`inputs` must lie within bounds {tuple(bounds)}, got values in [{low}, {high}] "
+                "(pass bounds=None for unbounded inputs such as embeddings)"
+            )
 
 
 def pma_robust_accuracy(
@@ -317,8 +365,10 @@ def _batches(data: Any, batch_size: int, input_key: str, label_key: str) -> Iter
     for batch in batches:
         if isinstance(batch, Mapping):
             if input_key not in batch or label_key not in batch:
-                raise ValueError(f"a batch of `data` has keys {sorted(batch)}; expected `input_key`={input_key!r} "
-                                 f"and `label_key`={label_key!r}")  # fmt: skip
+                raise ValueError(
+                    f"a batch of `data` has keys {sorted(batch)}; expected `input_key`={input_key!r} "
+                    f"and `label_key`={label_key!r}"
+                )
             yield torch.as_tensor(batch[input_key]), torch.as_tensor(batch[label_key])
         else:
             inputs, labels = batch

@@ -83,8 +83,15 @@ class DomainSpecificHeads(nn.Module):
         out["loss"] = torch.stack([per_sample[domains == d].mean() for d in present]).mean()
         return out
 
-    def steer(self, inputs: Tensor, optimizer: torch.optim.Optimizer, gamma: float = 1.0, threshold: float = 0.75,
-              steps: int = 1, confidence: str = "code") -> Tensor:  # fmt: skip
+    def steer(
+        self,
+        inputs: Tensor,
+        optimizer: torch.optim.Optimizer,
+        gamma: float = 1.0,
+        threshold: float = 0.75,
+        steps: int = 1,
+        confidence: str = "code",
+    ) -> Tensor:
         """DRM's online steering: entropy-weighted head mixture, then `steps` updates on confident pseudo-labels.
 
         Args:
@@ -119,8 +126,10 @@ class DomainSpecificHeads(nn.Module):
             keep = top >= threshold
             if not keep.any():
                 break
-            loss = sum(nn.functional.cross_entropy(at_least_float32(all_logits[j, keep]), pseudo[keep])
-                       for j in range(len(self.heads)))  # fmt: skip
+            loss = sum(
+                nn.functional.cross_entropy(at_least_float32(all_logits[j, keep]), pseudo[keep])
+                for j in range(len(self.heads))
+            )
             optimizer.zero_grad()
             torch.as_tensor(loss).backward()
             optimizer.step()

@@ -42,12 +42,19 @@ def find_classifier(model: nn.Module, head_name: str | None = None) -> tuple[str
     if head_name is not None:
         if not isinstance(modules.get(head_name), nn.Linear):
             linears = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
-            raise ValueError(f"`head_name` must name an nn.Linear of the model, got {head_name!r}; its linear layers "
-                             f"are {linears[-5:]}")  # fmt: skip
+            raise ValueError(
+                f"`head_name` must name an nn.Linear of the model, got {head_name!r}; its linear layers "
+                f"are {linears[-5:]}"
+            )
         return head_name, modules[head_name]
     num_labels = getattr(getattr(model, "config", None), "num_labels", None)
-    found = [(n, m) for n, m in modules.items() if isinstance(m, nn.Linear) and n.rpartition(".")[2] in HEAD_NAMES
-             and (num_labels is None or m.out_features == num_labels)]  # fmt: skip
+    found = [
+        (n, m)
+        for n, m in modules.items()
+        if isinstance(m, nn.Linear)
+        and n.rpartition(".")[2] in HEAD_NAMES
+        and (num_labels is None or m.out_features == num_labels)
+    ]
     if not found:
         raise ValueError(f"no classification head found (an nn.Linear named one of {HEAD_NAMES}); pass `head_name`")
     return found[-1]
@@ -59,8 +66,13 @@ def auxiliary_head(kind: str, in_features: int, num_classes: int, hidden: int = 
     if kind == "linear":
         return nn.Linear(in_features, num_classes)
     check_positive_int(hidden, "mlp_hidden")
-    return nn.Sequential(nn.Linear(in_features, hidden), nn.Dropout(0.1), nn.BatchNorm1d(hidden), nn.ReLU(),
-                         nn.Linear(hidden, num_classes))  # fmt: skip
+    return nn.Sequential(
+        nn.Linear(in_features, hidden),
+        nn.Dropout(0.1),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, num_classes),
+    )
 
 
 class _ForwardWithWrappedSignature:
@@ -97,8 +109,14 @@ class DualHeadModel(nn.Module):
 
     forward = _ForwardWithWrappedSignature()
 
-    def __init__(self, model: nn.Module, aux_head: str = "linear", head_name: str | None = None, mlp_hidden: int = 200,
-                 aux_in_eval: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        aux_head: str = "linear",
+        head_name: str | None = None,
+        mlp_hidden: int = 200,
+        aux_in_eval: bool = False,
+    ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")

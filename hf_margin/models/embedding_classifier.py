@@ -36,13 +36,19 @@ class SentenceEmbeddingClassifier(nn.Module):
     def embed_texts(self, tokenizer: Any, texts: Sequence[str], batch_size: int = 64, max_length: int = 128) -> Tensor:
         chunks = []
         for start in range(0, len(texts), batch_size):
-            encoded = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True,
-                                truncation=True, max_length=max_length)  # fmt: skip
+            encoded = tokenizer(
+                list(texts[start : start + batch_size]),
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+            )
             chunks.append(self.embed(**encoded))
         return torch.cat(chunks)
 
-    def fit(self, tokenizer: Any, texts: Sequence[str], labels: Sequence[int], weight_decay: float = 1e-4,
-            steps: int = 300) -> float:  # fmt: skip
+    def fit(
+        self, tokenizer: Any, texts: Sequence[str], labels: Sequence[int], weight_decay: float = 1e-4, steps: int = 300
+    ) -> float:
         """Train the head by (L2-regularised) logistic regression on the frozen embeddings; returns train accuracy."""
         x, y = self.embed_texts(tokenizer, texts), torch.as_tensor(list(labels))
         optimizer = torch.optim.Adam(self.head.parameters(), lr=0.05, weight_decay=weight_decay)

@@ -192,8 +192,13 @@ class ModelCardMixin:
         trainer: Any = self
         specific = self.card_values()
         if specific is None:
-            logger.warning("%s: no model card written to %s (%s has no %s to describe)", type(self).__name__,
-                           directory, type(trainer.model).__name__, self.card_template)  # fmt: skip
+            logger.warning(
+                "%s: no model card written to %s (%s has no %s to describe)",
+                type(self).__name__,
+                directory,
+                type(trainer.model).__name__,
+                self.card_template,
+            )
             return None
         args = trainer.args
         name = model_name or (args.hub_model_id or "").split("/")[-1] or Path(args.output_dir).name

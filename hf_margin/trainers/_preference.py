@@ -59,9 +59,13 @@ def sequence_logps(
 
 
 def log_dpo_metrics(
-    trainer: DPOTrainer, chosen: Tensor, rejected: Tensor, chosen_logratios: Tensor, rejected_logratios: Tensor,
+    trainer: DPOTrainer,
+    chosen: Tensor,
+    rejected: Tensor,
+    chosen_logratios: Tensor,
+    rejected_logratios: Tensor,
     beta: float,
-) -> None:  # fmt: skip
+) -> None:
     """TRL's reward and log-prob metrics (rewards/chosen, .../margins, logps/...), gathered across processes."""
     mode = "train" if trainer.model is not None and trainer.model.training else "eval"
     gather = trainer.accelerator.gather

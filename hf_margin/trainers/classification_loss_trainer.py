@@ -74,8 +74,9 @@ class ClassificationLossTrainer(Trainer):
         >>> ClassificationLossTrainer(model, args, loss=loss, train_dataset=train).train()
     """
 
-    def __init__(self, model: nn.Module, args: TrainingArguments | None = None, loss: nn.Module | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self, model: nn.Module, args: TrainingArguments | None = None, loss: nn.Module | None = None, **kwargs: Any
+    ) -> None:
         if not isinstance(loss, nn.Module):
             raise TypeError(f"`loss` must be an nn.Module called as loss(logits, labels), got {type(loss).__name__}")
         self.loss = loss
@@ -133,13 +134,17 @@ class ClassificationLossTrainer(Trainer):
         index = inputs.pop(self._option("index_column", "index"), None)
         if weight is not None:
             if not _accepts(self.loss, "sample_weight"):
-                raise ValueError(f"the dataset has a per-example weight column but {type(self.loss).__name__} "
-                                 "takes no `sample_weight`")  # fmt: skip
+                raise ValueError(
+                    f"the dataset has a per-example weight column but {type(self.loss).__name__} "
+                    "takes no `sample_weight`"
+                )
             extras["sample_weight"] = weight
         if _accepts(self.loss, "indices"):
             if index is None:
-                raise ValueError(f"{type(self.loss).__name__} needs example indices: add an "
-                                 f"{self._option('index_column', 'index')!r} column (e.g. the row number)")  # fmt: skip
+                raise ValueError(
+                    f"{type(self.loss).__name__} needs example indices: add an "
+                    f"{self._option('index_column', 'index')!r} column (e.g. the row number)"
+                )
             extras["indices"] = index
         outputs = model(**inputs)
         loss = self.loss(output_logits(outputs), labels, **extras)

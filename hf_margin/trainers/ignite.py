@@ -110,8 +110,9 @@ class IGNITETrainer(Trainer):
             return loss  # lambda fixed at zero: plain training
         prepared = self._prepare_inputs(inputs)
         params = [p for p in model.parameters() if p.requires_grad]
-        norm, grads = ignite_penalty_gradients(lambda: self._mean_prediction(model, prepared), params,
-                                               rho=args.ignite_rho, radius=args.ignite_radius)  # fmt: skip
+        norm, grads = ignite_penalty_gradients(
+            lambda: self._mean_prediction(model, prepared), params, rho=args.ignite_rho, radius=args.ignite_radius
+        )
         scale = self.multiplier / args.gradient_accumulation_steps
         if scale != 0:
             with torch.no_grad():
@@ -119,9 +120,14 @@ class IGNITETrainer(Trainer):
                     p.grad = g * scale if p.grad is None else p.grad.add_(g, alpha=scale)
         self.last_gradient_norm = float(norm)
         if args.ignite_update_multiplier:
-            self.multiplier = dual_ascent_step(self.multiplier, self.last_gradient_norm, rho=args.ignite_rho,
-                                               epsilon=args.ignite_epsilon, learning_rate=args.ignite_multiplier_lr,
-                                               clamp=args.ignite_clamp_multiplier)  # fmt: skip
+            self.multiplier = dual_ascent_step(
+                self.multiplier,
+                self.last_gradient_norm,
+                rho=args.ignite_rho,
+                epsilon=args.ignite_epsilon,
+                learning_rate=args.ignite_multiplier_lr,
+                clamp=args.ignite_clamp_multiplier,
+            )
         return loss
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:

@@ -128,11 +128,18 @@ class MADPOTrainer(ModelCardMixin, DPOTrainer):
         args = self.madpo_args
         return {
             "reward_model": f"not recorded (the margins came with the data, column `{args.margin_column}`)",
-            "beta": args.beta, "c_max": args.c_max, "c_min": args.c_min, "madpo_lambda": args.madpo_lambda,
-            "tau": args.tau, "adapter": adapter_description(self.model),
-            "hyperparameters": {"beta": args.beta, "normalized_pair_gradient": args.normalized_pair_gradient,
-                                **training_hyperparameters(args, self.state.global_step)},
-        }  # fmt: skip
+            "beta": args.beta,
+            "c_max": args.c_max,
+            "c_min": args.c_min,
+            "madpo_lambda": args.madpo_lambda,
+            "tau": args.tau,
+            "adapter": adapter_description(self.model),
+            "hyperparameters": {
+                "beta": args.beta,
+                "normalized_pair_gradient": args.normalized_pair_gradient,
+                **training_hyperparameters(args, self.state.global_step),
+            },
+        }
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()

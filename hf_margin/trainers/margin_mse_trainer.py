@@ -33,8 +33,9 @@ class MarginMSECollator:
         self.tokenizer, self.args, self.passage_columns = tokenizer, args, passage_columns
 
     def _tokenize(self, *texts: list[str]) -> dict[str, Tensor]:
-        return dict(self.tokenizer(*texts, truncation=True, max_length=self.args.max_length, padding=True,
-                                   return_tensors="pt"))  # fmt: skip
+        return dict(
+            self.tokenizer(*texts, truncation=True, max_length=self.args.max_length, padding=True, return_tensors="pt")
+        )
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         missing = [c for c in [self.args.query_column, *self.passage_columns] if c not in rows[0]]
@@ -131,8 +132,10 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
         self.teachers = list(teachers or [])
         self.reranking = reranking
         if args.in_batch_margins and (args.student_type != "bi-encoder" or not self.teachers):
-            raise ValueError("in_batch_margins needs student_type='bi-encoder' and on-the-fly `teachers` (they score "
-                             "every query against every passage of the batch)")  # fmt: skip
+            raise ValueError(
+                "in_batch_margins needs student_type='bi-encoder' and on-the-fly `teachers` (they score "
+                "every query against every passage of the batch)"
+            )
         for teacher, _ in self.teachers:
             teacher.eval().requires_grad_(False)
         if train_dataset is not None and data_collator is None:
@@ -143,8 +146,14 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
                     f"given (columns: {train_dataset.column_names})"
                 )
             data_collator = MarginMSECollator(processing_class, args, passage_columns)
-        super().__init__(model=model, args=args, processing_class=processing_class, data_collator=data_collator,
-                         train_dataset=train_dataset, **kwargs)  # fmt: skip
+        super().__init__(
+            model=model,
+            args=args,
+            processing_class=processing_class,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            **kwargs,
+        )
         # The loss is a per-batch mean: let the Trainer divide it by the accumulation steps.
         self.model_accepts_loss_kwargs = False
 
@@ -163,17 +172,24 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
         teachers = ", ".join(f"`{base_model_name(teacher)}`" for teacher, _ in self.teachers)
         return {
             "pipeline_tag": "text-classification" if cross else "feature-extraction",
-            "student_type": args.student_type, "pooling": args.pooling, "similarity": args.similarity,
+            "student_type": args.student_type,
+            "pooling": args.pooling,
+            "similarity": args.similarity,
             "teachers": teachers or f"Scores precomputed in the data's `{args.teacher_column}` column",
             "aggregation": f"several teachers' scores combined by their {args.teacher_aggregation}"
-            if len(self.teachers) > 1 else "one score per query-passage pair",
+            if len(self.teachers) > 1
+            else "one score per query-passage pair",
             "usage": "`AutoModelForSequenceClassification`: the score of a (query, passage) pair is its one logit"
-            if cross else f"`AutoModel`: {args.pooling} pooling of each text's tokens, then the {args.similarity} "
+            if cross
+            else f"`AutoModel`: {args.pooling} pooling of each text's tokens, then the {args.similarity} "
             "score of the query and passage vectors",
             "num_negatives": len(self.passage_columns(columns, args)) - 1 if columns else "several",
-            "hyperparameters": {"max_length": args.max_length, "in_batch_margins": args.in_batch_margins,
-                                **training_hyperparameters(args, self.state.global_step)},
-        }  # fmt: skip
+            "hyperparameters": {
+                "max_length": args.max_length,
+                "in_batch_margins": args.in_batch_margins,
+                **training_hyperparameters(args, self.state.global_step),
+            },
+        }
 
     def student_scores(self, model: nn.Module, inputs: dict[str, Any], in_batch: bool = False) -> Tensor:
         """(batch, 1 + N) student scores of each row's passages, or (batch, batch x (1 + N)) against all of the
@@ -186,8 +202,9 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
             return logits.view(-1, groups)
         query_inputs, passage_inputs = inputs["query_inputs"], inputs["passage_inputs"]
         queries = pool(model(**query_inputs).last_hidden_state, query_inputs["attention_mask"], self.args.pooling)
-        passages = pool(model(**passage_inputs).last_hidden_state, passage_inputs["attention_mask"],
-                         self.args.pooling).view(queries.shape[0], groups, -1)  # fmt: skip
+        passages = pool(
+            model(**passage_inputs).last_hidden_state, passage_inputs["attention_mask"], self.args.pooling
+        ).view(queries.shape[0], groups, -1)
         if self.args.similarity == "cosine":
             queries, passages = F.normalize(queries, dim=-1), F.normalize(passages, dim=-1)
         if in_batch:
@@ -196,8 +213,9 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
 
     def teacher_scores(self, inputs: dict[str, Any]) -> Tensor:
         """(batch, 1 + N) scores of the on-the-fly teachers, combined by `args.teacher_aggregation`."""
-        return cross_encoder_scores(self.teachers, inputs["queries"], inputs["passages"], self.args.max_length,
-                                    self.args.teacher_aggregation)  # fmt: skip
+        return cross_encoder_scores(
+            self.teachers, inputs["queries"], inputs["passages"], self.args.max_length, self.args.teacher_aggregation
+        )
 
     @torch.no_grad()
     def rerank(self, data: RerankingSet, batch_size: int = 16, k: int = 10) -> dict[str, float]:
@@ -210,12 +228,16 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
         model.eval()
         ranked = []
         for start in range(0, len(data.queries), batch_size):
-            rows = [{self.args.query_column: q, **dict(zip(columns, group, strict=True))}
-                    for q, group in zip(data.queries[start : start + batch_size],
-                                        data.candidates[start : start + batch_size], strict=True)]  # fmt: skip
+            rows = [
+                {self.args.query_column: q, **dict(zip(columns, group, strict=True))}
+                for q, group in zip(
+                    data.queries[start : start + batch_size], data.candidates[start : start + batch_size], strict=True
+                )
+            ]
             scores = self.student_scores(model, self._prepare_inputs(collator(rows)))
-            for order, relevant in zip(scores.argsort(dim=1, descending=True).tolist(),
-                                       data.relevant[start : start + batch_size], strict=True):  # fmt: skip
+            for order, relevant in zip(
+                scores.argsort(dim=1, descending=True).tolist(), data.relevant[start : start + batch_size], strict=True
+            ):
                 ranked.append([i in relevant for i in order])
         model.train(was_training)
         return ranking_metrics(ranked, [len(r) for r in data.relevant], k)
@@ -246,8 +268,9 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
             student = self.student_scores(model, inputs, in_batch=True)
             everything = [p for group in inputs["passages"] for p in group]
             queries = inputs["queries"]
-            teacher = cross_encoder_scores(self.teachers, queries, [everything] * len(queries), self.args.max_length,
-                                           self.args.teacher_aggregation)  # fmt: skip
+            teacher = cross_encoder_scores(
+                self.teachers, queries, [everything] * len(queries), self.args.max_length, self.args.teacher_aggregation
+            )
             order = _positive_first(len(inputs["queries"]), len(inputs["passages"][0]), student.device)
             student, teacher = student.gather(1, order), teacher.to(student.device).gather(1, order)
         else:

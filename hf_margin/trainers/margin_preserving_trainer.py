@@ -58,8 +58,14 @@ class MarginPreservingTrainer(Trainer):
     # compute_loss returns a per-batch mean: the Trainer divides it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, model: nn.Module, args: MarginPreservingConfig, old_model: nn.Module,
-                 new_reference_model: nn.Module | None = None, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        args: MarginPreservingConfig,
+        old_model: nn.Module,
+        new_reference_model: nn.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(args, MarginPreservingConfig):
             raise TypeError(f"`args` must be a MarginPreservingConfig, got {type(args).__name__}")
         if not isinstance(old_model, nn.Module):
@@ -117,8 +123,9 @@ class MarginPreservingTrainer(Trainer):
             return
         if id(resolved) not in self._old_predictions:
             self._old_predictions[id(resolved)] = (resolved, self.old_model_predictions(resolved))
-        self.compute_metrics = negative_flip_compute_metrics(self._old_predictions[id(resolved)][1],
-                                                             self.num_old_classes)  # fmt: skip
+        self.compute_metrics = negative_flip_compute_metrics(
+            self._old_predictions[id(resolved)][1], self.num_old_classes
+        )
         try:
             yield
         finally:
@@ -147,8 +154,10 @@ class MarginPreservingTrainer(Trainer):
         old_logits = self._teacher_logits(self.old_model, inputs)
         num_old = old_logits.shape[1]
         if logits.shape[1] <= num_old:
-            raise ValueError(f"the new model must have more classes than the old one ({num_old}), got logits of "
-                             f"shape {tuple(logits.shape)}")  # fmt: skip
+            raise ValueError(
+                f"the new model must have more classes than the old one ({num_old}), got logits of "
+                f"shape {tuple(logits.shape)}"
+            )
         args = self.args
         loss = logit_bias_cross_entropy(logits, labels, range(num_old, logits.shape[1]), args.logit_bias)
         teachers = []
@@ -158,9 +167,11 @@ class MarginPreservingTrainer(Trainer):
             teachers.append((logits, self._teacher_logits(self.new_reference_model, inputs)))
         for student, teacher in teachers:
             if args.distillation == "kl":
-                loss = loss + focal_distillation_kl(student, teacher, labels, args.alpha_fd, args.beta_fd,
-                                                    args.distillation_temperature)  # fmt: skip
+                loss = loss + focal_distillation_kl(
+                    student, teacher, labels, args.alpha_fd, args.beta_fd, args.distillation_temperature
+                )
             else:
-                loss = loss + focal_distillation_l2(student, teacher, labels, args.alpha_fd, args.beta_fd,
-                                                    args.l2_scale)  # fmt: skip
+                loss = loss + focal_distillation_l2(
+                    student, teacher, labels, args.alpha_fd, args.beta_fd, args.l2_scale
+                )
         return (loss, outputs) if return_outputs else loss

@@ -166,11 +166,18 @@ class SelfTrainingLoop:
         >>> [(r.accepted, r.pseudo_label_accuracy) for r in result.history]
     """
 
-    def __init__(self, args: TrainingArguments, labelled: Any, unlabelled: Any,
-                 config: SelfTrainingConfig | None = None, model: nn.Module | None = None,
-                 model_init: Callable[[], nn.Module] | None = None, trainer_cls: type[Trainer] = Trainer,
-                 evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
-                 **trainer_kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        args: TrainingArguments,
+        labelled: Any,
+        unlabelled: Any,
+        config: SelfTrainingConfig | None = None,
+        model: nn.Module | None = None,
+        model_init: Callable[[], nn.Module] | None = None,
+        trainer_cls: type[Trainer] = Trainer,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+        **trainer_kwargs: Any,
+    ) -> None:
         import datasets
 
         if (model is None) == (model_init is None):
@@ -199,8 +206,9 @@ class SelfTrainingLoop:
 
     def _train(self, train_rows: Any) -> Trainer:
         model_init: Any = self.model_init
-        trainer = self.trainer_cls(model=self.model, model_init=model_init, args=self.args, train_dataset=train_rows,
-                                   **self.trainer_kwargs)  # fmt: skip
+        trainer = self.trainer_cls(
+            model=self.model, model_init=model_init, args=self.args, train_dataset=train_rows, **self.trainer_kwargs
+        )
         trainer.train()
         self.model = None if self.model_init is not None else _trained(trainer)
         return trainer
@@ -236,9 +244,19 @@ class SelfTrainingLoop:
         train_rows = self.labelled
         trainer = self._train(train_rows)
         pseudo, hits = 0, 0
-        history = [self._record(0, trainer, train_rows=len(train_rows), threshold=None, accepted=0,
-                                accepted_accuracy=None, pseudo_labelled=0, pseudo_label_accuracy=None,
-                                unlabelled_left=len(remaining))]  # fmt: skip
+        history = [
+            self._record(
+                0,
+                trainer,
+                train_rows=len(train_rows),
+                threshold=None,
+                accepted=0,
+                accepted_accuracy=None,
+                pseudo_labelled=0,
+                pseudo_label_accuracy=None,
+                unlabelled_left=len(remaining),
+            )
+        ]
         self._save_history(history)
         for index in range(1, config.rounds + 1):
             if len(remaining) == 0:
@@ -258,10 +276,18 @@ class SelfTrainingLoop:
             train_rows = datasets.concatenate_datasets([train_rows, added.cast(self.labelled.features)])
             remaining = remaining[~chosen]
             trainer = self._train(train_rows)
-            history.append(self._record(
-                index, trainer, train_rows=len(train_rows), threshold=threshold, accepted=len(rows),
-                accepted_accuracy=_accuracy(new_hits, len(rows), known), pseudo_labelled=pseudo,
-                pseudo_label_accuracy=_accuracy(hits, pseudo, known), unlabelled_left=len(remaining),
-            ))  # fmt: skip
+            history.append(
+                self._record(
+                    index,
+                    trainer,
+                    train_rows=len(train_rows),
+                    threshold=threshold,
+                    accepted=len(rows),
+                    accepted_accuracy=_accuracy(new_hits, len(rows), known),
+                    pseudo_labelled=pseudo,
+                    pseudo_label_accuracy=_accuracy(hits, pseudo, known),
+                    unlabelled_left=len(remaining),
+                )
+            )
             self._save_history(history)
         return SelfTrainingResult(model=_trained(trainer), history=history)

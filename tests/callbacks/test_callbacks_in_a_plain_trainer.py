@@ -40,9 +40,17 @@ def test_drw_generalization_and_geometry_callbacks_in_a_plain_trainer(tmp_path: 
     model = Classifier()
     sample_x, sample_y = torch.tensor(train["features"][:16]), torch.tensor(train["labels"][:16])
     args = TrainingArguments(
-        str(tmp_path), num_train_epochs=2, per_device_train_batch_size=16, eval_strategy="epoch", report_to="none",
-        save_strategy="no", use_cpu=True, disable_tqdm=True, learning_rate=1e-2, seed=0,
-    )  # fmt: skip
+        str(tmp_path),
+        num_train_epochs=2,
+        per_device_train_batch_size=16,
+        eval_strategy="epoch",
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        learning_rate=1e-2,
+        seed=0,
+    )
     trainer = Trainer(
         model,
         args,

@@ -30,14 +30,29 @@ def mean_pooled(model: BertForSequenceClassification, ids: torch.Tensor) -> torc
 
 def test_logs_uniformity_and_tolerance_on_each_evaluation(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=16, num_labels=2)  # fmt: skip
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
     model = BertForSequenceClassification(config)
     ids, labels = torch.randint(0, 40, (12, 6)), torch.tensor([0, 1] * 6)
     callback = EmbeddingGeometryCallback(ids, labels, embed_fn=mean_pooled, batch_size=5)
-    args = TrainingArguments(str(tmp_path), max_steps=2, eval_strategy="steps", eval_steps=1, report_to="none",
-                             per_device_train_batch_size=4, save_strategy="no", use_cpu=True,
-                             disable_tqdm=True)  # fmt: skip
+    args = TrainingArguments(
+        str(tmp_path),
+        max_steps=2,
+        eval_strategy="steps",
+        eval_steps=1,
+        report_to="none",
+        per_device_train_batch_size=4,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     trainer = Trainer(model, args, train_dataset=Rows(ids, labels), eval_dataset=Rows(ids, labels))
     trainer.callback_handler.callbacks.insert(0, callback)
     trainer.train()

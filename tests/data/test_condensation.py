@@ -39,10 +39,29 @@ def test_matching_loss_goes_down_on_a_fixed_network() -> None:
     net = _fixed_net()
     real = [images[labels == c] for c in range(3)]
     for method, loss_fn in (("dc", dc_loss), ("dcc", dcc_loss)):
-        start = condense(lambda: copy.deepcopy(net), images, labels, 1, method=method, outer_loop=1, inner_loop=1,
-                         lr_img=1e-12, progress=False)  # fmt: skip
-        out = condense(lambda: copy.deepcopy(net), images, labels, 1, method=method, outer_loop=1, inner_loop=15,
-                       network_steps=0, outer_warmup=0, progress=False)  # fmt: skip
+        start = condense(
+            lambda: copy.deepcopy(net),
+            images,
+            labels,
+            1,
+            method=method,
+            outer_loop=1,
+            inner_loop=1,
+            lr_img=1e-12,
+            progress=False,
+        )
+        out = condense(
+            lambda: copy.deepcopy(net),
+            images,
+            labels,
+            1,
+            method=method,
+            outer_loop=1,
+            inner_loop=15,
+            network_steps=0,
+            outer_warmup=0,
+            progress=False,
+        )
         before = loss_fn(net, real, list(start.images.unsqueeze(1))).item()
         after = loss_fn(net, real, list(out.images.unsqueeze(1))).item()
         assert after < 0.8 * before, (method, before, after)
@@ -51,11 +70,22 @@ def test_matching_loss_goes_down_on_a_fixed_network() -> None:
 
 def test_warm_up_uses_dc_first_then_dcc() -> None:
     images, labels = _data()
-    out = condense(_fixed_net, images, labels, 1, outer_loop=3, inner_loop=2, network_steps=1, outer_warmup=2,
-                   inner_warmup=10, progress=False)  # fmt: skip
+    out = condense(
+        _fixed_net,
+        images,
+        labels,
+        1,
+        outer_loop=3,
+        inner_loop=2,
+        network_steps=1,
+        outer_warmup=2,
+        inner_warmup=10,
+        progress=False,
+    )
     assert out.contrastive == [False, False, False, False, True, True]
-    dc = condense(_fixed_net, images, labels, 1, method="dc", outer_loop=2, inner_loop=2, outer_warmup=0,
-                  progress=False)  # fmt: skip
+    dc = condense(
+        _fixed_net, images, labels, 1, method="dc", outer_loop=2, inner_loop=2, outer_warmup=0, progress=False
+    )
     assert dc.contrastive == [False] * 4 and all(torch.isfinite(torch.tensor(dc.losses)))
 
 
@@ -63,11 +93,13 @@ def test_batch_norm_network_runs_and_returns_finite_images() -> None:
     images, labels = _data()
 
     def model_fn() -> nn.Module:
-        return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
-                             nn.Linear(48, 3))  # fmt: skip
+        return nn.Sequential(
+            nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(48, 3)
+        )
 
-    out = condense(model_fn, images, labels, 3, outer_loop=2, inner_loop=2, network_steps=2, outer_warmup=1,
-                   progress=False)  # fmt: skip
+    out = condense(
+        model_fn, images, labels, 3, outer_loop=2, inner_loop=2, network_steps=2, outer_warmup=1, progress=False
+    )
     assert out.images.shape == (9, 1, 4, 4) and torch.isfinite(out.images).all()
 
 
@@ -94,7 +126,13 @@ def test_more_images_per_class_than_real_ones() -> None:
 )
 def test_errors_name_the_argument(kwargs: dict, match: str) -> None:  # type: ignore[type-arg]
     images, labels = _data()
-    arguments = {"real_images": images, "real_labels": labels, "images_per_class": 1, "outer_loop": 1,
-                 "progress": False, **kwargs}  # fmt: skip
+    arguments = {
+        "real_images": images,
+        "real_labels": labels,
+        "images_per_class": 1,
+        "outer_loop": 1,
+        "progress": False,
+        **kwargs,
+    }
     with pytest.raises((ValueError, TypeError), match=match):
         condense(_fixed_net, **arguments)

@@ -33,8 +33,17 @@ def test_reducers_run_and_stay_in_range() -> None:
 
 def test_dataset_gets_likelihood_and_weight_columns() -> None:
     data = Dataset.from_dict({"x": blobs().tolist(), "label": [0] * 104})
-    weighted = add_equity_weights(data, lambda rows: torch.tensor(rows), "x", eta=1.0, gamma=5.0, batch_size=16,
-                                  reducer="none", eps=1.0, min_samples=5)  # fmt: skip
+    weighted = add_equity_weights(
+        data,
+        lambda rows: torch.tensor(rows),
+        "x",
+        eta=1.0,
+        gamma=5.0,
+        batch_size=16,
+        reducer="none",
+        eps=1.0,
+        min_samples=5,
+    )
     assert weighted.column_names == ["x", "label", "equity_likelihood", "sample_weight"]
     weights = np.asarray(weighted["sample_weight"])
     np.testing.assert_allclose(weights[:60], 0.5)  # the commonest look: w(1) = eta / (eta + 1)

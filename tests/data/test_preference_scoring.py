@@ -18,8 +18,15 @@ from tests.trainers.tiny_lm import preference_rows, tiny_tokenizer  # noqa: E402
 def _reward_model(labels: int = 1) -> BertForSequenceClassification:
     torch.manual_seed(0)
     tokenizer = tiny_tokenizer()
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, num_labels=labels, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=labels,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return BertForSequenceClassification(config).eval()
 
 

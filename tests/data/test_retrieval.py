@@ -42,9 +42,13 @@ def test_metrics_match_sentence_transformers_evaluator(tmp_path: Path) -> None:
         {str(i): q for i, q in enumerate(queries)},
         {str(i): c for i, c in enumerate(corpus)},
         {str(i): {str(corpus.index(c)) for c in r} for i, r in enumerate(relevant)},
-        accuracy_at_k=[1, 10], precision_recall_at_k=[10], ndcg_at_k=[10], mrr_at_k=[10], map_at_k=[10],
+        accuracy_at_k=[1, 10],
+        precision_recall_at_k=[10],
+        ndcg_at_k=[10],
+        mrr_at_k=[10],
+        map_at_k=[10],
         show_progress_bar=False,
-    )  # fmt: skip
+    )
     reference = evaluator(model)
     assert ours["R@1"] == pytest.approx(reference["cosine_accuracy@1"])
     assert ours["R@10"] == pytest.approx(reference["cosine_accuracy@10"])

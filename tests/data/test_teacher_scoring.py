@@ -55,7 +55,20 @@ def test_cli(tmp_path: Path) -> None:
     tiny_tokenizer().save_pretrained(teacher)
     triples(4).remove_columns("teacher_scores").to_json(tmp_path / "rows.jsonl")
     out = tmp_path / "scored"
-    assert main(["score-teachers", "--dataset", str(tmp_path / "rows.jsonl"), "--teacher", str(teacher),
-                 "--teacher", str(teacher), "--out", str(out), "--max-length", "16"]) in (0, None)  # fmt: skip
+    assert main(
+        [
+            "score-teachers",
+            "--dataset",
+            str(tmp_path / "rows.jsonl"),
+            "--teacher",
+            str(teacher),
+            "--teacher",
+            str(teacher),
+            "--out",
+            str(out),
+            "--max-length",
+            "16",
+        ]
+    ) in (0, None)
     scored = load_from_disk(str(out))
     assert len(scored) == 4 and len(scored["teacher_scores"][0]) == 3

@@ -15,8 +15,12 @@ from hf_margin.demo import aggregate as demo
 def test_tiny_real_run(tmp_path: Path) -> None:
     setup = demo.AggregateSetup(bag_sizes=(1, 8), seeds=(0, 1))
     rows = demo.run(DemoContext(out_dir=tmp_path), setup)
-    assert [r.method for r in rows] == ["bag-level, k=1", "bag-level, k=8", "interpolating (rho=0.5), k=1",
-                                       "interpolating (rho=0.5), k=8"]  # fmt: skip
+    assert [r.method for r in rows] == [
+        "bag-level, k=1",
+        "bag-level, k=8",
+        "interpolating (rho=0.5), k=1",
+        "interpolating (rho=0.5), k=8",
+    ]
     report = json.loads((tmp_path / "aggregate.json").read_text())["test_mse"]
     ols = report["instance-level"]["1"][0]
     assert abs(report["bag-level"]["1"][0] - ols) < 1e-6 * ols
@@ -24,7 +28,8 @@ def test_tiny_real_run(tmp_path: Path) -> None:
     x, y, test_x, test_y = demo.load_split(setup.test_fraction)
     design = torch.cat([x, torch.ones(len(y), 1, dtype=x.dtype)], 1)
     coef = torch.linalg.lstsq(design, y[:, None]).solution
-    closed = float(((torch.cat([test_x, torch.ones(len(test_y), 1, dtype=x.dtype)], 1) @ coef).squeeze(1) - test_y)
-                   .pow(2).mean())  # fmt: skip
+    closed = float(
+        ((torch.cat([test_x, torch.ones(len(test_y), 1, dtype=x.dtype)], 1) @ coef).squeeze(1) - test_y).pow(2).mean()
+    )
     assert abs(ols - closed) < 1e-3 * closed
     assert all(r.ours < 2 * float(test_y.var()) for r in rows)  # no run diverges

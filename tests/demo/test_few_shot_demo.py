@@ -117,8 +117,17 @@ def test_tiny_run_on_digits_writes_rows_and_json(tmp_path: Path, monkeypatch: py
     pytest.importorskip("efficientnet_lite_pytorch")
     monkeypatch.delenv("HF_MARGIN_DATA", raising=False)
     monkeypatch.setenv("HF_MARGIN_CACHE", str(tmp_path / "cache"))
-    setup = demo.FewShotSetup(shots=(1, 2), queries=3, train_episodes=4, test_episodes=30, hidden_size=0,
-                              embedding_size=8, image_size=32, max_images_per_identity=6, seeds=2)  # fmt: skip
+    setup = demo.FewShotSetup(
+        shots=(1, 2),
+        queries=3,
+        train_episodes=4,
+        test_episodes=30,
+        hidden_size=0,
+        embedding_size=8,
+        image_size=32,
+        max_images_per_identity=6,
+        seeds=2,
+    )
     context = DemoContext(out_dir=tmp_path / "out", data_dir=None)
     rows = demo.run(context, setup)
     assert len(rows) == 2 * (len(demo.METHODS) - 1) and {r.dataset for r in rows} == {"sklearn digits"}

@@ -12,9 +12,11 @@ from hf_margin.demo import generalization as demo
 
 
 def test_kendall_taus_by_hand() -> None:
-    runs = [{"gap": 0.1, "a": 1.0, "b": 3.0, "train_accuracy": 1.0, "test_accuracy": 0.9},
-            {"gap": 0.2, "a": 2.0, "b": 2.0, "train_accuracy": 1.0, "test_accuracy": 0.8},
-            {"gap": 0.3, "a": 3.0, "b": 4.0, "train_accuracy": 1.0, "test_accuracy": 0.7}]  # fmt: skip
+    runs = [
+        {"gap": 0.1, "a": 1.0, "b": 3.0, "train_accuracy": 1.0, "test_accuracy": 0.9},
+        {"gap": 0.2, "a": 2.0, "b": 2.0, "train_accuracy": 1.0, "test_accuracy": 0.8},
+        {"gap": 0.3, "a": 3.0, "b": 4.0, "train_accuracy": 1.0, "test_accuracy": 0.7},
+    ]
     taus = demo.kendall_taus(runs)
     assert set(taus) == {"a", "b"}
     assert taus["a"] == pytest.approx(1.0)
@@ -22,8 +24,9 @@ def test_kendall_taus_by_hand() -> None:
 
 
 def test_tiny_real_run(tmp_path: Path) -> None:
-    setup = demo.GeneralizationSetup(runs=((16, 1e-2, 0.0, 200), (16, 1e-2, 0.5, 200), (32, 1e-2, 0.0, 400)),
-                                      steps=60, test_rows=300)  # fmt: skip
+    setup = demo.GeneralizationSetup(
+        runs=((16, 1e-2, 0.0, 200), (16, 1e-2, 0.5, 200), (32, 1e-2, 0.0, 400)), steps=60, test_rows=300
+    )
     rows = demo.run(DemoContext(out_dir=tmp_path), setup)
     report = json.loads((tmp_path / "generalization.json").read_text())
     assert len(report["runs"]) == 3 and all(-1 <= r.ours <= 1 for r in rows)

@@ -15,8 +15,16 @@ from hf_margin.demo import DemoContext
 from hf_margin.demo import landmark_distillation as demo
 from hf_margin.demo._threads import single_thread
 
-TINY = demo.LandmarkDistillationSetup(window=8, horizon=4, teacher_hidden=16, student_hidden=4, teacher_steps=100,
-                                      student_steps=20, learning_rate=1e-2, seeds=2)  # fmt: skip
+TINY = demo.LandmarkDistillationSetup(
+    window=8,
+    horizon=4,
+    teacher_hidden=16,
+    student_hidden=4,
+    teacher_steps=100,
+    student_steps=20,
+    learning_rate=1e-2,
+    seeds=2,
+)
 
 
 def test_split_is_multi_week_and_scaled_on_the_training_years() -> None:
@@ -67,8 +75,9 @@ def test_teachers_are_trained_then_frozen_during_the_students_training() -> None
 
 def test_tiny_real_run(tmp_path: Path) -> None:
     rows = demo.run(DemoContext(out_dir=tmp_path, progress=lambda items, **_: items), TINY)
-    assert [(r.baseline, r.metric) for r in rows] == [(b, m) for b in (demo.ALONE, demo.PLAIN_KD)
-                                                      for m in demo.METRICS.values()]  # fmt: skip
+    assert [(r.baseline, r.metric) for r in rows] == [
+        (b, m) for b in (demo.ALONE, demo.PLAIN_KD) for m in demo.METRICS.values()
+    ]
     assert all(r.method == demo.OURS and math.isfinite(r.ours) and r.ours > 0 for r in rows)
     report = json.loads((tmp_path / "landmark_distillation.json").read_text())
     assert report["setup"]["seeds"] == 2 and set(report["teachers"]) == {"tough", "tolerant"}
@@ -85,9 +94,16 @@ def test_tiny_real_run(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("student_steps", 0), ("seeds", 1.5), ("soft_components", 9), ("split_year", 2005), ("learning_rate", -1.0),
-     ("kd_weight", float("nan")), ("batch_size", True)],
-)  # fmt: skip
+    [
+        ("student_steps", 0),
+        ("seeds", 1.5),
+        ("soft_components", 9),
+        ("split_year", 2005),
+        ("learning_rate", -1.0),
+        ("kd_weight", float("nan")),
+        ("batch_size", True),
+    ],
+)
 def test_bad_setup_values_are_rejected_by_name(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         demo.LandmarkDistillationSetup(**{field: value})  # type: ignore[arg-type]

@@ -25,8 +25,12 @@ from tests.trainers.tiny_lm import tiny_tokenizer
 def _batch(trainer_type: type, tmp_path: Path) -> tuple:
     torch.manual_seed(0)
     model = BertModel(bert_config())
-    trainer = trainer_type(model, arguments(tmp_path, student_type="bi-encoder"), train_dataset=triples(),
-                           processing_class=tiny_tokenizer())  # fmt: skip
+    trainer = trainer_type(
+        model,
+        arguments(tmp_path, student_type="bi-encoder"),
+        train_dataset=triples(),
+        processing_class=tiny_tokenizer(),
+    )
     return trainer, model, trainer.data_collator([triples()[i] for i in range(4)])
 
 
@@ -34,8 +38,9 @@ def test_labels_only_equals_mnrl_with_hard_negatives_on_the_dot_score(tmp_path: 
     trainer, model, batch = _batch(demo.LabelsOnlyTrainer, tmp_path)
     loss = trainer.compute_loss(model, batch)
     queries = pool(model(**batch["query_inputs"]).last_hidden_state, batch["query_inputs"]["attention_mask"], "mean")
-    passages = pool(model(**batch["passage_inputs"]).last_hidden_state,
-                         batch["passage_inputs"]["attention_mask"], "mean").view(4, 3, -1)  # fmt: skip
+    passages = pool(
+        model(**batch["passage_inputs"]).last_hidden_state, batch["passage_inputs"]["attention_mask"], "mean"
+    ).view(4, 3, -1)
     mnrl = MultipleNegativesRankingLoss(None, scale=1.0, similarity_fct=util.dot_score)
     columns = [queries] + [passages[:, i] for i in range(3)]
     torch.testing.assert_close(loss, mnrl.compute_loss_from_embeddings(columns, None))
@@ -73,8 +78,15 @@ def test_rows_compare_distilled_students_with_labels_only() -> None:
 @pytest.mark.heavy
 def test_tiny_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_MARGIN_CACHE", str(tmp_path / "cache"))
-    setup = demo.DistillationSetup(methods=demo.METHODS, teacher_steps=2, teacher_batch_size=4, steps=2,
-                                   batch_size=4, rerank_queries=20, rerank_depth=10)  # fmt: skip
+    setup = demo.DistillationSetup(
+        methods=demo.METHODS,
+        teacher_steps=2,
+        teacher_batch_size=4,
+        steps=2,
+        batch_size=4,
+        rerank_queries=20,
+        rerank_depth=10,
+    )
     rows = demo.run(DemoContext(out_dir=tmp_path), setup)
     assert len(rows) == 2 + 3 * 4 + 1 and all(r.ours >= 0 for r in rows)
     report = json.loads((tmp_path / "margin_mse.json").read_text())

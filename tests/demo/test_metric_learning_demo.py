@@ -19,9 +19,11 @@ def test_tiny_run_reports_every_comparison(tmp_path: Path, monkeypatch: pytest.M
     setup = metric_learning.MetricLearningSetup(max_images_per_identity=12, steps=5, image_size=32)
     rows = metric_learning.run(DemoContext(out_dir=tmp_path, data_dir=None), setup)
     assert len(rows) == 9 and {r.dataset for r in rows} == {"sklearn digits"}
-    assert {(r.method, r.baseline) for r in rows} == {("MS + miner", "PML TripletMarginLoss"),
-                                                      ("MS + miner", "PML MS + miner"),
-                                                      ("MS + miner + TCM", "PML TripletMarginLoss")}  # fmt: skip
+    assert {(r.method, r.baseline) for r in rows} == {
+        ("MS + miner", "PML TripletMarginLoss"),
+        ("MS + miner", "PML MS + miner"),
+        ("MS + miner + TCM", "PML TripletMarginLoss"),
+    }
     for row in rows:
         assert row.ours >= 0.0 and row.baseline_value >= 0.0 and row.seconds > 0
         if not row.metric.startswith("OPIS"):

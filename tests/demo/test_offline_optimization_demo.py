@@ -20,8 +20,9 @@ from sklearn.ensemble import GradientBoostingRegressor
 from hf_margin.demo import DemoContext
 from hf_margin.demo import offline_optimization as demo
 
-TINY = demo.OfflineOptimizationSetup(oracle_trees=20, hidden_size=8, train_steps=4, batch_size=16, top_k=8,
-                                     ascent_steps=3, seeds=2)  # fmt: skip
+TINY = demo.OfflineOptimizationSetup(
+    oracle_trees=20, hidden_size=8, train_steps=4, batch_size=16, top_k=8, ascent_steps=3, seeds=2
+)
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +100,11 @@ def test_tiny_run_rows_report_and_an_oracle_that_never_sees_the_optimiser(
     monkeypatch.setattr(GradientBoostingRegressor, "predict", spy)
     rows = demo.run(DemoContext(out_dir=tmp_path), TINY)
     assert [(r.method, r.metric) for r in rows] == [
-        ("IGNITE", demo.METRICS["p100"]), ("IGNITE", demo.METRICS["p50"]),
-        ("IGNITE-2", demo.METRICS["p100"]), ("IGNITE-2", demo.METRICS["p50"]),
-    ]  # fmt: skip
+        ("IGNITE", demo.METRICS["p100"]),
+        ("IGNITE", demo.METRICS["p50"]),
+        ("IGNITE-2", demo.METRICS["p100"]),
+        ("IGNITE-2", demo.METRICS["p50"]),
+    ]
     assert all(r.entry == "offline_optimization" and r.baseline == "plain Trainer" for r in rows)
     assert all("diabetes" in r.dataset and r.seconds > 0 for r in rows)
     report = json.loads((tmp_path / "offline_optimization.json").read_text())

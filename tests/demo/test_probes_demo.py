@@ -26,9 +26,12 @@ def test_rows_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     setup = demo.ProbesSetup(shots_per_class=(1, 5, 20), seeds=(0, 1))
     rows = demo.run(DemoContext(out_dir=tmp_path), setup)
     assert [(r.dataset, r.method) for r in rows] == [
-        ("fake 30", "NB probe, 1/class"), ("fake 30", "NB probe, 5/class"), ("fake 30", "NB probe, 20/class"),
-        ("fake 5", "NB probe, 1/class"), ("fake 5", "NB probe, 5/class"),
-    ]  # fmt: skip
+        ("fake 30", "NB probe, 1/class"),
+        ("fake 30", "NB probe, 5/class"),
+        ("fake 30", "NB probe, 20/class"),
+        ("fake 5", "NB probe, 1/class"),
+        ("fake 5", "NB probe, 5/class"),
+    ]
     assert all(r.baseline == r.method.replace("NB", "LR") and 0 <= r.ours <= 1 for r in rows)
     report = json.loads((tmp_path / "probes.json").read_text())
     assert len(report["curves"]["fake 30"]["naive Bayes"]["20"]) == 2

@@ -40,8 +40,9 @@ def test_rows_put_transicd_against_each_baseline() -> None:
 
 @pytest.mark.heavy
 def test_tiny_real_run(tmp_path: Path) -> None:
-    setup = transicd_demo.TransICDSetup(methods=transicd_demo.METHODS, num_labels=10, train_notes=64,
-                                        test_notes=32, steps=4, batch_size=8, drw_epoch=0)  # fmt: skip
+    setup = transicd_demo.TransICDSetup(
+        methods=transicd_demo.METHODS, num_labels=10, train_notes=64, test_notes=32, steps=4, batch_size=8, drw_epoch=0
+    )
     rows = transicd_demo.run(DemoContext(out_dir=tmp_path), setup)
     assert len(rows) == 2 * 2 * 5
     report = json.loads((tmp_path / "transicd.json").read_text())

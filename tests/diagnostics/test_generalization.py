@@ -20,8 +20,9 @@ from hf_margin.diagnostics.generalization import (
 
 def relu_net(seed: int = 0, bias: bool = False) -> nn.Sequential:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(5, 7, bias=bias), nn.ReLU(), nn.Linear(7, 6, bias=bias), nn.ReLU(),
-                         nn.Linear(6, 3, bias=bias)).double()  # fmt: skip
+    return nn.Sequential(
+        nn.Linear(5, 7, bias=bias), nn.ReLU(), nn.Linear(7, 6, bias=bias), nn.ReLU(), nn.Linear(6, 3, bias=bias)
+    ).double()
 
 
 def test_margins_and_10th_percentile_by_hand() -> None:
@@ -47,8 +48,13 @@ def test_scaling_the_last_layer_scales_the_margin_and_leaves_norm_over_margin_in
     assert after["margin"] == pytest.approx(3 * before["margin"], rel=1e-10)
     assert after["inverse_margin"] == pytest.approx(before["inverse_margin"] / 9, rel=1e-10)
     assert after["log_prod_of_spec"] == pytest.approx(before["log_prod_of_spec"] + 2 * math.log(3), rel=1e-10)
-    for key in ("log_prod_of_spec_over_margin", "log_sum_of_spec_over_margin", "log_prod_of_fro_over_margin",
-                "log_sum_of_fro_over_margin", "path_norm_over_margin"):  # fmt: skip
+    for key in (
+        "log_prod_of_spec_over_margin",
+        "log_sum_of_spec_over_margin",
+        "log_prod_of_fro_over_margin",
+        "log_sum_of_fro_over_margin",
+        "path_norm_over_margin",
+    ):
         assert after[key] == pytest.approx(before[key], rel=1e-9, abs=1e-9), key
     assert after["path_norm"] == pytest.approx(9 * before["path_norm"], rel=1e-10)
 
@@ -74,8 +80,9 @@ def test_norm_measures_by_hand_and_init_distances() -> None:
     )
     assert values["fro_over_spec"] == pytest.approx(sum(f / s for f, s in zip(fro, spec, strict=True)))
     assert values["param_norm"] == pytest.approx(sum(fro))
-    assert values["log_spec_orig_main"] == pytest.approx(values["log_prod_of_spec_over_margin"]
-                                                         + math.log(values["fro_over_spec"]))  # fmt: skip
+    assert values["log_spec_orig_main"] == pytest.approx(
+        values["log_prod_of_spec_over_margin"] + math.log(values["fro_over_spec"])
+    )
     shifted = {k: w + 1.0 for k, w in init.items()}
     moved = generalization_measures(net, logits, labels, shifted)
     assert moved["fro_dist"] == pytest.approx(sum(w.numel() for w in weights))  # ||ones||_F^2

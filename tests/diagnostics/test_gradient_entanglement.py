@@ -30,8 +30,11 @@ def _pair_batch(prompt: str, chosen: str, rejected: str) -> dict[str, torch.Tens
         rows.append(ids + [tokenizer.pad_token_id] * pad)
         masks.append([1] * len(ids) + [0] * pad)
         completions.append([0] * len(p) + [1] * len(completion) + [0] * pad)
-    return {"input_ids": torch.tensor(rows), "attention_mask": torch.tensor(masks),
-            "completion_mask": torch.tensor(completions)}  # fmt: skip
+    return {
+        "input_ids": torch.tensor(rows),
+        "attention_mask": torch.tensor(masks),
+        "completion_mask": torch.tensor(completions),
+    }
 
 
 def test_first_order_predictions_match_finite_differences() -> None:

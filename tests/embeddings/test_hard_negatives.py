@@ -41,8 +41,16 @@ def ranking(model, anchors: list[str], corpus: list[str]) -> torch.Tensor:
 
 def test_kalm_samples_from_the_rank_window_and_drops_inconsistent_pairs(model) -> None:
     corpus, pairs = corpus_and_pairs()
-    mined = mine_hard_negatives(pairs, model, corpus, recipe="kalm", num_negatives=3, rank_window=(5, 15),
-                                consistency_top_k=5, show_progress_bar=False)  # fmt: skip
+    mined = mine_hard_negatives(
+        pairs,
+        model,
+        corpus,
+        recipe="kalm",
+        num_negatives=3,
+        rank_window=(5, 15),
+        consistency_top_k=5,
+        show_progress_bar=False,
+    )
     scores = ranking(model, pairs["anchor"], corpus)
     order = scores.argsort(dim=1, descending=True)
     kept_anchors = set(mined["anchor"])
@@ -61,8 +69,9 @@ def test_kalm_samples_from_the_rank_window_and_drops_inconsistent_pairs(model) -
 
 def test_kalm_pads_with_random_texts_when_the_window_is_short(model) -> None:
     corpus, pairs = corpus_and_pairs(n_pairs=4, n_corpus=12)
-    mined = mine_hard_negatives(pairs, model, corpus, num_negatives=5, rank_window=(9, 12), consistency_top_k=12,
-                                show_progress_bar=False)  # fmt: skip
+    mined = mine_hard_negatives(
+        pairs, model, corpus, num_negatives=5, rank_window=(9, 12), consistency_top_k=12, show_progress_bar=False
+    )
     assert len(mined) == 4
     for row in mined:
         negatives = [row[f"negative_{k}"] for k in range(1, 6)]
@@ -71,8 +80,9 @@ def test_kalm_pads_with_random_texts_when_the_window_is_short(model) -> None:
 
 def test_lg_anna_keeps_what_the_loss_filter_keeps(model) -> None:
     corpus, pairs = corpus_and_pairs(n_pairs=10, n_corpus=40, seed=3)
-    mined = mine_hard_negatives(pairs, model, corpus, recipe="lg_anna", num_negatives=2, top_k=20,
-                                relative_margin=0.05, show_progress_bar=False)  # fmt: skip
+    mined = mine_hard_negatives(
+        pairs, model, corpus, recipe="lg_anna", num_negatives=2, top_k=20, relative_margin=0.05, show_progress_bar=False
+    )
     scores = ranking(model, pairs["anchor"], corpus)
     checked = 0
     for row in mined:

@@ -109,9 +109,15 @@ def test_trainer_logs_statistics_distils_and_writes_the_model_card(model, tmp_pa
     data = data.add_column("scores", torch.randn(16, 3).tolist())
     loss = MarginEmbeddingLoss(model, **ALL_PARTS, distill_weight=0.3)
     args = SentenceTransformerTrainingArguments(
-        tmp_path / "out", per_device_train_batch_size=8, max_steps=4, logging_steps=2, report_to="none",
-        learning_rate=1e-3, save_strategy="no", seed=0,
-    )  # fmt: skip
+        tmp_path / "out",
+        per_device_train_batch_size=8,
+        max_steps=4,
+        logging_steps=2,
+        report_to="none",
+        learning_rate=1e-3,
+        save_strategy="no",
+        seed=0,
+    )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
     log_loss_statistics(trainer)
     before = [p.detach().clone() for p in model.parameters()]
@@ -175,8 +181,14 @@ def _gathered_gradient(rank: int, world: int, port: int, queue) -> None:
     try:
         net = _Linear(0)
         rows = slice(rank * 4, rank * 4 + 4)
-        loss = MarginEmbeddingLoss(None, gather_across_devices=True, focal_gamma=2.0, filter_strategy="relative",
-                                   mixing="similarity", symmetric=True)  # fmt: skip
+        loss = MarginEmbeddingLoss(
+            None,
+            gather_across_devices=True,
+            focal_gamma=2.0,
+            filter_strategy="relative",
+            mixing="similarity",
+            symmetric=True,
+        )
         value = loss.compute_loss_from_embeddings([x[rows] @ net.weight for x in net.inputs], None)
         value.backward()
         grad = net.weight.grad / world

@@ -47,9 +47,14 @@ def test_trains_under_sentence_transformer_trainer_and_cites_the_papers(model, t
     loss = MetricLearningLoss(model, ThresholdConsistentMarginLoss(base_loss=MultiSimilarityLoss()))
     assert "1904.06627" in loss.citation and "2307.04047" in loss.citation
     args = SentenceTransformerTrainingArguments(
-        str(tmp_path / "out"), per_device_train_batch_size=12, max_steps=3, report_to="none", learning_rate=1e-2,
-        save_strategy="no", seed=0,
-    )  # fmt: skip
+        str(tmp_path / "out"),
+        per_device_train_batch_size=12,
+        max_steps=3,
+        report_to="none",
+        learning_rate=1e-2,
+        save_strategy="no",
+        seed=0,
+    )
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=datasets.Dataset.from_dict(labelled_rows()), loss=loss
     )

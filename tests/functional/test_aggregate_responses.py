@@ -36,23 +36,27 @@ def test_values_equal_hand_written_sums_and_decomposition() -> None:
     torch.testing.assert_close(instance_level_loss(f, ids, ybar), inst / 11)
     # L_inst = sum_a k_a (ybar_a - fbar_a)^2 + R(f)
     torch.testing.assert_close(inst, (sizes * (ybar - fbar) ** 2).sum() + dispersion)
-    torch.testing.assert_close(interpolating_aggregate_loss(f, ids, ybar, 0.25, "sum"),
-                               (sizes * (ybar - fbar) ** 2).sum() + 0.25 * dispersion)  # fmt: skip
+    torch.testing.assert_close(
+        interpolating_aggregate_loss(f, ids, ybar, 0.25, "sum"), (sizes * (ybar - fbar) ** 2).sum() + 0.25 * dispersion
+    )
 
 
 def test_interpolating_ends_are_bag_and_instance() -> None:
     f, ids, ybar = bags(12, 4)
     for reduction in ("mean", "sum", "none"):
-        torch.testing.assert_close(interpolating_aggregate_loss(f, ids, ybar, 1.0, reduction),
-                                   instance_level_loss(f, ids, ybar, reduction))  # fmt: skip
+        torch.testing.assert_close(
+            interpolating_aggregate_loss(f, ids, ybar, 1.0, reduction), instance_level_loss(f, ids, ybar, reduction)
+        )
     torch.testing.assert_close(interpolating_aggregate_loss(f, ids, ybar, 0.0), bag_level_loss(f, ids, ybar))
-    torch.testing.assert_close(interpolating_aggregate_loss(f, ids, ybar, 0.0, "sum"),
-                               4 * bag_level_loss(f, ids, ybar, "sum"))  # fmt: skip
+    torch.testing.assert_close(
+        interpolating_aggregate_loss(f, ids, ybar, 0.0, "sum"), 4 * bag_level_loss(f, ids, ybar, "sum")
+    )
     # it is the convex combination of the two (sum over rows)
     rho = 0.3
-    torch.testing.assert_close(interpolating_aggregate_loss(f, ids, ybar, rho, "sum"),
-                               (1 - rho) * 4 * bag_level_loss(f, ids, ybar, "sum")
-                               + rho * instance_level_loss(f, ids, ybar, "sum"))  # fmt: skip
+    torch.testing.assert_close(
+        interpolating_aggregate_loss(f, ids, ybar, rho, "sum"),
+        (1 - rho) * 4 * bag_level_loss(f, ids, ybar, "sum") + rho * instance_level_loss(f, ids, ybar, "sum"),
+    )
 
 
 def test_bag_size_one_makes_all_three_plain_mse() -> None:
@@ -61,8 +65,11 @@ def test_bag_size_one_makes_all_three_plain_mse() -> None:
     ids = random_bags(9, 1, seed=3)
     ybar = aggregate_responses(y, ids)
     mse = torch.nn.functional.mse_loss(f, y)
-    for loss in (bag_level_loss(f, ids, ybar), instance_level_loss(f, ids, ybar),
-                 interpolating_aggregate_loss(f, ids, ybar, 0.6)):  # fmt: skip
+    for loss in (
+        bag_level_loss(f, ids, ybar),
+        instance_level_loss(f, ids, ybar),
+        interpolating_aggregate_loss(f, ids, ybar, 0.6),
+    ):
         torch.testing.assert_close(loss, mse)
 
 

@@ -189,8 +189,11 @@ def test_similarity_mixing_adds_one_negative_per_query() -> None:
     q, docs = batch(b=3, m=2)
     opts = InfoNCEOptions(mixing="similarity", mix_temperature=0.05)
     hard = torch.stack(docs[1:], 1)
-    w = similarity_mixing_weights(torch.einsum("bd,bmd->bm", F.normalize(q, dim=-1), F.normalize(hard, dim=-1)),
-                                  torch.ones(3, 2, dtype=torch.bool), 0.05)  # fmt: skip
+    w = similarity_mixing_weights(
+        torch.einsum("bd,bmd->bm", F.normalize(q, dim=-1), F.normalize(hard, dim=-1)),
+        torch.ones(3, 2, dtype=torch.bool),
+        0.05,
+    )
     extra = 20 * F.cosine_similarity(q[:, None], mix_negatives(w, hard), dim=-1)
     torch.testing.assert_close(margin_info_nce(q, docs, opts).loss, reference_info_nce(q, docs, extra=extra))
 
@@ -228,9 +231,15 @@ def test_gradcheck_all_parts_on() -> None:
     for d in docs:
         d.requires_grad_()
     opts = InfoNCEOptions(
-        symmetric=True, focal_gamma=2.0, filter_strategy="relative", mixing="pairwise", num_mixed=2,
-        mix_lambda=0.3, mix_gradient=True, distill_weight=0.5,
-    )  # fmt: skip
+        symmetric=True,
+        focal_gamma=2.0,
+        filter_strategy="relative",
+        mixing="pairwise",
+        num_mixed=2,
+        mix_lambda=0.3,
+        mix_gradient=True,
+        distill_weight=0.5,
+    )
     teacher = torch.randn(4, 3, dtype=torch.float64)
 
     def loss(q, *docs):

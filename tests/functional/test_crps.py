@@ -69,8 +69,9 @@ def test_fair_crps_degeneracy_and_almost_fair_fix(method: str) -> None:
     target = torch.full((5,), observed, dtype=torch.float64)
     assert (fair_crps(ensemble, target, method=method, reduction="none").abs() < 1e-12).all(), "the free member"
     eps = (1 - alpha) / size
-    torch.testing.assert_close(afcrps(ensemble, target, alpha, method=method, reduction="none"),
-                               eps * (far - observed).abs() / size)  # fmt: skip
+    torch.testing.assert_close(
+        afcrps(ensemble, target, alpha, method=method, reduction="none"), eps * (far - observed).abs() / size
+    )
 
 
 def test_non_negative_and_zero_only_at_the_observation() -> None:
@@ -106,14 +107,18 @@ def test_permutation_invariance_and_member_dim() -> None:
     shuffled = ensemble[..., torch.randperm(6)]
     for method in ("sorted", "pairwise"):
         reference = afcrps(ensemble, target, method=method, reduction="none")
-        torch.testing.assert_close(afcrps(shuffled, target, method=method, reduction="none"), reference, rtol=0,
-                                   atol=1e-14)  # fmt: skip
+        torch.testing.assert_close(
+            afcrps(shuffled, target, method=method, reduction="none"), reference, rtol=0, atol=1e-14
+        )
     moved = ensemble.permute(2, 0, 1)  # members first: (M, 3, 7)
-    torch.testing.assert_close(afcrps(moved, target, member_dim=0, reduction="none"),
-                               afcrps(ensemble, target, reduction="none"))  # fmt: skip
+    torch.testing.assert_close(
+        afcrps(moved, target, member_dim=0, reduction="none"), afcrps(ensemble, target, reduction="none")
+    )
     weight = torch.rand(3, 7, dtype=torch.float64)
-    torch.testing.assert_close(afcrps(ensemble, target, sample_weight=weight, reduction="sum"),
-                               (afcrps(ensemble, target, reduction="none") * weight).sum())  # fmt: skip
+    torch.testing.assert_close(
+        afcrps(ensemble, target, sample_weight=weight, reduction="sum"),
+        (afcrps(ensemble, target, reduction="none") * weight).sum(),
+    )
 
 
 @pytest.mark.parametrize("method", ["sorted", "pairwise"])
@@ -131,16 +136,18 @@ def test_low_precision_inputs_are_computed_in_float32() -> None:
     for method in ("sorted", "pairwise"):
         got = afcrps(low, target.bfloat16(), method=method, reduction="none")
         assert got.dtype == torch.float32
-        torch.testing.assert_close(got.double(), naive(low.double(), target.bfloat16().double(), 0.95),
-                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+        torch.testing.assert_close(
+            got.double(), naive(low.double(), target.bfloat16().double(), 0.95), rtol=1e-5, atol=1e-6
+        )
     low.requires_grad_(True)
     afcrps(low, target.half()).backward()
     assert low.grad is not None and low.grad.dtype == torch.bfloat16
 
 
 def test_extreme_values_stay_finite() -> None:
-    ensemble = torch.tensor([[1e30, -1e30, 0.0, 5.0], [1e6 + 1, 1e6 + 2, 1e6 + 3, 1e6 + 4], [2.0, 2.0, 2.0, 2.0]],
-                            requires_grad=True)  # fmt: skip
+    ensemble = torch.tensor(
+        [[1e30, -1e30, 0.0, 5.0], [1e6 + 1, 1e6 + 2, 1e6 + 3, 1e6 + 4], [2.0, 2.0, 2.0, 2.0]], requires_grad=True
+    )
     target = torch.tensor([0.0, 1e6 + 3.5, 2.0])
     for method in ("sorted", "pairwise"):
         loss = afcrps(ensemble, target, method=method, reduction="none")

@@ -21,8 +21,12 @@ def episode(seed: int = 0, ways: int = 3, shots: int = 2, queries: int = 3, dim:
     g = torch.Generator().manual_seed(seed)
     support_y = torch.arange(ways).repeat_interleave(shots) * 10  # labels need not be 0..K-1
     query_y = torch.arange(ways).repeat_interleave(queries) * 10
-    return (torch.randn(ways * shots, dim, generator=g, dtype=torch.float64), support_y,
-            torch.randn(ways * queries, dim, generator=g, dtype=torch.float64), query_y)  # fmt: skip
+    return (
+        torch.randn(ways * shots, dim, generator=g, dtype=torch.float64),
+        support_y,
+        torch.randn(ways * queries, dim, generator=g, dtype=torch.float64),
+        query_y,
+    )
 
 
 def proto_triplet_reference(support, support_y, queries, query_y, margin=0.5):
@@ -66,14 +70,16 @@ def icnn_reference(points, labels, ref=None, ref_labels=None, k=4, ipc=None, dro
     ipc = k + 1 if ipc is None else ipc
     rows = []
     for i, x in enumerate(points):
-        candidates = sorted((float(((x - t) ** 2).sum().sqrt()), int(ref_labels[j]))
-                            for j, t in enumerate(ref) if not (own and j == i))  # fmt: skip
+        candidates = sorted(
+            (float(((x - t) ** 2).sum().sqrt()), int(ref_labels[j])) for j, t in enumerate(ref) if not (own and j == i)
+        )
         if not own and drop_nearest:
             candidates = candidates[1:]
         rows.append(candidates[:ipc])
     nd_terms, dc_rows, same_counts = [], [], []
-    global_dc_max = max([d for row, y in zip(rows, labels.tolist(), strict=True) for d, c in row[:k] if c != y],
-                        default=0.0)  # fmt: skip
+    global_dc_max = max(
+        [d for row, y in zip(rows, labels.tolist(), strict=True) for d, c in row[:k] if c != y], default=0.0
+    )
     for row, y in zip(rows, labels.tolist(), strict=True):
         nn_dc = min([d for d, c in row if c != y], default=math.inf)
         nd = [d / nn_dc for d, _ in row[:k]]
@@ -83,8 +89,9 @@ def icnn_reference(points, labels, ref=None, ref_labels=None, k=4, ipc=None, dro
         if any(same):
             nd_terms.append(sum(v for v, s in zip(nd, same, strict=True) if s) / sum(same))
         if not all(same):
-            dc_rows.append(sum(d / global_dc_max for (d, _), s in zip(row[:k], same, strict=True) if not s)
-                           / (k - sum(same)))  # fmt: skip
+            dc_rows.append(
+                sum(d / global_dc_max for (d, _), s in zip(row[:k], same, strict=True) if not s) / (k - sum(same))
+            )
     lambda_sc = 1 - (sum(nd_terms) / len(nd_terms) if nd_terms else 0.0)
     lambda_dc = abs((sum(dc_rows) / len(dc_rows) if dc_rows else 0.0) + (0.0 if dc_rows else -1.0))
     gamma = sum(c / k for c in same_counts) / len(same_counts)
@@ -96,12 +103,14 @@ def test_icnn_matches_the_loop_reference(seed: int) -> None:
     support, support_y, queries, query_y = episode(seed, ways=3, shots=4, queries=3)
     points, labels = torch.cat([support, queries]), torch.cat([support_y, query_y])
     assert icnn_score(points, labels).item() == pytest.approx(icnn_reference(points, labels), rel=1e-12)
-    assert icnn_score(points, labels, k=3, ipc=6).item() == pytest.approx(icnn_reference(points, labels, k=3, ipc=6),
-                                                                         rel=1e-12)  # fmt: skip
+    assert icnn_score(points, labels, k=3, ipc=6).item() == pytest.approx(
+        icnn_reference(points, labels, k=3, ipc=6), rel=1e-12
+    )
     for drop in (True, False):
         ours = icnn_score(queries, query_y, support, support_y, k=3, drop_nearest=drop)
-        assert ours.item() == pytest.approx(icnn_reference(queries, query_y, support, support_y, 3, None, drop),
-                                            rel=1e-12)  # fmt: skip
+        assert ours.item() == pytest.approx(
+            icnn_reference(queries, query_y, support, support_y, 3, None, drop), rel=1e-12
+        )
 
 
 def test_icnn_score_is_one_iff_neighbours_are_same_class_at_zero_distance() -> None:
@@ -126,8 +135,10 @@ def test_icnn_is_invariant_to_a_global_scale() -> None:
     points, labels = torch.cat([support, queries]), torch.cat([support_y, query_y])
     for scale in (1e-3, 7.0, 1e4):
         torch.testing.assert_close(icnn_score(points * scale, labels), icnn_score(points, labels))
-        torch.testing.assert_close(icnn_score(queries * scale, query_y, support * scale, support_y, k=3),
-                                   icnn_score(queries, query_y, support, support_y, k=3))  # fmt: skip
+        torch.testing.assert_close(
+            icnn_score(queries * scale, query_y, support * scale, support_y, k=3),
+            icnn_score(queries, query_y, support, support_y, k=3),
+        )
 
 
 def test_official_k_clamp_and_the_strict_option() -> None:
@@ -147,8 +158,9 @@ def test_gradcheck() -> None:
     support, support_y, queries, query_y = episode(6, shots=4)
     support.requires_grad_(True)
     queries.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda s, q: proto_triplet_loss(s, support_y, q, query_y, margin=1.0),
-                                    (support, queries))  # fmt: skip
+    assert torch.autograd.gradcheck(
+        lambda s, q: proto_triplet_loss(s, support_y, q, query_y, margin=1.0), (support, queries)
+    )
     points, labels = torch.cat([support, queries]).detach().requires_grad_(True), torch.cat([support_y, query_y])
     assert torch.autograd.gradcheck(lambda p: icnn_loss(p, labels), (points,))
     assert torch.autograd.gradcheck(lambda q: icnn_loss(q, query_y, support.detach(), support_y, k=3), (queries,))
@@ -187,9 +199,13 @@ def test_errors_name_the_argument() -> None:
 
 @pytest.mark.parametrize(
     ("bad", "error"),
-    [(lambda y: y.tolist(), TypeError), (lambda y: y > 0, TypeError), (lambda y: y.double(), TypeError),
-     (lambda y: y[:-1], ValueError)],
-)  # fmt: skip
+    [
+        (lambda y: y.tolist(), TypeError),
+        (lambda y: y > 0, TypeError),
+        (lambda y: y.double(), TypeError),
+        (lambda y: y[:-1], ValueError),
+    ],
+)
 def test_every_label_argument_goes_through_the_shared_check(bad, error) -> None:
     support, support_y, queries, query_y = episode()
     calls = {

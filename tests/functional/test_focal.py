@@ -21,8 +21,10 @@ def test_gamma_zero_is_cross_entropy_also_class_weighted() -> None:
     torch.testing.assert_close(focal_loss(logits, labels, gamma=0.0), F.cross_entropy(logits, labels))
     weight = effective_number_weights([500, 50, 5, 1], beta=0.999).double()
     for reduction in ("mean", "sum", "none"):
-        torch.testing.assert_close(focal_loss(logits, labels, 0.0, weight, reduction),
-                                   F.cross_entropy(logits, labels, weight=weight, reduction=reduction))  # fmt: skip
+        torch.testing.assert_close(
+            focal_loss(logits, labels, 0.0, weight, reduction),
+            F.cross_entropy(logits, labels, weight=weight, reduction=reduction),
+        )
 
 
 def test_modulating_factor_and_sample_weights() -> None:

@@ -99,8 +99,10 @@ def test_dc_and_dcc_against_a_direct_computation() -> None:
         return list(torch.autograd.grad(F.cross_entropy(model(x), y), params))
 
     full = lambda x, c: torch.full((len(x),), c)  # noqa: E731
-    dc = sum(_hand_distance(grad(s, full(s, c)), grad(r, full(r, c)))
-             for c, (r, s) in enumerate(zip(real, synthetic, strict=True)))  # fmt: skip
+    dc = sum(
+        _hand_distance(grad(s, full(s, c)), grad(r, full(r, c)))
+        for c, (r, s) in enumerate(zip(real, synthetic, strict=True))
+    )
     real_sum = [sum(layer) for layer in zip(*[grad(r, full(r, c)) for c, r in enumerate(real)], strict=True)]
     all_syn, all_labels = torch.cat(synthetic), torch.cat([full(s, c) for c, s in enumerate(synthetic)])
     dcc = _hand_distance(grad(all_syn, all_labels), real_sum)  # the sum, not the mean: D does not care
@@ -129,8 +131,9 @@ def test_loss_is_differentiable_only_on_the_synthetic_side() -> None:
 def test_extreme_inputs_stay_finite() -> None:
     model = _tiny_net()
     real = [torch.full((3, 1, 4, 4), 1e4), torch.zeros(3, 1, 4, 4), -1e4 * torch.ones(3, 1, 4, 4)]
-    synthetic = [s.requires_grad_(True) for s in (torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 1e4),
-                                                  torch.ones(1, 1, 4, 4))]  # fmt: skip
+    synthetic = [
+        s.requires_grad_(True) for s in (torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 1e4), torch.ones(1, 1, 4, 4))
+    ]
     for loss_fn in (dc_loss, dcc_loss):
         loss = loss_fn(model, real, synthetic)
         (grad,) = torch.autograd.grad(loss, synthetic[0])

@@ -44,8 +44,10 @@ def test_matches_the_case_by_case_reference() -> None:
     assert float(landmark_main_loss(p, g, tolerant)) == pytest.approx(expected_main)
     total = landmark_kd_loss(p, g, tough, tolerant)
     assert float(total) == pytest.approx(2 * expected_main + expected_tough + expected_tolerant)
-    kinds = {("beyond" if abs(a - b) > abs(c - b) else "between" if abs(a - b) >= 0.15 * abs(c - b) else "band")
-             for a, b, c, _ in cases}  # fmt: skip
+    kinds = {
+        ("beyond" if abs(a - b) > abs(c - b) else "between" if abs(a - b) >= 0.15 * abs(c - b) else "band")
+        for a, b, c, _ in cases
+    }
     assert kinds == {"beyond", "between", "band"}, "the random batch covers all three regions"
 
 
@@ -63,8 +65,9 @@ def test_zero_inside_the_band_and_reflection_invariant() -> None:
     assert assistive_loss(inside, g, t, 1.9, -0.45) == 0
     p, truth, tough, tolerant = landmarks(2)
     mirrored_tough, mirrored_tolerant = 2 * truth - tough, 2 * truth - tolerant
-    torch.testing.assert_close(landmark_kd_loss(p, truth, mirrored_tough, mirrored_tolerant),
-                               landmark_kd_loss(p, truth, tough, tolerant))  # fmt: skip
+    torch.testing.assert_close(
+        landmark_kd_loss(p, truth, mirrored_tough, mirrored_tolerant), landmark_kd_loss(p, truth, tough, tolerant)
+    )
 
 
 def test_push_flips_between_beyond_and_between() -> None:
@@ -119,11 +122,15 @@ def test_shape_checks_are_the_distillation_ones() -> None:
     p, g, tough, tolerant = landmarks()
     with pytest.raises(ValueError, match=r"`teacher` must have the shape of `predictions` \(4, 10\), got \(4, 9\)"):
         assistive_loss(p, g, tough[:, :9], 1.9, -0.45)
-    with pytest.raises(ValueError, match=r"`teacher_logits` must have the shape of `student_logits` \(4, 10\), got "
-                                         r"\(4, 9\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"`teacher_logits` must have the shape of `student_logits` \(4, 10\), got "
+        r"\(4, 9\)",
+    ):
         focal_distillation_l2(p, tough[:, :9], torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"`predictions` is empty"):
         landmark_main_loss(p[:0], g[:0], tolerant[:0])
     three_d = p.reshape(4, 5, 2)
-    torch.testing.assert_close(landmark_main_loss(three_d, g.reshape(4, 5, 2), tolerant.reshape(4, 5, 2)),
-                               landmark_main_loss(p, g, tolerant))  # fmt: skip
+    torch.testing.assert_close(
+        landmark_main_loss(three_d, g.reshape(4, 5, 2), tolerant.reshape(4, 5, 2)), landmark_main_loss(p, g, tolerant)
+    )

@@ -32,8 +32,10 @@ def test_zero_bias_is_cross_entropy_and_bias_matches_shifted_logits() -> None:
     shifted[:, 4:] += 4.0
     torch.testing.assert_close(logit_bias_cross_entropy(z, y, range(4, 6), 4.0), F.cross_entropy(shifted, y))
     w = torch.linspace(0.5, 2.0, 8, dtype=torch.float64)
-    torch.testing.assert_close(logit_bias_cross_entropy(z, y, [4, 5], 4.0, sample_weight=w),
-                               (F.cross_entropy(shifted, y, reduction="none") * w).mean())  # fmt: skip
+    torch.testing.assert_close(
+        logit_bias_cross_entropy(z, y, [4, 5], 4.0, sample_weight=w),
+        (F.cross_entropy(shifted, y, reduction="none") * w).mean(),
+    )
 
 
 def test_bias_raises_old_targets_loss_and_lowers_new_targets_loss() -> None:

@@ -21,8 +21,9 @@ def test_hand_computed_value_and_reductions() -> None:
     labels = torch.tensor([1, 0])
     first = (math.exp(2) - math.exp(1)) / (1 + math.exp(1) + math.exp(2))
     second = (1 - math.exp(3)) / (math.exp(3) + 2)
-    torch.testing.assert_close(probability_margin_loss(logits, labels, "none"),
-                               torch.tensor([first, second], dtype=torch.float64))  # fmt: skip
+    torch.testing.assert_close(
+        probability_margin_loss(logits, labels, "none"), torch.tensor([first, second], dtype=torch.float64)
+    )
     assert probability_margin_loss(logits, labels).item() == pytest.approx((first + second) / 2)
     assert probability_margin_loss(logits, labels, "sum").item() == pytest.approx(first + second)
     weight = torch.tensor([2.0, 0.0], dtype=torch.float64)

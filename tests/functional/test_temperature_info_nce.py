@@ -65,8 +65,9 @@ def test_temperature_limits() -> None:
     expected = math.log(n) - (s_pos.unsqueeze(1) - s_neg).sum(1) / (n * tau)
     torch.testing.assert_close(large, expected, atol=1e-7, rtol=0)  # the first-order term is ~1e-4, O(1/tau^2) left
     assert ((large - math.log(n)).abs() > 1e-6).all()
-    torch.testing.assert_close(relative_penalty(sim, neg, tau)[:, 1:], torch.full_like(s_neg, 1 / (n - 1)),
-                               atol=1e-3, rtol=0)  # fmt: skip
+    torch.testing.assert_close(
+        relative_penalty(sim, neg, tau)[:, 1:], torch.full_like(s_neg, 1 / (n - 1)), atol=1e-3, rtol=0
+    )
 
 
 def test_gradcheck_and_rows_without_negatives() -> None:

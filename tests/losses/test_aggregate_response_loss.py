@@ -22,10 +22,12 @@ def test_module_matches_functional() -> None:
     ids = random_bags(12, 3)
     ybar = aggregate_responses(torch.randn(12, generator=g), ids)
     torch.testing.assert_close(AggregateResponseLoss("bag")(f, ids, ybar), bag_level_loss(f, ids, ybar))
-    torch.testing.assert_close(AggregateResponseLoss("instance", reduction="sum")(f, ids, ybar),
-                               instance_level_loss(f, ids, ybar, "sum"))  # fmt: skip
-    torch.testing.assert_close(AggregateResponseLoss("interpolating", rho=0.2)(f, ids, ybar),
-                               interpolating_aggregate_loss(f, ids, ybar, 0.2))  # fmt: skip
+    torch.testing.assert_close(
+        AggregateResponseLoss("instance", reduction="sum")(f, ids, ybar), instance_level_loss(f, ids, ybar, "sum")
+    )
+    torch.testing.assert_close(
+        AggregateResponseLoss("interpolating", rho=0.2)(f, ids, ybar), interpolating_aggregate_loss(f, ids, ybar, 0.2)
+    )
     assert "rho=0.2" in repr(AggregateResponseLoss("interpolating", rho=0.2))
     with pytest.raises(ValueError, match="level"):
         AggregateResponseLoss("row")

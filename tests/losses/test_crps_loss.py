@@ -16,11 +16,14 @@ def test_module_is_the_functional_and_alpha_one_is_fair() -> None:
     for method in ("sorted", "pairwise"):
         loss = AFCRPSLoss(alpha=0.95, member_dim=1, method=method)
         torch.testing.assert_close(loss(ensemble, target), afcrps(ensemble, target, 0.95, member_dim=1))
-    torch.testing.assert_close(AFCRPSLoss(alpha=1.0, member_dim=1)(ensemble, target),
-                               fair_crps(ensemble, target, member_dim=1))  # fmt: skip
+    torch.testing.assert_close(
+        AFCRPSLoss(alpha=1.0, member_dim=1)(ensemble, target), fair_crps(ensemble, target, member_dim=1)
+    )
     weight = torch.rand(5, 3, generator=g)
-    torch.testing.assert_close(AFCRPSLoss(reduction="sum", member_dim=1)(ensemble, target, weight),
-                               (afcrps(ensemble, target, member_dim=1, reduction="none") * weight).sum())  # fmt: skip
+    torch.testing.assert_close(
+        AFCRPSLoss(reduction="sum", member_dim=1)(ensemble, target, weight),
+        (afcrps(ensemble, target, member_dim=1, reduction="none") * weight).sum(),
+    )
     assert "alpha=0.95" in repr(AFCRPSLoss())
 
 

@@ -47,8 +47,15 @@ def test_multi_similarity_with_tcm_trains_under_a_plain_trainer(tmp_path: Path) 
 
     before = full_loss()
     args = TrainingArguments(
-        str(tmp_path), max_steps=30, per_device_train_batch_size=32, learning_rate=1e-2, report_to="none",
-        save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0,
-    )  # fmt: skip
+        str(tmp_path),
+        max_steps=30,
+        per_device_train_batch_size=32,
+        learning_rate=1e-2,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
     Trainer(model, args, train_dataset=data, compute_loss_func=metric_loss).train()
     assert full_loss() < before

@@ -51,8 +51,10 @@ def test_pml_raises_with_ref_emb_ours_compares_rows_with_the_reference() -> None
     pos_hinge = 0.9 - sim[same & (sim <= 0.9)]
     neg_hinge = sim[~same & (sim >= 0.5)] - 0.5
     expected = (pos_hinge.mean() if pos_hinge.numel() else 0.0) + (neg_hinge.mean() if neg_hinge.numel() else 0.0)
-    torch.testing.assert_close(ThresholdConsistentMarginLoss()(embeddings, labels, None, ref, ref_labels),
-                               torch.as_tensor(expected, dtype=torch.float64))  # fmt: skip
+    torch.testing.assert_close(
+        ThresholdConsistentMarginLoss()(embeddings, labels, None, ref, ref_labels),
+        torch.as_tensor(expected, dtype=torch.float64),
+    )
 
 
 def test_zero_when_no_hard_pairs_and_gradient_only_on_hard_pairs() -> None:
@@ -75,8 +77,9 @@ def test_average_over_hard_pairs_and_bounds() -> None:
     value = threshold_consistent_margin_loss(sim, pos, ~pos, lambda_plus=2.0, lambda_minus=3.0)
     expected = 2.0 * (0.4 + 0.1 + 1.9) / 3 + 3.0 * (0.2 + 0.5 + 0.4) / 3
     torch.testing.assert_close(value, torch.tensor(expected, dtype=torch.float64))
-    extreme = threshold_consistent_margin_loss(torch.tensor([[-1.0, 1.0]]), torch.tensor([[True, False]]),
-                                               torch.tensor([[False, True]]))  # fmt: skip
+    extreme = threshold_consistent_margin_loss(
+        torch.tensor([[-1.0, 1.0]]), torch.tensor([[True, False]]), torch.tensor([[False, True]])
+    )
     torch.testing.assert_close(
         extreme, torch.tensor((0.9 + 1.0) + (1.0 - 0.5))
     )  # the bounds lambda(m+ + 1), lambda(1 - m-)

@@ -26,8 +26,9 @@ def test_closed_form_statistics_and_linear_decision_function() -> None:
     means = torch.stack([x[y == k].mean(0) for k in range(3)])
     pooled = sum((y == k).double().mean() * (x[y == k].var(0, unbiased=False) + 1e-9) for k in range(3))
     torch.testing.assert_close(probe.var_, pooled)
-    quadratic = torch.stack([torch.log((y == k).double().mean()) - 0.5 * ((x - means[k]) ** 2 / pooled).sum(1)
-                             for k in range(3)], 1)  # fmt: skip
+    quadratic = torch.stack(
+        [torch.log((y == k).double().mean()) - 0.5 * ((x - means[k]) ** 2 / pooled).sum(1) for k in range(3)], 1
+    )
     scores = probe.decision_function(x)
     # linear form = log joint up to a per-row constant (-1/2 sum x^2 / s2)
     torch.testing.assert_close(scores - quadratic, (0.5 * (x**2 / pooled).sum(1))[:, None].expand(-1, 3))
@@ -35,8 +36,9 @@ def test_closed_form_statistics_and_linear_decision_function() -> None:
     torch.testing.assert_close(probe.coef_, means / pooled)
     # linear in x: f(a x1 + (1-a) x2) = a f(x1) + (1-a) f(x2)
     a = 0.3
-    torch.testing.assert_close(probe.decision_function(a * x[:5] + (1 - a) * x[5:10]),
-                               a * scores[:5] + (1 - a) * scores[5:10])  # fmt: skip
+    torch.testing.assert_close(
+        probe.decision_function(a * x[:5] + (1 - a) * x[5:10]), a * scores[:5] + (1 - a) * scores[5:10]
+    )
     assert torch.equal(probe.predict(x), quadratic.argmax(1))
 
 
@@ -47,8 +49,9 @@ def test_equals_sklearn_gaussian_nb_with_pooled_variance() -> None:
     pooled = (reference.class_count_[:, None] / len(y) * reference.var_).sum(0) + 1e-9
     reference.var_ = np.tile(pooled, (4, 1))
     probe = NaiveBayesProbe(4).fit(x, y)
-    np.testing.assert_allclose(probe.predict_log_proba(x).exp().numpy(), reference.predict_proba(x.numpy()),
-                               rtol=1e-9, atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        probe.predict_log_proba(x).exp().numpy(), reference.predict_proba(x.numpy()), rtol=1e-9, atol=1e-12
+    )
     np.testing.assert_array_equal(probe.predict(x).numpy(), reference.predict(x.numpy()))
     # and differs from sklearn's own per-class-variance GaussianNB
     plain = GaussianNB(var_smoothing=0.0).fit(x.numpy(), y.numpy())

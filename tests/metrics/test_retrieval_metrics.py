@@ -12,8 +12,9 @@ from hf_margin.metrics.retrieval import retrieval_metrics
 
 
 def pml_calculator() -> AccuracyCalculator:
-    return AccuracyCalculator(include=("precision_at_1", "mean_average_precision_at_r"),
-                              knn_func=CustomKNN(CosineSimilarity()))  # fmt: skip
+    return AccuracyCalculator(
+        include=("precision_at_1", "mean_average_precision_at_r"), knn_func=CustomKNN(CosineSimilarity())
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

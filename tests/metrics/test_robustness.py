@@ -53,8 +53,9 @@ def test_objective_per_round_and_phase() -> None:
     torch.testing.assert_close(pma_objective(logits, labels, 0, 3, 10), -p_y)
     torch.testing.assert_close(pma_objective(logits, labels, 1, 4, 10), runner_up)
     for round_index in (0, 1):
-        torch.testing.assert_close(pma_objective(logits, labels, round_index, 5, 10),
-                                   probability_margin_loss(logits, labels, "none"))  # fmt: skip
+        torch.testing.assert_close(
+            pma_objective(logits, labels, round_index, 5, 10), probability_margin_loss(logits, labels, "none")
+        )
 
 
 def test_projection_is_idempotent_and_lands_in_ball_and_box() -> None:
@@ -128,12 +129,22 @@ def test_transformers_image_classifier_on_a_dataset_with_budget() -> None:
     import datasets
     from transformers import ViTConfig, ViTForImageClassification
 
-    config = ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=16, num_hidden_layers=1,
-                       num_attention_heads=2, intermediate_size=32, num_labels=3)  # fmt: skip
+    config = ViTConfig(
+        image_size=8,
+        patch_size=4,
+        num_channels=1,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
     model = ViTForImageClassification(config).train()
     g = torch.Generator().manual_seed(0)
-    columns = {"pixel_values": torch.rand(30, 1, 8, 8, generator=g).tolist(),
-               "labels": torch.randint(3, (30,), generator=g).tolist()}  # fmt: skip
+    columns = {
+        "pixel_values": torch.rand(30, 1, 8, 8, generator=g).tolist(),
+        "labels": torch.randint(3, (30,), generator=g).tolist(),
+    }
     rows = datasets.Dataset.from_dict(columns).with_format("torch")
     result = pma_robust_accuracy(model, rows, epsilon=8 / 255, steps=5, batch_size=8, max_samples=20, progress=False)
     assert isinstance(result, RobustnessResult) and result.samples == 20
@@ -161,8 +172,9 @@ def test_embedding_classifier_callable_with_unbounded_inputs() -> None:
     result = pma_robust_accuracy(classify, (embeddings, labels), 2.0, steps=10, bounds=None, progress=False)
     assert result.clean_accuracy == 1.0 and result.robust_accuracy < 1.0
     batches = [{"embedding": embeddings[i : i + 20], "label": labels[i : i + 20]} for i in (0, 20)]
-    keyed = pma_robust_accuracy(classify, batches, 2.0, steps=10, bounds=None, input_key="embedding",
-                                label_key="label", progress=False)  # fmt: skip
+    keyed = pma_robust_accuracy(
+        classify, batches, 2.0, steps=10, bounds=None, input_key="embedding", label_key="label", progress=False
+    )
     assert keyed == result
 
 
@@ -225,8 +237,7 @@ def test_robust_accuracy_runs_no_extra_clean_forward(attack: str) -> None:
     """The clean accuracy comes from the attack's own clean forward: as many model calls as the attack alone."""
     inputs, labels = data(rows=16)
     counted = CountingModel(mlp())
-    result = pma_robust_accuracy(counted, (inputs, labels), 0.02, steps=5, attack=attack, batch_size=16,
-                                 progress=False)  # fmt: skip
+    result = pma_robust_accuracy(counted, (inputs, labels), 0.02, steps=5, attack=attack, batch_size=16, progress=False)
     with_accuracy, counted.calls = counted.calls, 0
     if attack == "pma":
         pma_attack(counted, inputs, labels, 0.02, steps=5)

@@ -33,8 +33,15 @@ class Net(nn.Module):
 
 def tiny_bert(num_labels: int = 3) -> tuple[BertForSequenceClassification, Any]:
     tokenizer = tiny_tokenizer()
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=num_labels,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     return BertForSequenceClassification(config), tokenizer
 
@@ -95,8 +102,9 @@ class DualHeadKDTrainer(Trainer):
         assert self._signature_columns is not None
         self._signature_columns.append("teacher_logits")
 
-    def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:  # fmt: skip
+    def compute_loss(
+        self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
         inputs = dict(inputs)
         labels, teacher = inputs.pop("labels"), inputs.pop("teacher_logits")
         out = model(**inputs)
@@ -109,12 +117,25 @@ def test_tiny_bert_trains_under_trainer_and_drops_its_aux_head(tmp_path: Path) -
     model = DualHeadModel(bert, aux_head="mlp")
     texts = ["the cat sat", "a dog ran far", "the bird", "cat and dog"] * 2
     g = torch.Generator().manual_seed(0)
-    data = Dataset.from_dict({**tokenizer(texts, padding="max_length", max_length=8), "labels": [0, 1, 2, 1] * 2,
-                              "teacher_logits": (torch.randn(8, 3, generator=g) * 4).tolist()})  # fmt: skip
+    data = Dataset.from_dict(
+        {
+            **tokenizer(texts, padding="max_length", max_length=8),
+            "labels": [0, 1, 2, 1] * 2,
+            "teacher_logits": (torch.randn(8, 3, generator=g) * 4).tolist(),
+        }
+    )
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=4, max_steps=3, learning_rate=0.1,
-                             optim="sgd", report_to="none", save_strategy="no", use_cpu=True,
-                             disable_tqdm=True)  # fmt: skip
+    args = TrainingArguments(
+        str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=3,
+        learning_rate=0.1,
+        optim="sgd",
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     DualHeadKDTrainer(model, args, train_dataset=data, kd_loss=DualHeadKDLoss(alpha=1.0)).train()
     changed = {n for n, p in model.named_parameters() if not torch.equal(before[n], p)}
     assert "aux_head.4.weight" in changed and "model.classifier.weight" in changed

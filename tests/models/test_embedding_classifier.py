@@ -12,8 +12,15 @@ from tests.trainers.tiny_lm import tiny_tokenizer
 
 def _classifier() -> SentenceEmbeddingClassifier:
     torch.manual_seed(0)
-    encoder = BertModel(BertConfig(vocab_size=len(tiny_tokenizer()), hidden_size=16, num_hidden_layers=1,
-                                   num_attention_heads=2, intermediate_size=32))  # fmt: skip
+    encoder = BertModel(
+        BertConfig(
+            vocab_size=len(tiny_tokenizer()),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    )
     return SentenceEmbeddingClassifier(encoder)
 
 

@@ -20,8 +20,15 @@ WORDS = ["[PAD]", "[UNK]", "cough", "fever", "asthma", "wheeze", "cholera", "dia
 
 
 def tiny_config(**kwargs) -> TransICDConfig:
-    options = {"id2label": dict(enumerate(CODES)), "label_counts": [50, 5, 0], "vocab_size": len(WORDS),
-               "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32, "dropout": 0.0}  # fmt: skip
+    options = {
+        "id2label": dict(enumerate(CODES)),
+        "label_counts": [50, 5, 0],
+        "vocab_size": len(WORDS),
+        "hidden_size": 16,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "dropout": 0.0,
+    }
     return TransICDConfig(**(options | kwargs))
 
 
@@ -86,8 +93,14 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_pretrained_backbone_and_mean_pooling(tmp_path: Path) -> None:
-    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=8)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(WORDS),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=8,
+    )
     BertModel(config).save_pretrained(tmp_path / "bert")
     model = TransICDModel.from_backbone(str(tmp_path / "bert"), CODES, [50, 5, 0]).eval()
     reference = BertModel.from_pretrained(tmp_path / "bert").eval()
@@ -104,8 +117,11 @@ def test_trainer_with_drw_and_metrics(tmp_path: Path) -> None:
     from datasets import Dataset
 
     ids, mask = batch(length=8)
-    rows = {"input_ids": ids.repeat(4, 1).tolist(), "attention_mask": mask.repeat(4, 1).tolist(),
-            "labels": [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]] * 4}  # fmt: skip
+    rows = {
+        "input_ids": ids.repeat(4, 1).tolist(),
+        "attention_mask": mask.repeat(4, 1).tolist(),
+        "labels": [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]] * 4,
+    }
     model = TransICDModel(tiny_config())
     drw = DRWCallback(model.loss_fct, switch_epoch=1, beta=0.999)
     seen: list[list[float]] = []
@@ -114,10 +130,24 @@ def test_trainer_with_drw_and_metrics(tmp_path: Path) -> None:
         def on_epoch_begin(self, *args, **kwargs) -> None:
             seen.append(model.loss_fct.class_weights.tolist())
 
-    args = TrainingArguments(tmp_path, num_train_epochs=2, per_device_train_batch_size=4, report_to="none",
-                             save_strategy="no", eval_strategy="epoch", learning_rate=1e-2, use_cpu=True)  # fmt: skip
-    trainer = Trainer(model, args, train_dataset=Dataset.from_dict(rows), eval_dataset=Dataset.from_dict(rows),
-                      compute_metrics=multilabel_compute_metrics(k=2, tuned=True), callbacks=[drw])  # fmt: skip
+    args = TrainingArguments(
+        tmp_path,
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="epoch",
+        learning_rate=1e-2,
+        use_cpu=True,
+    )
+    trainer = Trainer(
+        model,
+        args,
+        train_dataset=Dataset.from_dict(rows),
+        eval_dataset=Dataset.from_dict(rows),
+        compute_metrics=multilabel_compute_metrics(k=2, tuned=True),
+        callbacks=[drw],
+    )
     trainer.add_callback(Record(model.loss_fct, 0))
     trainer.train()
     assert seen[0] == [1.0, 1.0, 1.0]

@@ -73,8 +73,9 @@ def fresh_model(seed: int = 0) -> TransICDModel:
     return TransICDModel(tiny_config())
 
 
-def train(folder: Path, world: int = 1, seed: int = 0, checkpoint: Path | None = None,
-          **options: Any) -> tuple[list[torch.Tensor], TransICDModel]:  # fmt: skip
+def train(
+    folder: Path, world: int = 1, seed: int = 0, checkpoint: Path | None = None, **options: Any
+) -> tuple[list[torch.Tensor], TransICDModel]:
     """Train with DRW switching on at epoch 1 (step 3); the weights and the model."""
     model = fresh_model(seed)
     settings = {
@@ -87,8 +88,12 @@ def train(folder: Path, world: int = 1, seed: int = 0, checkpoint: Path | None =
         "lr_scheduler_type": "constant",
         "max_grad_norm": 0.0,  # no clipping: it would hide a wrong gradient scale
     }
-    trainer = Trainer(model, TrainingArguments(str(folder), **(settings | options)), train_dataset=notes(),
-                      callbacks=[DRWCallback(model.loss_fct, switch_epoch=1, beta=0.999)])  # fmt: skip
+    trainer = Trainer(
+        model,
+        TrainingArguments(str(folder), **(settings | options)),
+        train_dataset=notes(),
+        callbacks=[DRWCallback(model.loss_fct, switch_epoch=1, beta=0.999)],
+    )
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     assert trainer.state.global_step == trainer.args.max_steps
     return model_weights(model), model
@@ -129,8 +134,9 @@ def test_two_processes_train_like_one_process_with_the_whole_batch(
             if name == "sgd":
                 assert_same_weights(single, results[rank][name])
             else:
-                assert_same_weights(without_softmax_shifts(single), without_softmax_shifts(results[rank][name]),
-                                    **ADAMW_TOLERANCE)  # fmt: skip
+                assert_same_weights(
+                    without_softmax_shifts(single), without_softmax_shifts(results[rank][name]), **ADAMW_TOLERANCE
+                )
 
 
 @pytest.mark.heavy
@@ -153,6 +159,11 @@ def test_checkpoint_of_two_processes_resumes_on_one_process(
     resumed, model = train(tmp_path / "resumed", seed=5, checkpoint=checkpoint, max_steps=4, **ADAMW)
     assert model.loss_fct.class_weights[2] > model.loss_fct.class_weights[1] > model.loss_fct.class_weights[0]
     assert_same_weights(without_softmax_shifts(straight), without_softmax_shifts(resumed), **ADAMW_TOLERANCE)
-    restarted, _ = train(tmp_path / "restarted", seed=5, max_steps=4, **ADAMW,
-                         checkpoint=without_optimizer_state(checkpoint, tmp_path / "no-optimizer"))  # fmt: skip
+    restarted, _ = train(
+        tmp_path / "restarted",
+        seed=5,
+        max_steps=4,
+        **ADAMW,
+        checkpoint=without_optimizer_state(checkpoint, tmp_path / "no-optimizer"),
+    )
     assert max_difference(straight, restarted) > 100 * ADAMW_TOLERANCE["atol"]

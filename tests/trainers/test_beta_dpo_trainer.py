@@ -23,9 +23,12 @@ def _trainer(tmp_path: Path, **config: object) -> BetaDPOTrainer:
     rows = preference_rows()
     rows.pop("margin")
     return BetaDPOTrainer(
-        tiny_llama(0), ref_model=tiny_llama(1), args=args, train_dataset=Dataset.from_dict(rows),
+        tiny_llama(0),
+        ref_model=tiny_llama(1),
+        args=args,
+        train_dataset=Dataset.from_dict(rows),
         processing_class=tiny_tokenizer(),
-    )  # fmt: skip
+    )
 
 
 def test_neutral_settings_equal_trl_dpo(tmp_path: Path) -> None:
@@ -33,9 +36,12 @@ def test_neutral_settings_equal_trl_dpo(tmp_path: Path) -> None:
     rows = preference_rows()
     rows.pop("margin")
     dpo = DPOTrainer(
-        tiny_llama(0), ref_model=tiny_llama(1), args=DPOConfig(str(tmp_path / "dpo"), **COMMON),  # type: ignore[arg-type]
-        train_dataset=Dataset.from_dict(rows), processing_class=tiny_tokenizer(),
-    )  # fmt: skip
+        tiny_llama(0),
+        ref_model=tiny_llama(1),
+        args=DPOConfig(str(tmp_path / "dpo"), **COMMON),  # type: ignore[arg-type]
+        train_dataset=Dataset.from_dict(rows),
+        processing_class=tiny_tokenizer(),
+    )
     batch = next(iter(ours.get_train_dataloader()))
     torch.testing.assert_close(ours.compute_loss(ours.model, batch), dpo.compute_loss(dpo.model, batch))
 

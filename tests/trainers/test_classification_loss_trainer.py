@@ -40,18 +40,29 @@ class ShiftedFocal(nn.Module):
 
 def rows(n: int = 16, seed: int = 0, classes: int = 3) -> Dataset:
     g = torch.Generator().manual_seed(seed)
-    return Dataset.from_dict({
-        "features": torch.randn(n, 4, generator=g).tolist(),
-        "labels": torch.randint(classes, (n,), generator=g).tolist(),
-        "sample_weight": torch.rand(n, generator=g).add(0.5).tolist(),
-        "index": list(range(n)),
-    })  # fmt: skip
+    return Dataset.from_dict(
+        {
+            "features": torch.randn(n, 4, generator=g).tolist(),
+            "labels": torch.randint(classes, (n,), generator=g).tolist(),
+            "sample_weight": torch.rand(n, generator=g).add(0.5).tolist(),
+            "index": list(range(n)),
+        }
+    )
 
 
 def arguments(folder: Path, **kwargs) -> ClassificationLossArguments:
-    options = {"per_device_train_batch_size": 8, "max_steps": 2, "learning_rate": 0.5, "optim": "sgd",
-               "report_to": "none", "save_strategy": "no", "use_cpu": True, "seed": 0, "lr_scheduler_type": "constant",
-               "disable_tqdm": True}  # fmt: skip
+    options = {
+        "per_device_train_batch_size": 8,
+        "max_steps": 2,
+        "learning_rate": 0.5,
+        "optim": "sgd",
+        "report_to": "none",
+        "save_strategy": "no",
+        "use_cpu": True,
+        "seed": 0,
+        "lr_scheduler_type": "constant",
+        "disable_tqdm": True,
+    }
     return ClassificationLossArguments(str(folder), **(options | kwargs))
 
 
@@ -64,8 +75,9 @@ def train(loss: nn.Module, folder: Path, data: Dataset | None = None, **kwargs) 
 def test_weighted_loss_matches_a_hand_step_and_accumulation_matches_the_bigger_batch(tmp_path: Path) -> None:
     from hf_margin.data.equity import add_equity_weights
 
-    data = add_equity_weights(rows(8).remove_columns("sample_weight"), torch.tensor, "features", reducer="none",
-                              eps=2.0, min_samples=2)  # fmt: skip
+    data = add_equity_weights(
+        rows(8).remove_columns("sample_weight"), torch.tensor, "features", reducer="none", eps=2.0, min_samples=2
+    )
     assert len(set(data["sample_weight"])) > 1, "DatasetEquity weights differ between rows"
     model, _ = train(FocalLoss(gamma=2.0), tmp_path / "big", data, max_steps=1)
     by_hand = Classifier()
@@ -74,8 +86,14 @@ def test_weighted_loss_matches_a_hand_step_and_accumulation_matches_the_bigger_b
         by_hand(batch["features"])["logits"], batch["labels"], 2.0, sample_weight=batch["sample_weight"]
     ).backward()
     torch.testing.assert_close(model.linear.weight, by_hand.linear.weight - 0.5 * by_hand.linear.weight.grad)
-    accumulated, _ = train(FocalLoss(gamma=2.0), tmp_path / "ga", data, max_steps=1, per_device_train_batch_size=4,
-                           gradient_accumulation_steps=2)  # fmt: skip
+    accumulated, _ = train(
+        FocalLoss(gamma=2.0),
+        tmp_path / "ga",
+        data,
+        max_steps=1,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+    )
     torch.testing.assert_close(accumulated.linear.weight, model.linear.weight)
 
 
@@ -84,14 +102,17 @@ def test_loss_parameters_are_trained_saved_and_resumed(tmp_path: Path) -> None:
     data = rows().remove_columns("sample_weight")
     straight_model, straight_loss = train(ShiftedFocal(), tmp_path / "straight", data, **options)
     assert straight_loss.bias.abs().sum() > 0, "the loss's parameter is in the optimizer"
-    first = ClassificationLossTrainer(Classifier(), arguments(tmp_path / "resumed", save_strategy="steps",
-                                      save_steps=2, **options), loss=ShiftedFocal(), train_dataset=data)  # fmt: skip
+    first = ClassificationLossTrainer(
+        Classifier(),
+        arguments(tmp_path / "resumed", save_strategy="steps", save_steps=2, **options),
+        loss=ShiftedFocal(),
+        train_dataset=data,
+    )
     first.args.max_steps = 2
     first.train()
     assert (tmp_path / "resumed" / "checkpoint-2" / "loss_state.pt").is_file()
     model, loss = Classifier(), ShiftedFocal()
-    second = ClassificationLossTrainer(model, arguments(tmp_path / "resumed", **options), loss=loss,
-                                       train_dataset=data)  # fmt: skip
+    second = ClassificationLossTrainer(model, arguments(tmp_path / "resumed", **options), loss=loss, train_dataset=data)
     second.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
     torch.testing.assert_close(loss.bias, straight_loss.bias)
     torch.testing.assert_close(model.linear.weight, straight_model.linear.weight)
@@ -101,13 +122,18 @@ def test_aldr_lambdas_follow_the_index_column_and_survive_resume(tmp_path: Path)
     options = {"max_steps": 4, "per_device_train_batch_size": 4}
     _, straight = train(ALDRKLLoss(num_examples=16), tmp_path / "straight", **options)
     assert (straight.lambdas < 10).all(), "every row was seen once (4 x 4 = 16) and its lambda updated"
-    first = ClassificationLossTrainer(Classifier(), arguments(tmp_path / "resumed", save_strategy="steps",
-                                      save_steps=2, **options), loss=ALDRKLLoss(16), train_dataset=rows())  # fmt: skip
+    first = ClassificationLossTrainer(
+        Classifier(),
+        arguments(tmp_path / "resumed", save_strategy="steps", save_steps=2, **options),
+        loss=ALDRKLLoss(16),
+        train_dataset=rows(),
+    )
     first.args.max_steps = 2
     first.train()
     resumed = ALDRKLLoss(num_examples=16)
-    second = ClassificationLossTrainer(Classifier(), arguments(tmp_path / "resumed", **options), loss=resumed,
-                                       train_dataset=rows())  # fmt: skip
+    second = ClassificationLossTrainer(
+        Classifier(), arguments(tmp_path / "resumed", **options), loss=resumed, train_dataset=rows()
+    )
     second.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
     torch.testing.assert_close(resumed.lambdas, straight.lambdas)
 
@@ -121,8 +147,9 @@ def test_positive_share_batches(tmp_path: Path) -> None:
     assert all(sum(labels[i] for i in b) == 3 for b in batches)
     assert set(order) == set(range(100)), "every negative once, positives recycled"
     binary = rows(40, classes=2)
-    trainer = ClassificationLossTrainer(Classifier(2), arguments(tmp_path, positive_share=0.5), loss=LDRKLLoss(),
-                                        train_dataset=binary)  # fmt: skip
+    trainer = ClassificationLossTrainer(
+        Classifier(2), arguments(tmp_path, positive_share=0.5), loss=LDRKLLoss(), train_dataset=binary
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     assert int(batch["labels"].sum()) == 4
     with pytest.raises(ValueError, match="`positive_share`"):
@@ -137,8 +164,15 @@ def test_sequence_classifier_from_transformers(tmp_path: Path) -> None:
     from tests.trainers.tiny_lm import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, num_labels=3, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model = BertForSequenceClassification(config)
     texts = ["the cat sat", "a dog ran far", "the bird", "cat and dog"] * 2
     data = Dataset.from_dict({**tokenizer(texts, padding="max_length", max_length=8), "labels": [0, 1, 2, 1] * 2})

@@ -47,8 +47,9 @@ def _train_one_rank(rank: int, world: int, port: int, folder: str, queue: Any) -
     join_process_group(rank, world, port)
     results = {}
     for name, options in (("sgd", {}), ("adamw", ADAMW | {"save_strategy": "steps", "save_steps": 2})):
-        trainer = _madpo(Path(folder) / name, pairs(), max_steps=2, per_device_train_batch_size=BATCH // world,
-                         **options)  # fmt: skip
+        trainer = _madpo(
+            Path(folder) / name, pairs(), max_steps=2, per_device_train_batch_size=BATCH // world, **options
+        )
         trainer.train()
         results[name] = [p.numpy() for p in weights(trainer)]
     queue.put((rank, results))
@@ -103,6 +104,11 @@ def test_checkpoint_of_two_processes_resumes_on_one_process(
     straight = _single(tmp_path / "straight", max_steps=4, **ADAMW)
     resumed = _single(tmp_path / "resumed", model_seed=5, checkpoint=checkpoint, max_steps=4, **ADAMW)
     assert_same_weights(straight, resumed, **ADAMW_TOLERANCE)
-    restarted = _single(tmp_path / "restarted", model_seed=5, max_steps=4, **ADAMW,
-                        checkpoint=without_optimizer_state(checkpoint, tmp_path / "no-optimizer"))  # fmt: skip
+    restarted = _single(
+        tmp_path / "restarted",
+        model_seed=5,
+        max_steps=4,
+        **ADAMW,
+        checkpoint=without_optimizer_state(checkpoint, tmp_path / "no-optimizer"),
+    )
     assert max_difference(straight, restarted) > 100 * ADAMW_TOLERANCE["atol"]

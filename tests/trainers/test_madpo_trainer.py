@@ -95,8 +95,16 @@ def test_margins_reach_the_loss_and_metrics_are_logged(tmp_path: Path) -> None:
     assert batch["margin"].dtype == torch.float32 and batch["margin"].shape == (4,)
     trainer.train()
     logged = trainer.state.log_history[0]
-    for key in ("madpo/weight_mean", "madpo/weight_min", "madpo/weight_max", "madpo/amplified", "madpo/damped",
-                "madpo/target_margin", "rewards/margins", "logps/chosen"):  # fmt: skip
+    for key in (
+        "madpo/weight_mean",
+        "madpo/weight_min",
+        "madpo/weight_max",
+        "madpo/amplified",
+        "madpo/damped",
+        "madpo/target_margin",
+        "rewards/margins",
+        "logps/chosen",
+    ):
         assert key in logged
     assert logged["madpo/weight_min"] <= logged["madpo/weight_mean"] <= logged["madpo/weight_max"]
 
@@ -108,8 +116,9 @@ def _train_params(tmp_path: Path, **config: object) -> list[torch.Tensor]:
 
 
 def test_gradient_accumulation_equals_the_bigger_batch(tmp_path: Path) -> None:
-    accumulated = _train_params(tmp_path / "ga", max_steps=1, per_device_train_batch_size=2,
-                                gradient_accumulation_steps=2)  # fmt: skip
+    accumulated = _train_params(
+        tmp_path / "ga", max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=2
+    )
     big = _train_params(tmp_path / "big", max_steps=1, per_device_train_batch_size=4)
     for a, b in zip(accumulated, big, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
@@ -117,8 +126,9 @@ def test_gradient_accumulation_equals_the_bigger_batch(tmp_path: Path) -> None:
 
 def test_checkpoint_resume_continues_identically(tmp_path: Path) -> None:
     straight = _train_params(tmp_path / "straight", max_steps=4, per_device_train_batch_size=2)
-    first = _madpo(tmp_path / "resumed", max_steps=2, per_device_train_batch_size=2, save_strategy="steps",
-                   save_steps=2)  # fmt: skip
+    first = _madpo(
+        tmp_path / "resumed", max_steps=2, per_device_train_batch_size=2, save_strategy="steps", save_steps=2
+    )
     first.train()
     # Other initial weights: only loading the checkpoint can make the result match.
     second = _madpo(tmp_path / "resumed", model_seed=5, max_steps=4, per_device_train_batch_size=2)

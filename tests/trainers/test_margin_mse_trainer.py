@@ -18,9 +18,17 @@ from tests.trainers.tiny_lm import WORDS, tiny_tokenizer
 
 def bert_config() -> BertConfig:
     tokenizer = tiny_tokenizer()
-    return BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=32, num_labels=1, pad_token_id=tokenizer.pad_token_id,
-                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    return BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
 
 
 def cross_encoder(seed: int = 0) -> BertForSequenceClassification:
@@ -34,24 +42,43 @@ def triples(n: int = 8, seed: int = 0) -> Dataset:
     def text() -> str:
         return " ".join(WORDS[int(i)] for i in torch.randint(len(WORDS), (4,), generator=g))
 
-    return Dataset.from_dict({
-        "query": [text() for _ in range(n)], "positive": [text() for _ in range(n)],
-        "negative_1": [text() for _ in range(n)], "negative_2": [text() for _ in range(n)],
-        "teacher_scores": torch.randn(n, 3, generator=g).tolist(),
-    })  # fmt: skip
+    return Dataset.from_dict(
+        {
+            "query": [text() for _ in range(n)],
+            "positive": [text() for _ in range(n)],
+            "negative_1": [text() for _ in range(n)],
+            "negative_2": [text() for _ in range(n)],
+            "teacher_scores": torch.randn(n, 3, generator=g).tolist(),
+        }
+    )
 
 
 def arguments(tmp_path: Path, **kwargs) -> MarginMSETrainingArguments:
-    options = {"per_device_train_batch_size": 8, "max_steps": 1, "learning_rate": 0.1, "optim": "sgd",
-               "report_to": "none", "save_strategy": "no", "use_cpu": True, "seed": 0, "lr_scheduler_type": "constant",
-               "max_length": 16}  # fmt: skip
+    options = {
+        "per_device_train_batch_size": 8,
+        "max_steps": 1,
+        "learning_rate": 0.1,
+        "optim": "sgd",
+        "report_to": "none",
+        "save_strategy": "no",
+        "use_cpu": True,
+        "seed": 0,
+        "lr_scheduler_type": "constant",
+        "max_length": 16,
+    }
     return MarginMSETrainingArguments(str(tmp_path), **(options | kwargs))
 
 
-def trained(model: torch.nn.Module, tmp_path: Path, data: Dataset | None = None, teachers: list | None = None,
-            **kwargs) -> torch.nn.Module:  # fmt: skip
-    trainer = MarginMSETrainer(model, arguments(tmp_path, **kwargs), train_dataset=data or triples(),
-                               processing_class=tiny_tokenizer(), teachers=teachers)  # fmt: skip
+def trained(
+    model: torch.nn.Module, tmp_path: Path, data: Dataset | None = None, teachers: list | None = None, **kwargs
+) -> torch.nn.Module:
+    trainer = MarginMSETrainer(
+        model,
+        arguments(tmp_path, **kwargs),
+        train_dataset=data or triples(),
+        processing_class=tiny_tokenizer(),
+        teachers=teachers,
+    )
     trainer.train()
     return model
 
@@ -71,8 +98,9 @@ def test_loss_equals_the_functional_on_the_student_scores(tmp_path: Path) -> Non
 def test_gradient_accumulation_equals_the_bigger_batch(tmp_path: Path, student: str) -> None:
     make = cross_encoder if student == "cross-encoder" else lambda: (torch.manual_seed(0), BertModel(bert_config()))[1]
     big = trained(make(), tmp_path / "big", student_type=student)
-    accumulated = trained(make(), tmp_path / "ga", student_type=student, per_device_train_batch_size=4,
-                          gradient_accumulation_steps=2)  # fmt: skip
+    accumulated = trained(
+        make(), tmp_path / "ga", student_type=student, per_device_train_batch_size=4, gradient_accumulation_steps=2
+    )
     untouched = make()
     for a, b in zip(big.parameters(), accumulated.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
@@ -82,13 +110,17 @@ def test_gradient_accumulation_equals_the_bigger_batch(tmp_path: Path, student: 
 def test_on_the_fly_teachers_equal_their_precomputed_mean(tmp_path: Path) -> None:
     teachers = [(cross_encoder(seed), tiny_tokenizer()) for seed in (1, 2)]
     data = triples()
-    probe = MarginMSETrainer(cross_encoder(), arguments(tmp_path / "p"), train_dataset=data,
-                             processing_class=tiny_tokenizer(), teachers=teachers)  # fmt: skip
+    probe = MarginMSETrainer(
+        cross_encoder(),
+        arguments(tmp_path / "p"),
+        train_dataset=data,
+        processing_class=tiny_tokenizer(),
+        teachers=teachers,
+    )
     batch = probe.data_collator([data[i] for i in range(8)])
     mean = probe.teacher_scores(batch)
     precomputed = data.remove_columns("teacher_scores").add_column("teacher_scores", mean.tolist())
-    live = trained(cross_encoder(), tmp_path / "live", data.remove_columns("teacher_scores"),
-                   teachers=teachers)  # fmt: skip
+    live = trained(cross_encoder(), tmp_path / "live", data.remove_columns("teacher_scores"), teachers=teachers)
     stored = trained(cross_encoder(), tmp_path / "stored", precomputed)
     for a, b in zip(live.parameters(), stored.parameters(), strict=True):
         torch.testing.assert_close(a, b)
@@ -97,13 +129,18 @@ def test_on_the_fly_teachers_equal_their_precomputed_mean(tmp_path: Path) -> Non
 def test_resume_from_checkpoint_gives_the_same_weights(tmp_path: Path) -> None:
     options = {"max_steps": 4, "per_device_train_batch_size": 2, "optim": "adamw_torch", "learning_rate": 1e-3}
     straight = trained(cross_encoder(), tmp_path / "straight", **options)
-    first = MarginMSETrainer(cross_encoder(), arguments(tmp_path / "resumed", **options, save_strategy="steps",
-                             save_steps=2), train_dataset=triples(), processing_class=tiny_tokenizer())  # fmt: skip
+    first = MarginMSETrainer(
+        cross_encoder(),
+        arguments(tmp_path / "resumed", **options, save_strategy="steps", save_steps=2),
+        train_dataset=triples(),
+        processing_class=tiny_tokenizer(),
+    )
     first.args.max_steps = 2
     first.train()
     model = cross_encoder()
-    second = MarginMSETrainer(model, arguments(tmp_path / "resumed", **options), train_dataset=triples(),
-                              processing_class=tiny_tokenizer())  # fmt: skip
+    second = MarginMSETrainer(
+        model, arguments(tmp_path / "resumed", **options), train_dataset=triples(), processing_class=tiny_tokenizer()
+    )
     second.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
     for a, b in zip(straight.parameters(), model.parameters(), strict=True):
         torch.testing.assert_close(a, b)
@@ -116,8 +153,12 @@ def test_errors(tmp_path: Path) -> None:
             cross_encoder(), arguments(tmp_path), train_dataset=no_teacher, processing_class=tiny_tokenizer()
         )
     with pytest.raises(ValueError, match="at least one negative"):
-        MarginMSETrainer(cross_encoder(), arguments(tmp_path), processing_class=tiny_tokenizer(),
-                         train_dataset=triples().select_columns(["query", "positive", "teacher_scores"]))  # fmt: skip
+        MarginMSETrainer(
+            cross_encoder(),
+            arguments(tmp_path),
+            processing_class=tiny_tokenizer(),
+            train_dataset=triples().select_columns(["query", "positive", "teacher_scores"]),
+        )
     with pytest.raises(ValueError, match="`student_type`"):
         arguments(tmp_path, student_type="colbert")
     with pytest.raises(TypeError, match="MarginMSETrainingArguments"):
@@ -136,12 +177,20 @@ def test_reranking_metrics_at_every_evaluation(tmp_path: Path) -> None:
     from hf_margin.trainers import RerankingSet
 
     data = triples(8)
-    dev = RerankingSet(queries=data["query"][:4], candidates=[[data[i]["positive"], data[i]["negative_1"],
-                       data[i]["negative_2"]] for i in range(4)], relevant=[{0}] * 4)  # fmt: skip
+    dev = RerankingSet(
+        queries=data["query"][:4],
+        candidates=[[data[i]["positive"], data[i]["negative_1"], data[i]["negative_2"]] for i in range(4)],
+        relevant=[{0}] * 4,
+    )
     model = cross_encoder()
-    trainer = MarginMSETrainer(model, arguments(tmp_path, eval_strategy="steps", eval_steps=1, max_steps=2),
-                               train_dataset=data, eval_dataset=data, processing_class=tiny_tokenizer(),
-                               reranking=dev)  # fmt: skip
+    trainer = MarginMSETrainer(
+        model,
+        arguments(tmp_path, eval_strategy="steps", eval_steps=1, max_steps=2),
+        train_dataset=data,
+        eval_dataset=data,
+        processing_class=tiny_tokenizer(),
+        reranking=dev,
+    )
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "eval_rerank_MRR@10" in entry]
     assert len(logged) == 2 and all(0 < entry["eval_rerank_MRR@10"] <= 1 for entry in logged)
@@ -167,17 +216,18 @@ def test_in_batch_margins_cover_every_passage_of_the_batch(tmp_path: Path) -> No
     everything = [p for group in batch["passages"] for p in group]
     teacher = cross_encoder_scores(teachers, batch["queries"], [everything] * 3, max_length=16)
     scores = trainer.student_scores(student, batch, in_batch=True)
-    expected = torch.stack([
-        ((scores[i, 3 * i] - scores[i]) - (teacher[i, 3 * i] - teacher[i])).pow(2).sum() / 8 for i in range(3)
-    ]).mean()  # fmt: skip
+    expected = torch.stack(
+        [((scores[i, 3 * i] - scores[i]) - (teacher[i, 3 * i] - teacher[i])).pow(2).sum() / 8 for i in range(3)]
+    ).mean()
     torch.testing.assert_close(loss, expected)
     with pytest.raises(ValueError, match="in_batch_margins needs"):
         MarginMSETrainer(student, args, train_dataset=triples(3), processing_class=tiny_tokenizer())
 
 
 def _train_one_rank(rank: int, world: int, port: int, folder: str, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))  # fmt: skip
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
+    )
     torch.set_num_threads(1)
     model = trained(cross_encoder(), Path(folder), per_device_train_batch_size=8 // world, max_steps=2)
     queue.put((rank, [p.detach().numpy().copy() for p in model.parameters()]))  # numpy: outlives the process

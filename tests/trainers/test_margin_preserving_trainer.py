@@ -36,14 +36,25 @@ class Classifier(nn.Module):
 
 def rows(n: int = 8, seed: int = 0) -> Dataset:
     g = torch.Generator().manual_seed(seed)
-    return Dataset.from_dict({"features": torch.randn(n, 4, generator=g).tolist(),
-                              "labels": torch.randint(NEW, (n,), generator=g).tolist()})  # fmt: skip
+    return Dataset.from_dict(
+        {"features": torch.randn(n, 4, generator=g).tolist(), "labels": torch.randint(NEW, (n,), generator=g).tolist()}
+    )
 
 
 def config(folder: Path, **kwargs) -> MarginPreservingConfig:
-    options = {"per_device_train_batch_size": 8, "max_steps": 1, "learning_rate": 0.5, "optim": "sgd",
-               "report_to": "none", "save_strategy": "no", "use_cpu": True, "seed": 0, "disable_tqdm": True,
-               "lr_scheduler_type": "constant", "max_grad_norm": 0.0}  # fmt: skip
+    options = {
+        "per_device_train_batch_size": 8,
+        "max_steps": 1,
+        "learning_rate": 0.5,
+        "optim": "sgd",
+        "report_to": "none",
+        "save_strategy": "no",
+        "use_cpu": True,
+        "seed": 0,
+        "disable_tqdm": True,
+        "lr_scheduler_type": "constant",
+        "max_grad_norm": 0.0,
+    }
     return MarginPreservingConfig(str(folder), **(options | kwargs))
 
 
@@ -74,8 +85,9 @@ def test_one_step_equals_a_hand_step(tmp_path: Path, options: dict) -> None:
     data = rows()
     old, reference = teachers()
     model = Classifier(NEW, 0)
-    trainer = MarginPreservingTrainer(model, config(tmp_path, **options), old_model=old,
-                                      new_reference_model=reference, train_dataset=data)  # fmt: skip
+    trainer = MarginPreservingTrainer(
+        model, config(tmp_path, **options), old_model=old, new_reference_model=reference, train_dataset=data
+    )
     trainer.train()
     by_hand = Classifier(NEW, 0)
     hand_loss(by_hand, data, **options).backward()
@@ -100,9 +112,14 @@ def test_few_steps_and_evaluation_reports_negative_flips(tmp_path: Path) -> None
     train, test = rows(32, 0), rows(12, 1)
     old, reference = teachers(0.0)
     model = Classifier(NEW, 0)
-    trainer = MarginPreservingTrainer(model, config(tmp_path, max_steps=4, per_device_eval_batch_size=5),
-                                      old_model=old, new_reference_model=reference, train_dataset=train,
-                                      eval_dataset=test)  # fmt: skip
+    trainer = MarginPreservingTrainer(
+        model,
+        config(tmp_path, max_steps=4, per_device_eval_batch_size=5),
+        old_model=old,
+        new_reference_model=reference,
+        train_dataset=train,
+        eval_dataset=test,
+    )
     trainer.train()
     metrics = trainer.evaluate()
     x, y = torch.tensor(test["features"]), torch.tensor(test["labels"])
@@ -128,8 +145,9 @@ def test_errors(tmp_path: Path) -> None:
         config(tmp_path, distillation="js")
     with pytest.raises(ValueError, match="`logit_bias`"):
         config(tmp_path, logit_bias=-1.0)
-    narrow = MarginPreservingTrainer(Classifier(OLD, 0), config(tmp_path), old_model=old, new_reference_model=reference,
-                                     train_dataset=rows())  # fmt: skip
+    narrow = MarginPreservingTrainer(
+        Classifier(OLD, 0), config(tmp_path), old_model=old, new_reference_model=reference, train_dataset=rows()
+    )
     with pytest.raises(ValueError, match="more classes than the old one"):
         narrow.train()
 
@@ -148,8 +166,13 @@ def test_evaluation_on_another_dataset_uses_its_own_old_predictions(tmp_path: Pa
     first, other = rows(12, 1), rows(17, 2)
     old, reference = teachers(0.0)
     model = Classifier(NEW, 0)
-    trainer = MarginPreservingTrainer(model, config(tmp_path, per_device_eval_batch_size=5), old_model=old,
-                                      new_reference_model=reference, eval_dataset=first)  # fmt: skip
+    trainer = MarginPreservingTrainer(
+        model,
+        config(tmp_path, per_device_eval_batch_size=5),
+        old_model=old,
+        new_reference_model=reference,
+        eval_dataset=first,
+    )
     expected = {name: flip_metrics(model, old, data) for name, data in (("first", first), ("other", other))}
     assert expected["first"]["negative_flip_rate"] != expected["other"]["negative_flip_rate"]
     for _ in range(2):  # the second round reuses the cached old predictions
@@ -161,8 +184,13 @@ def test_evaluation_on_another_dataset_uses_its_own_old_predictions(tmp_path: Pa
     both = trainer.evaluate(eval_dataset={"a": first, "b": other})
     assert both["eval_a_negative_flip_rate"] == pytest.approx(expected["first"]["negative_flip_rate"])
     assert both["eval_b_negative_flip_rate"] == pytest.approx(expected["other"]["negative_flip_rate"])
-    named = MarginPreservingTrainer(model, config(tmp_path, per_device_eval_batch_size=5), old_model=old,
-                                    new_reference_model=reference, eval_dataset={"a": first, "b": other})  # fmt: skip
+    named = MarginPreservingTrainer(
+        model,
+        config(tmp_path, per_device_eval_batch_size=5),
+        old_model=old,
+        new_reference_model=reference,
+        eval_dataset={"a": first, "b": other},
+    )
     assert named.evaluate()["eval_b_relative_negative_flip_rate"] == pytest.approx(
         expected["other"]["relative_negative_flip_rate"]
     )
@@ -176,21 +204,31 @@ def test_a_user_compute_metrics_is_kept(tmp_path: Path) -> None:
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
         return {"rows": len(prediction.label_ids)}
 
-    trainer = MarginPreservingTrainer(Classifier(NEW, 0), config(tmp_path), old_model=old,
-                                      new_reference_model=reference, eval_dataset=rows(6, 1),
-                                      compute_metrics=compute_metrics)  # fmt: skip
+    trainer = MarginPreservingTrainer(
+        Classifier(NEW, 0),
+        config(tmp_path),
+        old_model=old,
+        new_reference_model=reference,
+        eval_dataset=rows(6, 1),
+        compute_metrics=compute_metrics,
+    )
     metrics = trainer.evaluate()
     assert metrics["eval_rows"] == 6 and "eval_negative_flip_rate" not in metrics
 
 
 def _evaluate_one_rank(rank: int, world: int, port: int, folder: str, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))  # fmt: skip
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
+    )
     torch.set_num_threads(1)
     old, reference = teachers(0.0)
-    trainer = MarginPreservingTrainer(Classifier(NEW, 0), config(Path(folder), per_device_eval_batch_size=3),
-                                      old_model=old, new_reference_model=reference,
-                                      eval_dataset=rows(13, 1))  # fmt: skip
+    trainer = MarginPreservingTrainer(
+        Classifier(NEW, 0),
+        config(Path(folder), per_device_eval_batch_size=3),
+        old_model=old,
+        new_reference_model=reference,
+        eval_dataset=rows(13, 1),
+    )
     metrics = {key: value for key, value in trainer.evaluate().items() if "rate" in key or "accuracy" in key}
     queue.put((rank, (trainer.args.world_size, metrics)))
 
@@ -198,16 +236,25 @@ def _evaluate_one_rank(rank: int, world: int, port: int, folder: str, queue) -> 
 def test_two_processes_report_the_flips_of_one_process(tmp_path: Path) -> None:
     """gloo, 2 processes x eval batch 3 on 13 rows (the last batch padded, then trimmed): the NFR of one process."""
     old, reference = teachers(0.0)
-    single = MarginPreservingTrainer(Classifier(NEW, 0), config(tmp_path / "single", per_device_eval_batch_size=3),
-                                     old_model=old, new_reference_model=reference,
-                                     eval_dataset=rows(13, 1))  # fmt: skip
+    single = MarginPreservingTrainer(
+        Classifier(NEW, 0),
+        config(tmp_path / "single", per_device_eval_batch_size=3),
+        old_model=old,
+        new_reference_model=reference,
+        eval_dataset=rows(13, 1),
+    )
     expected = single.evaluate()
     assert expected["eval_negative_flip_rate"] > 0
     results = run_ranks(_evaluate_one_rank, str(tmp_path / "ddp"))
     for rank in range(2):
         world, metrics = results[rank]
         assert world == 2
-        assert metrics.keys() == {"eval_accuracy", "eval_negative_flip_rate", "eval_relative_negative_flip_rate",
-                                  "eval_old_error_rate", "eval_new_error_rate"}  # fmt: skip
+        assert metrics.keys() == {
+            "eval_accuracy",
+            "eval_negative_flip_rate",
+            "eval_relative_negative_flip_rate",
+            "eval_old_error_rate",
+            "eval_new_error_rate",
+        }
         for key, value in metrics.items():
             assert value == pytest.approx(expected[key]), key

@@ -59,9 +59,18 @@ def _data(labelled_rows: int = 8, unlabelled_rows: int = 24) -> tuple[datasets.D
 
 
 def _args(path: Path, learning_rate: float = 0.1, steps: int = 6) -> TrainingArguments:
-    return TrainingArguments(str(path), max_steps=steps, per_device_train_batch_size=4, learning_rate=learning_rate,
-                             report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
-                             data_seed=0)  # fmt: skip
+    return TrainingArguments(
+        str(path),
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        learning_rate=learning_rate,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+        data_seed=0,
+    )
 
 
 def test_margins_by_hand() -> None:
@@ -116,12 +125,14 @@ def test_threshold_zero_accepts_everything(tmp_path: Path) -> None:
 def test_pseudo_label_bookkeeping_by_hand_and_checkpoints(tmp_path: Path) -> None:
     labelled = datasets.Dataset.from_dict({"features": [[1.0, 0.0], [0.0, 1.0]], "labels": [0, 1]})
     # logits = features: predictions 0, 1, 0, 0; logit margins 3, 3, 0.2, 1; true labels 0, 0, 0, 1
-    unlabelled = datasets.Dataset.from_dict({"features": [[3.0, 0.0], [0.0, 3.0], [0.2, 0.0], [1.0, 0.0]],
-                                             "hidden_label": [0, 0, 0, 1]})  # fmt: skip
+    unlabelled = datasets.Dataset.from_dict(
+        {"features": [[3.0, 0.0], [0.0, 3.0], [0.2, 0.0], [1.0, 0.0]], "hidden_label": [0, 0, 0, 1]}
+    )
     config = SelfTrainingConfig(rounds=3, threshold=(0.5, 0.1, 0.0), score="logits")
     args = _args(tmp_path, learning_rate=0.0, steps=1)
-    result = SelfTrainingLoop(args, labelled, unlabelled, config, model=Identity(),
-                              evaluate=lambda m: {"scale": float(m.scale.detach())}).run()  # fmt: skip
+    result = SelfTrainingLoop(
+        args, labelled, unlabelled, config, model=Identity(), evaluate=lambda m: {"scale": float(m.scale.detach())}
+    ).run()
     first, second = result.history[1], result.history[2]
     assert (first.accepted, first.accepted_accuracy, first.pseudo_label_accuracy) == (3, 1 / 3, 1 / 3)
     assert (second.accepted, second.accepted_accuracy, second.pseudo_label_accuracy) == (1, 1.0, 2 / 4)
@@ -138,16 +149,24 @@ def test_share_curriculum_and_no_hidden_labels(tmp_path: Path) -> None:
     labelled = datasets.Dataset.from_dict({"features": [[1.0, 0.0], [0.0, 1.0]], "labels": [0, 1]})
     unlabelled = datasets.Dataset.from_dict({"features": [[3.0, 0.0], [0.0, 2.0], [0.2, 0.0], [1.0, 0.0]]})
     config = SelfTrainingConfig(rounds=2, accept_share=(0.5, 1.0), score="logits")
-    result = SelfTrainingLoop(_args(tmp_path, learning_rate=0.0, steps=1), labelled, unlabelled, config,
-                              model=Identity()).run()  # fmt: skip
+    result = SelfTrainingLoop(
+        _args(tmp_path, learning_rate=0.0, steps=1), labelled, unlabelled, config, model=Identity()
+    ).run()
     assert [(r.accepted, r.threshold) for r in result.history[1:]] == [(2, 2.0), (2, pytest.approx(0.2))]
     assert result.history[1].pseudo_label_accuracy is None
 
 
 def test_any_transformers_classifier(tmp_path: Path) -> None:
     def init() -> BertForSequenceClassification:
-        config = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                            intermediate_size=16, max_position_embeddings=8, num_labels=3)  # fmt: skip
+        config = BertConfig(
+            vocab_size=20,
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=16,
+            max_position_embeddings=8,
+            num_labels=3,
+        )
         return BertForSequenceClassification(config)
 
     ids = torch.randint(0, 20, (10, 4), generator=torch.Generator().manual_seed(0)).tolist()

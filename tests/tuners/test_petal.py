@@ -167,12 +167,24 @@ def test_single_branch_modules_ignore_the_quality() -> None:
 def test_each_sample_uses_its_own_quality_in_vision_transformers(which: str) -> None:
     torch.manual_seed(0)
     if which == "vit":
-        config = ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                           image_size=16, patch_size=4)  # fmt: skip
+        config = ViTConfig(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            image_size=16,
+            patch_size=4,
+        )
         base, targets = ViTModel(config), ["q_proj", "v_proj"]
     elif which == "clip":
-        config = CLIPVisionConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                                  image_size=16, patch_size=4)  # fmt: skip
+        config = CLIPVisionConfig(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            image_size=16,
+            patch_size=4,
+        )
         base, targets = CLIPVisionModel(config), ["q_proj", "v_proj"]
     else:  # Swin folds windows into the batch dimension: every window of an image must get that image's q
         config = SwinConfig(image_size=16, patch_size=2, embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=2)

@@ -32,8 +32,9 @@ SGD = {"optim": "sgd", "learning_rate": 0.1}
 
 def samples() -> Dataset:
     """16 token sequences with a label and a quality each; the qualities spread over [0, 1]."""
-    return Dataset.from_dict({"input_ids": _ids(16).tolist(), "labels": [0, 1, 1, 0] * 4,
-                              "petal_quality": torch.linspace(0, 1, 16).tolist()})  # fmt: skip
+    return Dataset.from_dict(
+        {"input_ids": _ids(16).tolist(), "labels": [0, 1, 1, 0] * 4, "petal_quality": torch.linspace(0, 1, 16).tolist()}
+    )
 
 
 def petal_classifier(adapter_seed: int = 0) -> Any:
@@ -50,8 +51,9 @@ def trainable(model: Any) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters() if p.requires_grad]
 
 
-def train(folder: Path, world: int = 1, adapter_seed: int = 0, checkpoint: Path | None = None,
-          **options: Any) -> list[torch.Tensor]:  # fmt: skip
+def train(
+    folder: Path, world: int = 1, adapter_seed: int = 0, checkpoint: Path | None = None, **options: Any
+) -> list[torch.Tensor]:
     model = petal_classifier(adapter_seed)
     settings = {
         "per_device_train_batch_size": BATCH // world,
@@ -63,8 +65,9 @@ def train(folder: Path, world: int = 1, adapter_seed: int = 0, checkpoint: Path 
         "lr_scheduler_type": "constant",
         "max_grad_norm": 0.0,  # no clipping: it would hide a wrong gradient scale
     }
-    trainer = PetalTrainer(model=model, args=TrainingArguments(str(folder), **(settings | options)),
-                           train_dataset=samples())  # fmt: skip
+    trainer = PetalTrainer(
+        model=model, args=TrainingArguments(str(folder), **(settings | options)), train_dataset=samples()
+    )
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     assert trainer.state.global_step == trainer.args.max_steps
     return trainable(model)
@@ -108,8 +111,9 @@ def test_gradient_accumulation_equals_the_whole_batch(tmp_path: Path) -> None:
     """2 micro-batches of 4 accumulated equal one batch of 8 (transformers alone would skip the division by the
     accumulation steps for this model, doubling the step)."""
     whole = train(tmp_path / "whole", max_steps=1, **SGD)
-    accumulated = train(tmp_path / "accumulated", max_steps=1, per_device_train_batch_size=4,
-                        gradient_accumulation_steps=2, **SGD)  # fmt: skip
+    accumulated = train(
+        tmp_path / "accumulated", max_steps=1, per_device_train_batch_size=4, gradient_accumulation_steps=2, **SGD
+    )
     assert_all_changed(trainable(petal_classifier()), whole)
     assert_same_weights(whole, accumulated)
 
@@ -141,8 +145,13 @@ def test_checkpoint_of_two_processes_resumes_on_one_process(
     straight = train(tmp_path / "straight", max_steps=4, **ADAMW)
     resumed = train(tmp_path / "resumed", adapter_seed=5, checkpoint=checkpoint, max_steps=4, **ADAMW)
     assert_same_weights(straight, resumed, **ADAMW_TOLERANCE)
-    restarted = train(tmp_path / "restarted", adapter_seed=5, max_steps=4, **ADAMW,
-                      checkpoint=without_optimizer_state(checkpoint, tmp_path / "no-optimizer"))  # fmt: skip
+    restarted = train(
+        tmp_path / "restarted",
+        adapter_seed=5,
+        max_steps=4,
+        **ADAMW,
+        checkpoint=without_optimizer_state(checkpoint, tmp_path / "no-optimizer"),
+    )
     assert max_difference(straight, restarted) > 100 * ADAMW_TOLERANCE["atol"]
 
 

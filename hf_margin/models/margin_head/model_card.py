@@ -29,12 +29,19 @@ _CATALOGUE = {
 }
 _BIBTEX = {
     "1801.07698": ("deng2019arcface", "Deng, Jiankang and Guo, Jia and Xue, Niannan and Zafeiriou, Stefanos", 2019),
-    "1801.09414": ("wang2018cosface", "Wang, Hao and Wang, Yitong and Zhou, Zheng and Ji, Xing and Gong, Dihong and "
-                   "Zhou, Jingchao and Li, Zhifeng and Liu, Wei", 2018),
-    "2109.09416": ("boutros2022elasticface", "Boutros, Fadi and Damer, Naser and Kirchbuchner, Florian and "
-                   "Kuijper, Arjan", 2022),
+    "1801.09414": (
+        "wang2018cosface",
+        "Wang, Hao and Wang, Yitong and Zhou, Zheng and Ji, Xing and Gong, Dihong and "
+        "Zhou, Jingchao and Li, Zhifeng and Liu, Wei",
+        2018,
+    ),
+    "2109.09416": (
+        "boutros2022elasticface",
+        "Boutros, Fadi and Damer, Naser and Kirchbuchner, Florian and Kuijper, Arjan",
+        2022,
+    ),
     "2204.00964": ("kim2022adaface", "Kim, Minchul and Jain, Anil K. and Liu, Xiaoming", 2022),
-}  # fmt: skip
+}
 
 
 def head_paper(head_type: str) -> tuple[str, str, str]:
@@ -44,8 +51,10 @@ def head_paper(head_type: str) -> tuple[str, str, str]:
     method = by_name(_CATALOGUE[head_type])
     arxiv = str(method.arxiv)
     key, authors, year = _BIBTEX[arxiv]
-    bibtex = (f"```bibtex\n@article{{{key},\n  title   = {{{method.title}}},\n  author  = {{{authors}}},\n"
-              f"  journal = {{arXiv preprint arXiv:{arxiv}}},\n  year    = {{{year}}}\n}}\n```")  # fmt: skip
+    bibtex = (
+        f"```bibtex\n@article{{{key},\n  title   = {{{method.title}}},\n  author  = {{{authors}}},\n"
+        f"  journal = {{arXiv preprint arXiv:{arxiv}}},\n  year    = {{{year}}}\n}}\n```"
+    )
     return method.method, f"{method.title} ([arXiv {arxiv}](https://arxiv.org/abs/{arxiv}))", bibtex
 
 

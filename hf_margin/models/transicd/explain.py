@@ -49,8 +49,9 @@ def explain_note(
     encoded = tokenizer(text, return_tensors="pt", truncation=max_length is not None, max_length=max_length)
     was_training = model.training
     model.eval()
-    output = model(input_ids=encoded["input_ids"].to(model.device),
-                   attention_mask=encoded["attention_mask"].to(model.device))  # fmt: skip
+    output = model(
+        input_ids=encoded["input_ids"].to(model.device), attention_mask=encoded["attention_mask"].to(model.device)
+    )
     model.train(was_training)
     if output.attentions is None:
         raise ValueError("explanations need code-wise attention; this model uses pooling='mean'")

@@ -23,8 +23,7 @@ def transicd_card_values(model: Any, **values: Any) -> dict[str, Any]:
     if config.backbone_config is not None:
         encoder = f"the `{base}` encoder ({config.backbone_config.model_type})"
     else:
-        encoder = (f"the paper's own {config.num_hidden_layers}-layer transformer (hidden size "
-                   f"{config.hidden_size})")  # fmt: skip
+        encoder = f"the paper's own {config.num_hidden_layers}-layer transformer (hidden size {config.hidden_size})"
     ldam = config.loss == "ldam"
     defaults = {
         "model_name": "transicd",

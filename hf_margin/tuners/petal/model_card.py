@@ -81,6 +81,12 @@ def petal_card_values(model: Any, adapter_name: str | None = None, **values: Any
         raise ValueError(f"`model` has no PETAL adapter{'' if adapter_name is None else f' {adapter_name!r}'}")
     base = base_model_name(model)
     name = f"{Path(base).name}-petal" if base != "unknown" else "petal-adapter"
-    defaults = {"model_name": name, "repo_id": name, "license": DEFAULT_LICENSE, "base_model": base,
-                "training_data": NOT_RECORDED, "evaluation_results": NOT_EVALUATED}  # fmt: skip
+    defaults = {
+        "model_name": name,
+        "repo_id": name,
+        "license": DEFAULT_LICENSE,
+        "base_model": base,
+        "training_data": NOT_RECORDED,
+        "evaluation_results": NOT_EVALUATED,
+    }
     return defaults | fields | values
