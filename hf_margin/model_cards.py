@@ -7,7 +7,8 @@ Hugging Face Hub card (`huggingface_hub.ModelCard`: YAML metadata + markdown).
 Library versions (hf_margin, torch, transformers, peft, trl) are filled in automatically; mappings (hyperparameters,
 evaluation results) become two-column markdown tables. The `base_model` metadata is kept only when it is a Hub model
 id (a local folder or an unknown model is named in the text only, as TRL does: the Hub links `base_model` to a repo).
-The templates live in the repository's `model_cards/` folder (`$HF_MARGIN_MODEL_CARDS` points elsewhere).
+The templates are the repository's `model_cards/` folder, shipped in the wheel as the package data
+`hf_margin.model_card_templates` and read through `importlib.resources` (`$HF_MARGIN_MODEL_CARDS` points elsewhere).
 `ModelCard.validate()` asks the Hub and needs the network; offline, parsing the metadata and leaving no placeholder is
 what is checked here.
 
@@ -17,10 +18,13 @@ Trainers (MADPO, Margin-MSE, PETAL) and models (TransICD, MarginHeadModel) write
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import re
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +43,33 @@ VERSION_PACKAGES = {
 }
 
 
-def templates_dir() -> Path:
-    """The folder holding the card templates (``$HF_MARGIN_MODEL_CARDS`` or the repository's `model_cards/`)."""
-    folder = Path(os.environ.get("HF_MARGIN_MODEL_CARDS") or Path(__file__).resolve().parent.parent / "model_cards")
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"model card templates not found in {folder}: set HF_MARGIN_MODEL_CARDS to the repository's model_cards/"
+class ModelCardWarning(UserWarning):
+    """A model card could not be written; what was being saved or trained went on without it."""
+
+
+@contextlib.contextmanager
+def card_failure_warns(where: str) -> Iterator[None]:
+    """Run a block that writes a model card: any error in it becomes a `ModelCardWarning` naming `where`.
+
+    A card is documentation: failing to write one must never fail a `train()`, a `save_model` or a
+    `save_pretrained` whose weights are already on disk.
+    """
+    try:
+        yield
+    except Exception as error:
+        warnings.warn(
+            f"{where}: model card not written ({type(error).__name__}: {error})", ModelCardWarning, stacklevel=3
         )
+
+
+def templates_dir() -> Path:
+    """The folder holding the card templates: ``$HF_MARGIN_MODEL_CARDS``, else the package data
+    `hf_margin.model_card_templates` (the repository's `model_cards/`, shipped in the wheel)."""
+    configured = os.environ.get("HF_MARGIN_MODEL_CARDS")
+    folder = Path(configured) if configured else Path(str(resources.files("hf_margin.model_card_templates")))
+    if not folder.is_dir():
+        source = "$HF_MARGIN_MODEL_CARDS" if configured else "the installed package"
+        raise FileNotFoundError(f"model card templates not found in {folder} (from {source})")
     return folder
 
 

@@ -8,9 +8,10 @@ from recipes/accelerate/ (``cpu``, ``single_gpu``, ``multi_gpu``, ``fsdp``, ``de
 into a temporary copy of it, which the script gets instead (`recipe_main` takes a YAML file or arguments, not
 both, and cannot read tuple fields from arguments).
 
-recipes/ lives in the repository, not inside the installed package: it is found next to the package's source
-folder, or at ``$HF_MARGIN_RECIPES``. Relative paths inside a config (``data_dir``, ``out_dir``) resolve against
-the current directory, as when the script is run by hand; the shipped configs assume the repository root.
+recipes/ ships inside the wheel as the package data `hf_margin.recipes` (found with `importlib.resources`), or is
+read from ``$HF_MARGIN_RECIPES``. Relative paths inside a config (``data_dir``, ``out_dir``) resolve against the
+current directory, as when the script is run by hand: ``out_dir`` lands there, and ``data_dir`` (the ORL faces) is
+given with ``-- --data_dir DIR`` when the current directory is not a clone's root.
 
 Example::
 
@@ -27,6 +28,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +37,13 @@ _SCRIPT_IN_COMMENT = re.compile(r"^#.*\bpython\s+recipes/([\w.-]+/[\w.-]+\.py)\b
 
 
 def recipes_root() -> Path:
-    """The recipes/ folder: ``$HF_MARGIN_RECIPES``, else recipes/ next to the hf_margin source folder."""
+    """The recipes: ``$HF_MARGIN_RECIPES``, else the package data `hf_margin.recipes` (the repository's recipes/,
+    shipped in the wheel)."""
     configured = os.environ.get(RECIPES_ENV)
-    root = Path(configured) if configured else Path(__file__).resolve().parent.parent / "recipes"
+    root = Path(configured) if configured else Path(str(resources.files("hf_margin.recipes")))
     if not root.is_dir():
-        source = f"${RECIPES_ENV}" if configured else "the repository next to the installed package"
-        raise FileNotFoundError(
-            f"recipes folder not found at {root} (from {source}); the recipes ship with the repository, not the "
-            f"wheel: clone it and set {RECIPES_ENV}=<clone>/recipes"
-        )
+        source = f"${RECIPES_ENV}" if configured else "the installed package"
+        raise FileNotFoundError(f"recipes folder not found at {root} (from {source})")
     return root
 
 

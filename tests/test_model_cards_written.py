@@ -389,3 +389,38 @@ def test_sentence_transformer_card_names_margin_embedding_loss(tmp_path: Path) -
     )
     assert '"focal_gamma": 2.0' in text and '"filter_strategy": "relative"' in text and '"filter_margin": 0.1' in text
     assert "2506.20923" in text and "2506.07438" in text  # KaLM-Embedding-V2 and LG-ANNA-Embedding
+
+
+# ---------------------------------------------------------------- a card that cannot be written never fails a save
+
+
+def test_save_pretrained_and_train_warn_and_go_on_when_the_card_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hf_margin.model_cards import ModelCardWarning
+    from hf_margin.models.margin_head import MarginHeadConfig, MarginHeadModel
+    from hf_margin.trainers import PetalTrainer
+
+    monkeypatch.setenv("HF_MARGIN_MODEL_CARDS", str(tmp_path / "no-templates"))
+    config = MarginHeadConfig(backbone_config=tiny_bert_config().to_dict(), head_type="arcface", embedding_size=8)
+    config.num_labels = 3
+    model = MarginHeadModel(config)
+    with pytest.warns(
+        ModelCardWarning, match=r"MarginHeadModel.save_pretrained: model card not written .*no-templates"
+    ):
+        model.save_pretrained(tmp_path / "faces")
+    assert not (tmp_path / "faces" / "README.md").exists()
+    ids = torch.randint(0, 50, (2, 7), generator=torch.Generator().manual_seed(0))
+    reloaded = MarginHeadModel.from_pretrained(tmp_path / "faces").eval()
+    torch.testing.assert_close(reloaded(input_ids=ids).embeddings, model.eval()(input_ids=ids).embeddings)
+
+    args = TrainingArguments(
+        str(tmp_path / "petal"), max_steps=1, per_device_train_batch_size=4, report_to=[], use_cpu=True
+    )
+    trainer = PetalTrainer(model=_petal_classifier(), args=args, train_dataset=_quality_rows())
+    with pytest.warns(ModelCardWarning, match="PetalTrainer.save_model: model card not written"):
+        trainer.train()  # the end-of-training checkpoint saves the model, then fails to write the card
+    checkpoint = tmp_path / "petal" / "checkpoint-1"
+    assert (checkpoint / "adapter_model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
+    with pytest.warns(ModelCardWarning, match="PetalTrainer.create_model_card: model card not written"):
+        trainer.create_model_card(model_name="petal")

@@ -26,6 +26,7 @@ from hf_margin.model_cards import (
     NOT_EVALUATED,
     NOT_RECORDED,
     base_model_name,
+    card_failure_warns,
     markdown_table,
     render_model_card,
     template_fields,
@@ -141,7 +142,8 @@ class ModelCardMixin:
         if args:
             raise TypeError(f"create_model_card takes keyword arguments only, got positional {args}")
         if self.is_world_process_zero():  # type: ignore[attr-defined]
-            self._card_from_keywords(**kwargs)
+            with card_failure_warns(f"{type(self).__name__}.create_model_card"):
+                self._card_from_keywords(**kwargs)
 
     def _card_from_keywords(
         self,
@@ -172,11 +174,12 @@ class ModelCardMixin:
         )
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """The Trainer's `save_model`, then our card in the same folder (main process only)."""
+        """The Trainer's `save_model`, then our card in the same folder (main process only; a failure warns)."""
         trainer: Any = self
         super().save_model(output_dir, _internal_call)  # type: ignore[misc]
         if trainer.args.should_save:
-            self.write_model_card(output_dir or trainer.args.output_dir)
+            with card_failure_warns(f"{type(self).__name__}.save_model"):
+                self.write_model_card(output_dir or trainer.args.output_dir)
 
     def write_model_card(
         self,

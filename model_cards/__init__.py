@@ -1,0 +1,1 @@
+"""Model card templates (package data: shipped in the wheel as `hf_margin.model_card_templates`)."""
