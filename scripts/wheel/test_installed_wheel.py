@@ -6,6 +6,8 @@ wheel was built from (read for the lists of files the wheel must carry and for t
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import subprocess
@@ -76,6 +78,29 @@ def test_the_wheel_carries_its_licence() -> None:
     assert licence, f"no LICENSE in the wheel's metadata: {files[-8:]}"
     assert "Apache License" in Path(str(metadata.distribution("hf-margin").locate_file(licence[0]))).read_text()
     assert metadata.metadata("hf-margin")["License-Expression"] == "Apache-2.0"
+
+
+# ---------------------------------------------------------------- the README's snippets, as a user pastes them
+
+
+def readme_snippets() -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Use it in your stack\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_the_readme_has_four_snippets() -> None:
+    assert len(readme_snippets()) == 4
+
+
+@pytest.mark.parametrize("index", range(4), ids=("peft", "trl", "sentence-transformers", "trainer"))
+def test_readme_snippet_runs(index: int, tmp_path: Path) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text(readme_snippets()[index])
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=os.environ
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 # ---------------------------------------------------------------- every model kind saves with its card and reloads
@@ -181,5 +206,8 @@ def test_cli_train_finds_the_shipped_recipes_and_accelerate_configs() -> None:
 def test_cli_demo_runs_one_quick_entry(tmp_path: Path) -> None:
     result = run("demo", "--only", "aggregate", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (tmp_path / "results.json").is_file() and (tmp_path / "results.png").is_file()
-    assert "aggregate" in result.stdout
+    assert (tmp_path / "results.png").is_file()
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert rows and {row["entry"] for row in rows} == {"aggregate"}
+    assert all(math.isfinite(row["ours"]) and math.isfinite(row["baseline_value"]) for row in rows)
+    assert rows[0]["method"] in result.stdout
