@@ -79,6 +79,13 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
         assert f'id="{package}"' in text, f"reference/{page} does not document {package}"
         assert len(re.findall(rf'id="{re.escape(package)}\.\w', text)) >= 1, f"reference/{page} documents no member"
     assert 'id="hf_margin.trainers.MADPOTrainer"' in (tmp_path / "reference" / "trainers" / "index.html").read_text()
+    documented = {
+        anchor.rpartition(".")[2]
+        for html in (tmp_path / "reference").rglob("index.html")
+        for anchor in re.findall(r'id="(hf_margin\.[\w.]+)"', html.read_text())
+    }
+    undocumented = [m.entry_point for m in IMPLEMENTED if m.entry_point.rpartition(".")[2] not in documented]
+    assert not undocumented, f"catalogue entry points missing from the API reference: {undocumented}"
     assert 'id="hf_margin.losses.MetricLossBase"' in (tmp_path / "reference" / "losses" / "index.html").read_text()
 
     # Offline: no page loads a script or a stylesheet from another host; the maths engine is served by the site.

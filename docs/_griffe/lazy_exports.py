@@ -4,6 +4,9 @@ they are defined, so that ``::: hf_margin.trainers`` documents ``MADPOTrainer`` 
 
 The defining module is found by searching the package's submodules, so the reference pages name packages only and
 survive modules moving inside a package.
+
+It also fixes one shadowing case: ``from hf_margin.metrics.opis import opis`` makes the package attribute ``opis`` the
+function at run time, while a static reading sees the submodule of that name.
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ class LazyExports(griffe.Extension):
         for module in _modules(pkg):
             for exported in module.exports or ():
                 name = exported if isinstance(exported, str) else getattr(exported, "name", str(exported))
-                if name in module.members:
+                member = module.members.get(name)
+                if member is not None and not (member.is_module and name in member.members):
+                    continue
+                if member is not None:  # the submodule is shadowed by its same-named export
+                    shadowing = member.members[name]
+                    module.del_member(name)
+                    module.set_member(name, griffe.Alias(name, shadowing, parent=module))
                     continue
                 target = _defined_in(module, name)
                 if target is not None:
