@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from hf_margin import __version__
-from hf_margin.catalogue import CATALOGUE, markdown_table
+from hf_margin.catalogue import CATALOGUE, Kind, Method, markdown_table
 from hf_margin.recipes_cli import add_train_parser
 
 
@@ -25,17 +27,55 @@ def _list(args: argparse.Namespace) -> None:
     if args.format == "json":
         print(json.dumps([asdict(m) for m in CATALOGUE], indent=2))
         return
-    header = ("method", "paper", "arXiv", "kind", "entry point", "status")
-    rows = [(m.method, _shorten(m.title, 48), m.arxiv or "-", m.kind, m.entry_point, m.status) for m in CATALOGUE]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    done = sum(m.status == "implemented" for m in CATALOGUE)
-    print(f"\n{done} of {len(CATALOGUE)} methods implemented")
+    print("\n".join(catalogue_lines(shutil.get_terminal_size().columns)))
 
 
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+def catalogue_lines(width: int) -> list[str]:
+    """`hf-margin list`'s text, wrapped to `width` columns: the implemented methods by kind with their entry
+    points, then the planned and out-of-scope ones with their reasons (they have no entry point yet)."""
+    implemented = [m for m in CATALOGUE if m.status == "implemented"]
+    lines = _wrap(
+        f"{len(implemented)} of {len(CATALOGUE)} methods implemented; the paper titles are in `hf-margin list "
+        "--format markdown` (or json).",
+        width,
+    )
+    point_width = max(len(m.entry_point) for m in implemented)
+    label_width = width - point_width - 4  # two spaces of indent, two between the columns
+    for kind in get_args(Kind):
+        members = [m for m in implemented if m.kind == kind]
+        if members:
+            lines += ["", f"{kind}:"]
+        for m in members:
+            if label_width < 16:  # too narrow for two columns: the entry point under the method
+                lines += _wrap(_label(m), width, indent="  ")
+                lines.append(f"    {m.entry_point}")
+                continue
+            label = _wrap(_label(m), label_width)
+            lines.append(f"  {label[0]:<{label_width}}  {m.entry_point}")
+            lines += [f"  {more}" for more in label[1:]]
+    for status in ("planned", "out of scope"):
+        members = [m for m in CATALOGUE if m.status == status]
+        if members:
+            lines += ["", f"{status} (not implemented, no entry point):"]
+        for m in members:
+            lines += _wrap(f"{_label(m)}, {m.kind}", width, indent="  ", hanging="    ")
+            lines += _wrap(m.reason, width, indent="    ")
+    return lines
+
+
+def _wrap(text: str, width: int, indent: str = "", hanging: str | None = None) -> list[str]:
+    """`text` wrapped to `width` columns at spaces only (hyphenated words and entry points stay whole)."""
+    return textwrap.wrap(
+        text,
+        width,
+        initial_indent=indent,
+        subsequent_indent=indent if hanging is None else hanging,
+        break_on_hyphens=False,
+    )
+
+
+def _label(method: Method) -> str:
+    return f"{method.method} ({method.arxiv})" if method.arxiv else method.method
 
 
 def _demo(args: argparse.Namespace) -> None:

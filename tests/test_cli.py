@@ -13,12 +13,23 @@ from hf_margin.catalogue import CATALOGUE, markdown_table
 from hf_margin.cli import main
 
 
-def test_list_prints_every_method(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("columns", [80, 120, 60])
+def test_list_fits_the_terminal_and_names_only_real_entry_points(
+    columns: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
     assert main(["list"]) == 0
     out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= columns
+    words = " ".join(out.split())
     for method in CATALOGUE:
-        assert method.entry_point in out
-    assert f"of {len(CATALOGUE)} methods implemented" in out
+        if method.status == "implemented":
+            assert method.entry_point in out
+        else:
+            assert method.entry_point not in out, f"{method.name} is {method.status}: its entry point does not exist"
+            assert " ".join(method.reason.split()) in words, f"{method.name}'s reason is missing"
+    implemented = sum(m.status == "implemented" for m in CATALOGUE)
+    assert f"{implemented} of {len(CATALOGUE)} methods implemented" in words
 
 
 def test_list_formats(capsys: pytest.CaptureFixture[str]) -> None:
@@ -68,6 +79,23 @@ def test_console_script_runs() -> None:
         [sys.executable, "-m", "hf_margin.cli", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"hf-margin {__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["demo", "--list"], ["train", "--help"]])
+def test_quick_commands_import_no_heavy_module(argv: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from hf_margin.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('torch', 'transformers', 'peft', 'trl', 'sentence_transformers', 'datasets', 'numpy', 'matplotlib')\n"
+        "print('loaded:', *sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "loaded:"
 
 
 def test_import_needs_only_torch_and_transformers() -> None:
