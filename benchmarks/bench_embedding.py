@@ -23,7 +23,7 @@ CASES = {
 
 def icd_batch(negatives: int) -> tuple[list[list[str]], torch.Tensor]:
     """Columns of 32 ICD-10-CM rows (term, description, random other descriptions) and teacher-like scores."""
-    from hf_margin.data.retrieval import icd10_retrieval
+    from hf_margin.demo.data.retrieval import icd10_retrieval
 
     data = icd10_retrieval()
     rng = random.Random(0)
@@ -39,7 +39,7 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
 
-    from hf_margin.data.pretrained import minilm_path
+    from hf_margin.demo.data.pretrained import minilm_path
     from hf_margin.embeddings import MarginEmbeddingLoss
 
     gist = CASES[case].startswith("GIST")

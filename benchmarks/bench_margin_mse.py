@@ -18,7 +18,7 @@ CASE = "MiniLM-L6 bi-encoder, batch 32 x (query, positive, negative), 64 tokens"
 
 
 def rows() -> dict[str, list[Any]]:
-    from hf_margin.data.retrieval import icd10_retrieval
+    from hf_margin.demo.data.retrieval import icd10_retrieval
 
     data = icd10_retrieval()
     rng = random.Random(0)
@@ -37,7 +37,7 @@ def make_steps(case: str, device: str) -> tuple[Step, Step]:
     from sentence_transformers.sentence_transformer.losses import MarginMSELoss
     from transformers import AutoModel, AutoTokenizer
 
-    from hf_margin.data.pretrained import minilm_path
+    from hf_margin.demo.data.pretrained import minilm_path
     from hf_margin.trainers import MarginMSETrainer, MarginMSETrainingArguments
 
     data = rows()

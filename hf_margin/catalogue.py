@@ -172,7 +172,7 @@ CATALOGUE: tuple[Method, ...] = (
         "PETALface: Parameter Efficient Transfer Learning for Low-resolution Face Recognition",
         "2412.07771",
         "utility",
-        "hf_margin.data.quality.sharpness_score",
+        "hf_margin.tuners.petal.quality.sharpness_score",
         "implemented",
         "PETAL",
         reason="BRISQUE is not shipped: it needs an SVR fitted on LIVE, and no installable implementation works here",
@@ -395,7 +395,7 @@ CATALOGUE: tuple[Method, ...] = (
         "DatasetEquity: Are All Samples Created Equal? In The Quest For Equity Within Datasets",
         "2308.09878",
         "utility",
-        "hf_margin.data.equity.add_equity_weights",
+        "hf_margin.losses.equity.add_equity_weights",
         "implemented",
         "catalogue I",
         reason="A per-example weight column (any sample_weight-aware loss uses it); features from any backbone "
@@ -820,7 +820,7 @@ CATALOGUE: tuple[Method, ...] = (
         "Dataset Condensation with Contrastive Signals",
         "2202.02916",
         "utility",
-        "hf_margin.data.condensation.condense",
+        "hf_margin.trainers.condensation.condense",
         "implemented",
         "catalogue III",
         reason="DC and DCC gradient-matching losses, the layer-wise distance (1-D parameters count 0, +1e-6 in the "

@@ -13,6 +13,7 @@ from transformers import TrainerCallback
 
 from hf_margin.diagnostics.gradient_entanglement import (
     CASES,
+    RECORDS_FILE,
     entanglement,
     pair_gradients,
     per_pair_entanglement,
@@ -20,7 +21,6 @@ from hf_margin.diagnostics.gradient_entanglement import (
     sequence_logps,
 )
 
-RECORDS_FILE = "gradient_entanglement.jsonl"
 _BATCH_KEYS = ("input_ids", "attention_mask", "completion_mask")
 
 

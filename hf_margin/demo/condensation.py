@@ -2,7 +2,7 @@
 matching (DC, arXiv 2006.05929) vs random real images, on scikit-learn's 8x8 digits.
 
 The stratified 80% training split of the digits (pixels in [0, 1]) is condensed to `images_per_class` synthetic
-images per class with `hf_margin.data.condensation.condense` and a small ConvNet; then a fresh ConvNet is trained
+images per class with `hf_margin.trainers.condensation.condense` and a small ConvNet; then a fresh ConvNet is trained
 from scratch on each synthetic set (and on the random real images the condensation starts from) and scored on the
 held-out 20%. The loops are far shorter than the paper's (1,000 networks), so DCC's outer warm-up is scaled with
 them (`warmup_share` of the networks, the paper's 250 / 1000). No DSA augmentation.
@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from hf_margin.data.condensation import condense
 from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo._threads import single_thread
 from hf_margin.demo.robustness import RobustnessSetup, digits_split
+from hf_margin.trainers.condensation import condense
 
 DATASET = "sklearn digits 8x8 (small ConvNet)"
 

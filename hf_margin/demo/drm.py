@@ -63,7 +63,7 @@ def _load(setup: DRMSetup) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     else:
         from sentence_transformers import SentenceTransformer
 
-        from hf_margin.data.pretrained import minilm_path
+        from hf_margin.demo.data.pretrained import minilm_path
 
         encoder = SentenceTransformer(minilm_path(), device="cpu")
         features = encoder.encode([texts[i] for i in keep], batch_size=128, show_progress_bar=False)

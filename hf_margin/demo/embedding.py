@@ -79,7 +79,7 @@ class EmbeddingSetup:
 def _model(setup: EmbeddingSetup) -> Any:
     from sentence_transformers import SentenceTransformer
 
-    from hf_margin.data.pretrained import minilm_path
+    from hf_margin.demo.data.pretrained import minilm_path
 
     model = SentenceTransformer(minilm_path(), device="cpu")
     model.max_seq_length = setup.max_seq_length
@@ -154,7 +154,7 @@ def train(method: str, rows: Any, guide: Any, setup: EmbeddingSetup, out_dir: Pa
 
 def evaluation_sets(setup: EmbeddingSetup, data: Any) -> dict[str, Any]:
     """The retrieval sets every model is scored on."""
-    from hf_margin.data.retrieval import RetrievalSet, chatterbot_retrieval
+    from hf_margin.demo.data.retrieval import RetrievalSet, chatterbot_retrieval
 
     test = data.test.sample(setup.test_queries, setup.seed) if setup.test_queries else data.test
     if not setup.full_corpus:
@@ -167,7 +167,7 @@ def evaluation_sets(setup: EmbeddingSetup, data: Any) -> dict[str, Any]:
 
 
 def run(context: DemoContext, setup: EmbeddingSetup = EmbeddingSetup()) -> list[DemoRow]:
-    from hf_margin.data.retrieval import icd10_retrieval, retrieval_metrics
+    from hf_margin.demo.data.retrieval import icd10_retrieval, retrieval_metrics
 
     unknown = [m for m in setup.methods if m not in METHODS]
     if unknown:

@@ -35,13 +35,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hf_margin._validation import check_choice, check_in_range, check_positive_int
-from hf_margin.data.faces import (
+from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo._threads import single_thread
+from hf_margin.demo.data.faces import (
     IdentityImages,
     cap_per_identity,
     load_identities,
 )
-from hf_margin.demo import DemoContext, DemoRow
-from hf_margin.demo._threads import single_thread
 from hf_margin.demo.metric_learning import load_features
 from hf_margin.demo.petal import cache_dir
 from hf_margin.functional.few_shot import class_prototypes, prototype_logits

@@ -120,8 +120,8 @@ class Head(nn.Module):
 def text_task(setup: ImbalanceSetup) -> Task:
     import pandas
 
-    from hf_margin.data.pretrained import cached_minilm_features
-    from hf_margin.data.rotten_tomatoes import load_snippets, movie_split
+    from hf_margin.demo.data.pretrained import cached_minilm_features
+    from hf_margin.demo.data.rotten_tomatoes import load_snippets, movie_split
 
     snippets = load_snippets()
     rng = np.random.default_rng(setup.seed)
@@ -239,8 +239,8 @@ def train_and_evaluate(
     import datasets
 
     from hf_margin.callbacks import DRWCallback
-    from hf_margin.data.equity import add_equity_weights
     from hf_margin.losses import LDAMLoss
+    from hf_margin.losses.equity import add_equity_weights
     from hf_margin.trainers import ClassificationLossArguments, ClassificationLossTrainer
 
     counts = torch.bincount(labels, minlength=task.num_classes).tolist()

@@ -115,7 +115,7 @@ class LandmarkDistillationSetup:
 
 def load_split(setup: LandmarkDistillationSetup) -> dict[str, Any]:
     """Train/test (history, next-weeks change) pairs of the weekly CO2 record, each divided by a training scale."""
-    from hf_margin.data.co2 import co2_windows
+    from hf_margin.demo.data.co2 import co2_windows
 
     windows = co2_windows(setup.window, setup.horizon, setup.split_year)
     history, change, train, test = windows.history, windows.change, windows.train, windows.test

@@ -71,7 +71,7 @@ class MADPOSetup:
 def _classifier(split: Any, tokenizer: Any, texts: int, seed: int, cache: Path, name: str) -> Any:
     from transformers import AutoModel
 
-    from hf_margin.data.pretrained import minilm_path
+    from hf_margin.demo.data.pretrained import minilm_path
     from hf_margin.models.embedding_classifier import SentenceEmbeddingClassifier
 
     model = SentenceEmbeddingClassifier(AutoModel.from_pretrained(minilm_path()))
@@ -139,7 +139,7 @@ def _train(method: str, policy_path: Path, data: Any, tokenizer: Any, setup: MAD
     )
     if setup.entanglement_every:
         from hf_margin.callbacks import GradientEntanglementCallback
-        from hf_margin.callbacks.gradient_entanglement import RECORDS_FILE
+        from hf_margin.diagnostics.gradient_entanglement import RECORDS_FILE
 
         (out / method / RECORDS_FILE).unlink(missing_ok=True)
         probe = trainer.data_collator([trainer.train_dataset[i] for i in range(setup.entanglement_pairs)])
@@ -192,8 +192,8 @@ def compare(setup: MADPOSetup, cache: Path, out: Path, progress: Any = None) -> 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from hf_margin.data.preference_scoring import score_preference_margins
-    from hf_margin.data.pretrained import minilm_path, smollm2_path
-    from hf_margin.data.rotten_tomatoes import PROMPT, load_snippets, movie_split, movie_title, preference_pairs
+    from hf_margin.demo.data.pretrained import minilm_path, smollm2_path
+    from hf_margin.demo.data.rotten_tomatoes import PROMPT, load_snippets, movie_split, movie_title, preference_pairs
 
     snippets = load_snippets()
     snippets["split"] = [movie_split(m, SHARES) for m in snippets["movie"]]

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hf_margin.data.faces import (
+from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.data.faces import (
     IdentityImages,
     cap_per_identity,
     load_identities,
 )
-from hf_margin.data.pretrained import efficientnet_lite0, grey_to_efficientnet_input
-from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.data.pretrained import efficientnet_lite0, grey_to_efficientnet_input
 from hf_margin.heads import build_head
 from hf_margin.metrics import pair_scores, roc_curve, tar_at_far, verification_accuracy
 

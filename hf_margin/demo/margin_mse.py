@@ -152,7 +152,7 @@ def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[A
     from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
     from transformers import set_seed
 
-    from hf_margin.data.pretrained import minilm_path
+    from hf_margin.demo.data.pretrained import minilm_path
 
     teachers = []
     for index in range(setup.teachers):
@@ -188,7 +188,7 @@ def student(layers: int) -> Any:
     """all-MiniLM-L6-v2's first `layers` transformer layers as a bi-encoder (an `AutoModel`)."""
     from transformers import AutoModel
 
-    from hf_margin.data.pretrained import minilm_path
+    from hf_margin.demo.data.pretrained import minilm_path
 
     return AutoModel.from_pretrained(minilm_path(), num_hidden_layers=layers)
 
@@ -277,9 +277,9 @@ def _rerank_timed(trainer: MarginMSETrainer, data: RerankingSet) -> tuple[dict[s
 def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) -> list[DemoRow]:
     from sentence_transformers import SentenceTransformer
 
-    from hf_margin.data.pretrained import minilm_path
-    from hf_margin.data.retrieval import icd10_retrieval
     from hf_margin.data.teacher_scoring import score_with_teachers
+    from hf_margin.demo.data.pretrained import minilm_path
+    from hf_margin.demo.data.retrieval import icd10_retrieval
 
     unknown = [m for m in setup.methods if m not in METHODS] + [s for s in setup.students if s not in STUDENTS]
     if unknown:

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from hf_margin.data.faces import (
+from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.data.faces import (
     IdentityImages,
     cap_per_identity,
     load_identities,
 )
-from hf_margin.data.pretrained import efficientnet_lite0, grey_to_efficientnet_input
-from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.data.pretrained import efficientnet_lite0, grey_to_efficientnet_input
 from hf_margin.functional.contrastive import similarity_matrix
 from hf_margin.losses.multi_similarity import MultiSimilarityLoss, MultiSimilarityMiner
 from hf_margin.losses.tcm import ThresholdConsistentMarginLoss

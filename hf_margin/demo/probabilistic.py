@@ -84,7 +84,7 @@ class NoisyForecaster(nn.Module):
 
 def load_windows(setup: ForecastSetup) -> dict[str, torch.Tensor]:
     """Train/test (history, change) pairs of the weekly CO2 record, standardised on the training part."""
-    from hf_margin.data.co2 import co2_windows
+    from hf_margin.demo.data.co2 import co2_windows
 
     windows = co2_windows(setup.window, setup.horizon, setup.split_year)
     history, change, train, test = windows.history, windows.change[:, -1], windows.train, windows.test

@@ -58,7 +58,7 @@ def text_features(setup: ProbesSetup) -> FeatureSplit:
 def image_features(setup: ProbesSetup, data_dir: Path | None = None) -> FeatureSplit:
     """Frozen EfficientNet-lite0 features of the ORL faces (or digits); the last half of each identity's images
     (at least `test_images_per_identity`) are the test set."""
-    from hf_margin.data.faces import load_identities
+    from hf_margin.demo.data.faces import load_identities
     from hf_margin.demo.few_shot import cached_features
 
     data = load_identities(data_dir)

@@ -53,8 +53,8 @@ def _features(setup: SelfTrainingSetup) -> tuple[torch.Tensor, torch.Tensor, np.
     """MiniLM features, labels and the movie split of a balanced sample of snippets (features cached)."""
     import pandas
 
-    from hf_margin.data.pretrained import cached_minilm_features
-    from hf_margin.data.rotten_tomatoes import load_snippets, movie_split
+    from hf_margin.demo.data.pretrained import cached_minilm_features
+    from hf_margin.demo.data.rotten_tomatoes import load_snippets, movie_split
 
     snippets = load_snippets()
     rows = pandas.concat(

@@ -1,5 +1,5 @@
 """Demo entry: TransICD (code-wise attention + LDAM) against code-wise attention with BCE and a mean-pooled
-encoder with BCE, on multi-label ICD-10-CM pseudo-notes (`hf_margin.data.icd_notes`), all with an
+encoder with BCE, on multi-label ICD-10-CM pseudo-notes (`hf_margin.demo.data.icd_notes`), all with an
 all-MiniLM-L6-v2 encoder fine-tuned at the same budget; the paper's table: micro/macro AUC, micro/macro F1, P@5.
 """
 
@@ -42,7 +42,7 @@ class TransICDSetup:
         ldam_c: C of the LDAM margins.
         drw_epoch: the epoch at which "TransICD + DRW" switches to effective-number label weights.
         corpus: "icd" (ICD-10-CM pseudo-notes) or "reuters" (Reuters-21578 grain/corn from the `weka` package;
-            see `hf_margin.data.reuters` for the one-time download).
+            see `hf_margin.demo.data.reuters` for the one-time download).
         weka_dir: where the `weka` package was extracted (for corpus="reuters").
         encoder: "transformer" (the paper's own 2-layer encoder, d = 128, over the MiniLM tokenizer's vocabulary,
             trained from scratch) or "minilm" (all-MiniLM-L6-v2 fine-tuned).
@@ -79,7 +79,7 @@ def train_and_evaluate(
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     from hf_margin.callbacks import DRWCallback
-    from hf_margin.data.pretrained import minilm_path
+    from hf_margin.demo.data.pretrained import minilm_path
     from hf_margin.metrics import multilabel_metrics
     from hf_margin.models.transicd import TransICDConfig, TransICDModel
 
@@ -119,9 +119,9 @@ def train_and_evaluate(
 def run(context: DemoContext, setup: TransICDSetup = TransICDSetup()) -> list[DemoRow]:
     from transformers import AutoTokenizer
 
-    from hf_margin.data.icd_notes import icd_pseudo_notes
-    from hf_margin.data.pretrained import minilm_path
-    from hf_margin.data.reuters import load_reuters_grain_corn
+    from hf_margin.demo.data.icd_notes import icd_pseudo_notes
+    from hf_margin.demo.data.pretrained import minilm_path
+    from hf_margin.demo.data.reuters import load_reuters_grain_corn
 
     check_choice(setup.encoder, "encoder", ("transformer", "minilm"))
     check_choice(setup.corpus, "corpus", ("icd", "reuters"))

@@ -24,6 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# The JSONL file `GradientEntanglementCallback` writes into the run folder and `plots.load_records` reads.
+RECORDS_FILE = "gradient_entanglement.jsonl"
+
 Case = Literal["ideal", "both_down", "both_up"]
 CASES: tuple[Case, ...] = ("ideal", "both_down", "both_up")
 

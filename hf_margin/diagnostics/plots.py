@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from hf_margin._extras import require
-from hf_margin.callbacks.gradient_entanglement import RECORDS_FILE
+from hf_margin.diagnostics.gradient_entanglement import RECORDS_FILE
 
 
 def load_records(run: str | Path) -> list[dict[str, Any]]:

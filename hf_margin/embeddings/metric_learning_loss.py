@@ -14,7 +14,6 @@ from typing import Any
 from torch import Tensor, nn
 
 from hf_margin._extras import require
-from hf_margin.catalogue import CATALOGUE
 
 require("sentence_transformers", "st", "hf_margin.embeddings")
 
@@ -63,10 +62,8 @@ class MetricLearningLoss(nn.Module):
 
     @property
     def citation(self) -> str:
-        """BibTeX of the papers of the wrapped loss (and its `base_loss`), from the catalogue; empty for others."""
-        names = {type(self.loss).__name__, type(getattr(self.loss, "base_loss", None)).__name__}
-        return "\n".join(
-            f"@misc{{{m.name},\n  title={{{m.title}}},\n  eprint={{{m.arxiv}}},\n  archivePrefix={{arXiv}},\n}}"
-            for m in CATALOGUE
-            if m.arxiv and m.entry_point.rpartition(".")[2] in names
-        )
+        """BibTeX of the papers of the `base_loss` (if any) and the wrapped loss (their `citation` attribute, as on
+        `hf_margin.losses.MetricLossBase`); empty for losses without one."""
+        losses = (getattr(self.loss, "base_loss", None), self.loss)
+        citations = (getattr(loss, "citation", "") for loss in losses)
+        return "\n".join(dict.fromkeys(c for c in citations if isinstance(c, str) and c))

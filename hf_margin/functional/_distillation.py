@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_embeddings, check_positive
-from hf_margin.functional._precision import at_least_float32
 
 
 def check_same_shape(reference: object, reference_name: str, **others: object) -> None:

@@ -52,8 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_choice, check_class_labels, check_positive
-from hf_margin.functional._precision import at_least_float32
 
 Metric = Literal["accuracy", "f_beta", "g_mean", "balanced_accuracy"]
 InputKind = Literal["logits", "probabilities"]

@@ -42,8 +42,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_choice, check_in_range
-from hf_margin.functional._precision import at_least_float32
 
 VERSIONS = ("v1", "v2")
 SCORE_TYPES = ("probabilities", "logits")
@@ -102,7 +102,7 @@ def auc_margin_loss(
     num_labels = h.shape[1]
     check_in_range(margin, "margin", 0.0, float("inf"))
     check_choice(version, "version", VERSIONS)
-    _check_imratio(imratio, version, num_labels)
+    check_imratio(imratio, version, num_labels)
     if libauc_compat and num_labels > 1:
         raise ValueError(f"`libauc_compat` applies to the binary loss only, got {num_labels} score columns")
     a_, b_, alpha_ = (_per_label(value, name, h) for value, name in ((a, "a"), (b, "b"), (alpha, "alpha")))
@@ -166,7 +166,7 @@ def auc_margin_saddle(
     with torch.no_grad():
         h, pos = _prepare(scores, labels, score_type)
         check_in_range(margin, "margin", 0.0, float("inf"))
-        _check_imratio(imratio, "v1", h.shape[1])
+        check_imratio(imratio, "v1", h.shape[1])
         n = pos.shape[0]
         n_pos = pos.sum(0)
         n_neg = n - n_pos
@@ -245,7 +245,7 @@ def _as_list(imratio: float | Sequence[float], num_labels: int) -> list[float]:
     return [float(imratio)] * num_labels if isinstance(imratio, (int, float)) else [float(p) for p in imratio]
 
 
-def _check_imratio(imratio: float | Sequence[float] | None, version: str, num_labels: int | None = None) -> None:
+def check_imratio(imratio: float | Sequence[float] | None, version: str, num_labels: int | None = None) -> None:
     """Raise unless `imratio` is None, or (v1 only) a number in (0, 1) or one such number per label."""
     if imratio is None:
         return

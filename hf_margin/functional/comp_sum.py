@@ -30,9 +30,9 @@ import math
 import torch
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
+from hf_margin._reduction import REDUCTIONS, reduce_losses
 from hf_margin._validation import check_choice, check_class_labels
-from hf_margin.functional._precision import at_least_float32
-from hf_margin.functional._reduction import REDUCTIONS, reduce_losses
 
 
 def check_tau(tau: float) -> None:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32, full_precision
 from hf_margin._validation import (
     check_choice,
     check_embeddings,
@@ -40,7 +41,6 @@ from hf_margin._validation import (
     check_positive_int,
 )
 from hf_margin.functional._distillation import softmax_kl_per_sample
-from hf_margin.functional._precision import at_least_float32, full_precision
 
 Similarity = Literal["cosine", "dot"]
 FilterStrategy = Literal["relative", "absolute"]

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hf_margin._precision import at_least_float32
+from hf_margin._reduction import reduce_losses
 from hf_margin._validation import check_positive
 from hf_margin.functional._distillation import check_student_teacher, softmax_kl_per_sample
-from hf_margin.functional._precision import at_least_float32
-from hf_margin.functional._reduction import reduce_losses
 
 
 def _scaled(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> tuple[Tensor, Tensor]:

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
+from hf_margin._reduction import reduce_losses
 from hf_margin._validation import (
     check_embeddings,
     check_in_range,
@@ -46,8 +48,6 @@ from hf_margin._validation import (
     check_positive,
     check_positive_int,
 )
-from hf_margin.functional._precision import at_least_float32
-from hf_margin.functional._reduction import reduce_losses
 
 
 def class_prototypes(support: Tensor, support_labels: Tensor) -> tuple[Tensor, Tensor]:

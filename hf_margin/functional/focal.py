@@ -8,7 +8,7 @@
   In The Quest For Equity Within Datasets" (ICCV-W 2023, arXiv 2308.09878): an example whose appearance is
   common (likelihood p near 1) is down-weighted, ``w = (eta + (1 - p)^gamma) / (eta + 1)`` in [eta / (eta + 1), 1]
   (README defaults eta = 1, gamma = 5; gamma = 0 gives w = 1). The likelihoods come from clustering image
-  embeddings: `hf_margin.data.equity`. Not the detection loss of Li et al. 2020 that shares the name.
+  embeddings: `hf_margin.losses.equity`. Not the detection loss of Li et al. 2020 that shares the name.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
+from hf_margin._reduction import REDUCTIONS, reduce_losses
 from hf_margin._validation import check_choice, check_class_labels, check_embeddings, check_in_range
-from hf_margin.functional._precision import at_least_float32
-from hf_margin.functional._reduction import REDUCTIONS, reduce_losses
 
 
 def focal_loss(

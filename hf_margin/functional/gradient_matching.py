@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hf_margin.functional._precision import at_least_float32
+from hf_margin._precision import at_least_float32
 
 COSINE_EPS = 1e-6  # the official code's constant in the cosine's denominator
 

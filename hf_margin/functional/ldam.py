@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_class_labels, check_in_range, check_positive
-from hf_margin.functional._precision import at_least_float32
 
 
 def _counts(class_counts: Tensor | list[int] | list[float]) -> Tensor:

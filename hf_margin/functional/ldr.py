@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
+from hf_margin._reduction import reduce_losses
 from hf_margin._validation import check_choice, check_class_labels, check_embeddings, check_in_range, check_positive
-from hf_margin.functional._precision import at_least_float32
-from hf_margin.functional._reduction import reduce_losses
 
 NORMALIZATIONS = ("none", "l1", "softplus_l1")
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import full_precision
 from hf_margin._validation import check_class_labels, check_embeddings
-from hf_margin.functional._precision import full_precision
 from hf_margin.functional.cosine_softmax import margin_cross_entropy, normalized_linear
 
 Boundary = Literal["threshold", "easy_margin", "none"]
@@ -63,7 +63,7 @@ def _cosines(embeddings: Tensor, weight: Tensor, labels: Tensor | None) -> tuple
     return cosine, (x_hat * F.normalize(centres[labels], dim=1)).sum(1)
 
 
-def _checked_cosines(embeddings: Tensor, weight: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+def checked_cosines(embeddings: Tensor, weight: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Validate a head's inputs, then return the cosine matrix and the target cosines (autocast off)."""
     check_embeddings(embeddings, weight.shape[1])
     check_class_labels(labels, embeddings.shape[0], weight.shape[0])
@@ -219,7 +219,7 @@ def margin_softmax_logits(
     ``target_fn`` maps the (B,) target cosines to the modified target cosines (one of the ``*_target``
     functions above with its hyperparameters bound).
     """
-    cosine, cos_y = _checked_cosines(embeddings, weight, labels)
+    cosine, cos_y = checked_cosines(embeddings, weight, labels)
     with full_precision(embeddings):
         return margin_logits(cosine, labels, target_fn(cos_y), scale), cosine
 
@@ -236,7 +236,7 @@ def margin_softmax_loss_and_cosine(
 
     Equals ``F.cross_entropy(margin_softmax_logits(...)[0], labels)``.
     """
-    cosine, cos_y = _checked_cosines(embeddings, weight, labels)
+    cosine, cos_y = checked_cosines(embeddings, weight, labels)
     with full_precision(embeddings):
         return margin_cross_entropy(cosine, target_fn(cos_y), labels, scale, reduction), cosine
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_choice
-from hf_margin.functional._precision import at_least_float32
 
 Aggregation = Literal["mean", "median", "max", "min"]
 

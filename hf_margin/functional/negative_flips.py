@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
+from hf_margin._reduction import reduce_losses
 from hf_margin._validation import check_class_labels, check_embeddings, check_in_range, check_label_vector
 from hf_margin.functional._distillation import check_student_teacher, softmax_kl_per_sample
-from hf_margin.functional._precision import at_least_float32
-from hf_margin.functional._reduction import reduce_losses
 
 
 def _class_ids(new_class_ids: Sequence[int] | Tensor, num_classes: int) -> Tensor:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
+from hf_margin._reduction import REDUCTIONS, reduce_losses
 from hf_margin._validation import check_choice, check_class_labels, check_embeddings
-from hf_margin.functional._precision import at_least_float32
-from hf_margin.functional._reduction import REDUCTIONS, reduce_losses
 
 
 def class_probabilities(logits: Tensor, labels: Tensor, *, validate: bool = True) -> tuple[Tensor, Tensor]:

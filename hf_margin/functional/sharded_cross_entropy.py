@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from hf_margin.losses._gather import distributed_world
+from hf_margin._gather import distributed_world
 
 NOT_OWNED = -1  # local label of a row whose class lives on another process
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hf_margin.functional._reduction import reduce_losses
+from hf_margin._reduction import reduce_losses
 from hf_margin.functional.contrastive import labelled_pair_cosines
 from hf_margin.functional.cosine_softmax import margin_cross_entropy
 

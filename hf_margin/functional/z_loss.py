@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_choice, check_class_labels, check_in_range, check_positive
-from hf_margin.functional._precision import at_least_float32
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 DEFAULT_EPS = 1e-6

@@ -15,15 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hf_margin._gather import distributed_world, gather_rows, gathered_sizes, scale_gradient
+from hf_margin._precision import full_precision
 from hf_margin._validation import check_choice, check_class_labels, check_embeddings, check_positive_int
-from hf_margin.functional._precision import full_precision
 from hf_margin.functional.cosine_softmax import normalized_linear
 from hf_margin.functional.margin_heads import Reduction, compute_dtype
 from hf_margin.functional.sharded_cross_entropy import NOT_OWNED, sharded_margin_cross_entropy
 from hf_margin.heads import HEAD_TYPES
 from hf_margin.heads.base import REDUCTIONS, MarginHead
 from hf_margin.heads.softmax import SoftmaxHead
-from hf_margin.losses._gather import distributed_world, gather_rows, gathered_sizes, scale_gradient
 
 
 def shard_range(num_classes: int, rank: int, world: int) -> tuple[int, int]:

@@ -1,6 +1,5 @@
 """Stateful loss modules (their math lives in `hf_margin.functional`)."""
 
-from hf_margin.losses._metric_learning import MetricLossBase, PairBatch
 from hf_margin.losses.aggregate_responses import AggregateResponseLoss, bag_dataset
 from hf_margin.losses.anyloss import AnyLoss
 from hf_margin.losses.auc_margin import AUCMarginLoss
@@ -12,6 +11,7 @@ from hf_margin.losses.focal import FocalLoss
 from hf_margin.losses.landmark_kd import LandmarkKDLoss
 from hf_margin.losses.ldam import LDAMLoss, MultiLabelLDAMLoss
 from hf_margin.losses.ldr import ALDRKLLoss, LDRKLLoss
+from hf_margin.losses.metric_learning import MetricLossBase, PairBatch
 from hf_margin.losses.multi_similarity import MultiSimilarityLoss, MultiSimilarityMiner
 from hf_margin.losses.tcm import ThresholdConsistentMarginLoss
 from hf_margin.losses.temperature_info_nce import TemperatureInfoNCELoss

@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from hf_margin._reduction import REDUCTIONS
 from hf_margin._validation import check_choice, check_in_range
-from hf_margin.functional._reduction import REDUCTIONS
 from hf_margin.functional.aggregate_responses import (
     aggregate_responses,
     bag_level_loss,

@@ -17,8 +17,8 @@ from hf_margin._validation import check_choice, check_in_range, check_positive_i
 from hf_margin.functional.auc_margin import (
     SCORE_TYPES,
     VERSIONS,
-    _check_imratio,
     auc_margin_loss,
+    check_imratio,
 )
 
 
@@ -94,7 +94,7 @@ class AUCMarginLoss(nn.Module):
         check_in_range(margin, "margin", 0.0, float("inf"))
         check_choice(version, "version", VERSIONS)
         check_choice(score_type, "score_type", SCORE_TYPES)
-        _check_imratio(imratio, version, num_labels)
+        check_imratio(imratio, version, num_labels)
         if libauc_compat and num_labels > 1:
             raise ValueError(f"`libauc_compat` applies to the binary loss only, got num_labels={num_labels}")
         self.margin = margin

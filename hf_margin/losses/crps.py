@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from hf_margin._reduction import REDUCTIONS
 from hf_margin._validation import check_choice, check_in_range
-from hf_margin.functional._reduction import REDUCTIONS
 from hf_margin.functional.crps import METHODS, afcrps
 
 

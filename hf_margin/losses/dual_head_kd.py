@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_class_labels, check_embeddings, check_in_range, check_positive
-from hf_margin.functional._precision import at_least_float32
 from hf_margin.functional.dual_head_kd import binary_kl, binary_kl_norm
 
 

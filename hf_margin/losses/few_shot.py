@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from hf_margin._reduction import REDUCTIONS
 from hf_margin._validation import check_choice, check_in_range, check_positive, check_positive_int
-from hf_margin.functional._reduction import REDUCTIONS
 from hf_margin.functional.few_shot import icnn_loss, proto_triplet_loss
 
 

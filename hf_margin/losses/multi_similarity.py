@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from hf_margin._validation import check_in_range, check_positive
 from hf_margin.functional.multi_similarity import multi_similarity_loss, multi_similarity_mine
-from hf_margin.losses._metric_learning import MetricLossBase, PairBatch, pair_batch
+from hf_margin.losses.metric_learning import MetricLossBase, PairBatch, pair_batch
 
 
 class MultiSimilarityLoss(MetricLossBase):
@@ -27,12 +27,18 @@ class MultiSimilarityLoss(MetricLossBase):
         alpha: positive temperature (paper and PML 2).
         beta: negative temperature (paper and PML 50; official code 40).
         base: similarity offset lambda (PML and official code 0.5; paper 1).
-        reduction / gather_across_processes: see `hf_margin.losses._metric_learning`.
+        reduction / gather_across_processes: see `hf_margin.losses.metric_learning`.
 
     Example:
         >>> miner, loss_fn = MultiSimilarityMiner(epsilon=0.1), MultiSimilarityLoss()
         >>> loss = loss_fn(embeddings, labels, miner(embeddings, labels))
     """
+
+    citation = (
+        "@misc{multi_similarity,\n"
+        "  title={Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning},\n"
+        "  eprint={1904.06627},\n  archivePrefix={arXiv},\n}"
+    )
 
     def __init__(
         self,

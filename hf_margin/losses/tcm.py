@@ -16,7 +16,7 @@ from typing import Any
 from torch import Tensor
 
 from hf_margin.functional.tcm import check_tcm_options, tcm_hard_pairs, tcm_hinge_rows
-from hf_margin.losses._metric_learning import MetricLossBase, PairBatch
+from hf_margin.losses.metric_learning import MetricLossBase, PairBatch
 
 
 class ThresholdConsistentMarginLoss(MetricLossBase):
@@ -38,6 +38,12 @@ class ThresholdConsistentMarginLoss(MetricLossBase):
         >>> loss_fn = ThresholdConsistentMarginLoss(base_loss=MultiSimilarityLoss())
         >>> loss = loss_fn(embeddings, labels)
     """
+
+    citation = (
+        "@misc{tcm,\n"
+        "  title={Threshold-Consistent Margin Loss for Open-World Deep Metric Learning},\n"
+        "  eprint={2307.04047},\n  archivePrefix={arXiv},\n}"
+    )
 
     def __init__(
         self,

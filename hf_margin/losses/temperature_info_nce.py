@@ -12,7 +12,7 @@ from torch import Tensor
 
 from hf_margin._validation import check_positive
 from hf_margin.functional.temperature_info_nce import info_nce_pair_losses
-from hf_margin.losses._metric_learning import MetricLossBase, PairBatch
+from hf_margin.losses.metric_learning import MetricLossBase, PairBatch
 
 
 class TemperatureInfoNCELoss(MetricLossBase):
@@ -28,7 +28,7 @@ class TemperatureInfoNCELoss(MetricLossBase):
         reduction: "mean" over positive pairs (PML's reduction for this loss), "sum" over positive pairs, or
             "none": per-anchor sums of its pairs' losses (B,).
         gather_across_processes: compare this process's rows with all processes' (see
-            `hf_margin.losses._metric_learning`); "mean" then divides by the positive pairs of all processes.
+            `hf_margin.losses.metric_learning`); "mean" then divides by the positive pairs of all processes.
 
     Example:
         >>> views = torch.cat([encoder(augment(x)), encoder(augment(x))])   # SimCLR: two views per image

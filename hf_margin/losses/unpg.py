@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from hf_margin._precision import full_precision
+from hf_margin._reduction import REDUCTIONS
 from hf_margin._validation import check_choice
-from hf_margin.functional._precision import full_precision
-from hf_margin.functional._reduction import REDUCTIONS
-from hf_margin.functional.margin_heads import Reduction, _checked_cosines
+from hf_margin.functional.margin_heads import Reduction, checked_cosines
 from hf_margin.functional.unpg import box_and_whisker_mask, check_whisker, negative_pair_cosines, unpg_cross_entropy
 from hf_margin.heads.base import MarginHead
 from hf_margin.heads.softmax import SoftmaxHead
@@ -61,7 +61,7 @@ class UNPGLoss(nn.Module):
 
     def forward(self, embeddings: Tensor, labels: Tensor, sample_weight: Tensor | None = None) -> Tensor:
         """UNPG loss. embeddings: (B, embedding_size); labels: (B,) long; sample_weight: optional (B,)."""
-        cosine, cos_y = _checked_cosines(embeddings, self.head.weight, labels)
+        cosine, cos_y = checked_cosines(embeddings, self.head.weight, labels)
         with full_precision(embeddings):
             target = self.head.target_fn(embeddings)(cos_y)
             negatives = self.kept_negatives(embeddings.to(cosine.dtype), labels)

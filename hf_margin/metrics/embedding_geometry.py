@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_embeddings, check_positive
-from hf_margin.functional._precision import at_least_float32
 from hf_margin.functional.contrastive import labelled_pair_cosines
 
 

@@ -35,8 +35,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from hf_margin._outputs import output_logits
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_choice, check_class_labels, check_positive_int
-from hf_margin.functional._precision import at_least_float32
 from hf_margin.functional.probability_margin import class_probabilities
 
 Bounds = tuple[float, float] | None

@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_choice, check_class_labels, check_embeddings, check_positive_int
-from hf_margin.functional._precision import at_least_float32
 
 
 def _entropy(logits: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ on multi-label ICD-10-CM pseudo-notes, in the paper's table shape (micro/macro A
     python recipes/transicd/train_icd_coding.py recipes/transicd/config_minilm.yaml   # all-MiniLM-L6-v2
     accelerate launch recipes/transicd/train_icd_coding.py recipes/transicd/config.yaml
 
-The corpus (hf_margin/data/icd_notes.py): 50 randomly drawn 3-character categories, notes of 1-4 labelled and
+The corpus (hf_margin/demo/data/icd_notes.py): 50 randomly drawn 3-character categories, notes of 1-4 labelled and
 0-2 unlabelled snippets of real ICD-10-CM wording, picked in proportion to each category's snippet count (a
 43x spread of training counts); test notes use snippets never trained on. Writes transicd.json to --out_dir.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hf_margin.data.co2 import co2_windows
+from hf_margin.demo.data.co2 import co2_windows
 
 
 def test_windows_hold_the_past_and_the_future_changes_and_split_by_year() -> None:

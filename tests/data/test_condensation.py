@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from hf_margin.data.condensation import condense
 from hf_margin.functional.gradient_matching import dc_loss, dcc_loss
+from hf_margin.trainers.condensation import condense
 
 
 def _data(classes: int = 3, per_class: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from hf_margin.data.equity import add_equity_weights, cluster_likelihoods
+from hf_margin.losses.equity import add_equity_weights, cluster_likelihoods
 
 
 def blobs() -> np.ndarray:

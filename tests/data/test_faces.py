@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_margin.data.faces import find_att_faces, load_att_faces, load_digits_as_identities, read_pgm
+from hf_margin.demo.data.faces import find_att_faces, load_att_faces, load_digits_as_identities, read_pgm
 
 
 def _write_pgm(path: Path, pixels: np.ndarray, comment: bool = False) -> None:
@@ -65,7 +65,7 @@ def test_digits_fallback() -> None:
 
 
 def test_cap_per_identity_keeps_order_and_caps() -> None:
-    from hf_margin.data.faces import IdentityImages, cap_per_identity
+    from hf_margin.demo.data.faces import IdentityImages, cap_per_identity
 
     data = IdentityImages(np.arange(10).reshape(10, 1, 1).astype(np.uint8), np.array([0] * 6 + [1] * 4), "toy")
     capped = cap_per_identity(data, 3)
@@ -76,7 +76,7 @@ def test_cap_per_identity_keeps_order_and_caps() -> None:
 def test_load_identities_reads_orl_falls_back_to_digits_and_rejects_a_wrong_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hf_margin.data.faces import load_identities
+    from hf_margin.demo.data.faces import load_identities
 
     pytest.importorskip("sklearn")
     monkeypatch.delenv("HF_MARGIN_DATA", raising=False)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_margin.data.quality import (
+from hf_margin.tuners.petal.quality import (
     QualityCalibration,
     add_quality_column,
     paper_quality,

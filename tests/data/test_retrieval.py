@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("simple_icd_10_cm")
 pytest.importorskip("sentence_transformers")
 
-from hf_margin.data.retrieval import RetrievalSet, chatterbot_retrieval, icd10_retrieval, retrieval_metrics
+from hf_margin.demo.data.retrieval import RetrievalSet, chatterbot_retrieval, icd10_retrieval, retrieval_metrics
 from tests.embeddings.tiny_st import WORDS, tiny_sentence_transformer
 
 

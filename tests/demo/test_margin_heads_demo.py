@@ -34,8 +34,8 @@ def test_tiny_run_writes_table_json_and_plots(tmp_path: Path, monkeypatch: pytes
 
 
 def test_the_recipe_extras_combined_margin_and_partial_fc_train(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hf_margin.data.faces import load_identities
     from hf_margin.demo import margin_heads
+    from hf_margin.demo.data.faces import load_identities
 
     monkeypatch.delenv("HF_MARGIN_DATA", raising=False)
     extras = ("combined margin (1, 0.3, 0.2)", "Partial FC ArcFace (50% of centres)")

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("simple_icd_10_cm")
 
-from hf_margin.data.icd_notes import icd_pseudo_notes
 from hf_margin.demo import DemoContext
 from hf_margin.demo import transicd as transicd_demo
+from hf_margin.demo.data.icd_notes import icd_pseudo_notes
 
 
 def test_pseudo_notes_are_imbalanced_multi_label_and_split_by_snippet() -> None:
@@ -51,7 +51,7 @@ def test_tiny_real_run(tmp_path: Path) -> None:
 
 
 def test_reuters_needs_its_files_and_says_how_to_get_them(tmp_path: Path) -> None:
-    from hf_margin.data.reuters import load_reuters_grain_corn
+    from hf_margin.demo.data.reuters import load_reuters_grain_corn
 
     with pytest.raises(FileNotFoundError, match="apt-get download weka"):
         load_reuters_grain_corn(tmp_path)
@@ -60,7 +60,7 @@ def test_reuters_needs_its_files_and_says_how_to_get_them(tmp_path: Path) -> Non
 
 
 def test_reuters_parsing(tmp_path: Path) -> None:
-    from hf_margin.data.reuters import EXAMPLES, load_reuters_grain_corn
+    from hf_margin.demo.data.reuters import EXAMPLES, load_reuters_grain_corn
 
     folder = tmp_path / EXAMPLES
     folder.mkdir(parents=True)

@@ -70,3 +70,23 @@ def test_bad_inputs(model) -> None:
     features = model.tokenize(["red cat", "blue dog"])
     with pytest.raises(ValueError, match="one text column"):
         MetricLearningLoss(model, MultiSimilarityLoss())([features, features], torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        MultiSimilarityLoss(),
+        ThresholdConsistentMarginLoss(),
+        ThresholdConsistentMarginLoss(base_loss=MultiSimilarityLoss()),
+    ],
+)
+def test_citation_is_the_catalogue_entries_bibtex(model, loss) -> None:
+    from hf_margin.catalogue import CATALOGUE
+
+    names = {type(loss).__name__, type(getattr(loss, "base_loss", None)).__name__}
+    expected = "\n".join(
+        f"@misc{{{m.name},\n  title={{{m.title}}},\n  eprint={{{m.arxiv}}},\n  archivePrefix={{arXiv}},\n}}"
+        for m in CATALOGUE
+        if m.arxiv and m.entry_point.rpartition(".")[2] in names
+    )
+    assert MetricLearningLoss(model, loss).citation == expected

@@ -11,7 +11,7 @@ from pytorch_metric_learning import miners as pml_miners
 
 from hf_margin.functional._masked import masked_logsumexp
 from hf_margin.functional.multi_similarity import log1p_sum_exp, multi_similarity_loss, multi_similarity_mine
-from hf_margin.losses._metric_learning import pair_batch
+from hf_margin.losses.metric_learning import pair_batch
 from hf_margin.losses.multi_similarity import MultiSimilarityLoss, MultiSimilarityMiner
 from hf_margin.losses.tcm import ThresholdConsistentMarginLoss
 from hf_margin.losses.temperature_info_nce import TemperatureInfoNCELoss

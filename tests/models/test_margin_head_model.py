@@ -234,3 +234,14 @@ def test_pooler_pooling_needs_a_pooler() -> None:
     model.backbone.pooler = None
     with pytest.raises(ValueError, match="pooling='pooler' needs a backbone that returns `pooler_output`"):
         model(**_text_batch())
+
+
+def test_head_papers_agree_with_the_catalogue() -> None:
+    from hf_margin.catalogue import by_name
+    from hf_margin.models.margin_head.model_card import HEAD_PAPERS
+
+    entries = {"combined": "combined_margin"}
+    assert set(HEAD_PAPERS) == set(HEAD_TYPES) - {"softmax"}
+    for head_type, (method, title, arxiv) in HEAD_PAPERS.items():
+        entry = by_name(entries.get(head_type, head_type))
+        assert (method, title, arxiv) == (entry.method, entry.title, entry.arxiv)

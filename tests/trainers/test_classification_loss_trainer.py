@@ -73,7 +73,7 @@ def train(loss: nn.Module, folder: Path, data: Dataset | None = None, **kwargs) 
 
 
 def test_weighted_loss_matches_a_hand_step_and_accumulation_matches_the_bigger_batch(tmp_path: Path) -> None:
-    from hf_margin.data.equity import add_equity_weights
+    from hf_margin.losses.equity import add_equity_weights
 
     data = add_equity_weights(
         rows(8).remove_columns("sample_weight"), torch.tensor, "features", reducer="none", eps=2.0, min_samples=2

@@ -1,7 +1,8 @@
 """The fields of the `margin_head_classifier` model card, read from a `MarginHeadModel`'s config.
 
-The head's paper comes from `hf_margin.catalogue` (ArcFace arXiv 1801.07698, CosFace arXiv 1801.09414,
-ElasticFace arXiv 2109.09416, AdaFace arXiv 2204.00964; the softmax head is the margin-free baseline).
+The head's paper (as in its `hf_margin.catalogue` entry; a test checks they agree): ArcFace arXiv 1801.07698,
+CosFace arXiv 1801.09414, ElasticFace arXiv 2109.09416, AdaFace arXiv 2204.00964; the softmax head is the
+margin-free baseline.
 `MarginHeadModel.save_pretrained` writes the card; to add what the config does not hold (data, evaluation):
 
     model.save_pretrained(folder)
@@ -14,18 +15,30 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hf_margin.catalogue import by_name
 from hf_margin.model_cards import DEFAULT_LICENSE, NOT_EVALUATED, NOT_RECORDED
 from hf_margin.models._model_card import backbone_name
 
-# head_type -> the catalogue entry of its paper (the combined margin is ArcFace's section on m1, m2, m3).
-_CATALOGUE = {
-    "arcface": "arcface",
-    "combined": "combined_margin",
-    "cosface": "cosface",
-    "elastic_arcface": "elastic_arcface",
-    "elastic_cosface": "elastic_cosface",
-    "adaface": "adaface",
+# head_type -> (method name, paper title, arXiv id), as in the catalogue entry of the head (the combined margin is
+# ArcFace's section on m1, m2, m3). Library code does not read the catalogue; tests/models checks they agree.
+HEAD_PAPERS: dict[str, tuple[str, str, str]] = {
+    "arcface": ("ArcFace", "ArcFace: Additive Angular Margin Loss for Deep Face Recognition", "1801.07698"),
+    "combined": (
+        "Combined margin (m1, m2, m3)",
+        "ArcFace: Additive Angular Margin Loss for Deep Face Recognition",
+        "1801.07698",
+    ),
+    "cosface": ("CosFace", "CosFace: Large Margin Cosine Loss for Deep Face Recognition", "1801.09414"),
+    "elastic_arcface": (
+        "ElasticArcFace (+)",
+        "ElasticFace: Elastic Margin Loss for Deep Face Recognition",
+        "2109.09416",
+    ),
+    "elastic_cosface": (
+        "ElasticCosFace (+)",
+        "ElasticFace: Elastic Margin Loss for Deep Face Recognition",
+        "2109.09416",
+    ),
+    "adaface": ("AdaFace", "AdaFace: Quality Adaptive Margin for Face Recognition", "2204.00964"),
 }
 _BIBTEX = {
     "1801.07698": ("deng2019arcface", "Deng, Jiankang and Guo, Jia and Xue, Niannan and Zafeiriou, Stefanos", 2019),
@@ -46,16 +59,15 @@ _BIBTEX = {
 
 def head_paper(head_type: str) -> tuple[str, str, str]:
     """(head name, paper sentence with its arXiv link, citation block) of a `hf_margin.heads` head type."""
-    if head_type not in _CATALOGUE:
+    if head_type not in HEAD_PAPERS:
         return "Softmax", "a linear softmax classifier without a margin (the baseline)", "No paper: no margin."
-    method = by_name(_CATALOGUE[head_type])
-    arxiv = str(method.arxiv)
+    method, title, arxiv = HEAD_PAPERS[head_type]
     key, authors, year = _BIBTEX[arxiv]
     bibtex = (
-        f"```bibtex\n@article{{{key},\n  title   = {{{method.title}}},\n  author  = {{{authors}}},\n"
+        f"```bibtex\n@article{{{key},\n  title   = {{{title}}},\n  author  = {{{authors}}},\n"
         f"  journal = {{arXiv preprint arXiv:{arxiv}}},\n  year    = {{{year}}}\n}}\n```"
     )
-    return method.method, f"{method.title} ([arXiv {arxiv}](https://arxiv.org/abs/{arxiv}))", bibtex
+    return method, f"{title} ([arXiv {arxiv}](https://arxiv.org/abs/{arxiv}))", bibtex
 
 
 def margin_head_card_values(model: Any, **values: Any) -> dict[str, Any]:

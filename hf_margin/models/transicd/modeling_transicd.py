@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from hf_margin.functional._precision import at_least_float32
+from hf_margin._precision import at_least_float32
 from hf_margin.losses.ldam import MultiLabelLDAMLoss
 from hf_margin.models._model_card import ModelCardOnSaveMixin
 from hf_margin.models.transicd.configuration_transicd import TransICDConfig

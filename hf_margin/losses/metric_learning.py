@@ -40,15 +40,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from hf_margin._gather import all_reduce_sum, distributed_world, gather_rows, gathered_sizes
+from hf_margin._precision import at_least_float32, full_precision
+from hf_margin._reduction import REDUCTIONS
 from hf_margin._validation import check_choice, check_embeddings, check_label_vector
-from hf_margin.functional._precision import at_least_float32, full_precision
-from hf_margin.functional._reduction import REDUCTIONS
 from hf_margin.functional.contrastive import similarity_matrix
-from hf_margin.losses._gather import all_reduce_sum, distributed_world, gather_rows, gathered_sizes
 
 IndicesTuple = Sequence[Tensor]
 
@@ -171,11 +172,17 @@ def pair_batch(
 class MetricLossBase(nn.Module):
     """Base module for pair-based metric losses with PML's call contract (see the module docstring).
 
+    Subclass it (``from hf_margin.losses import MetricLossBase``) and implement `compute_loss`; set the class
+    attribute `citation` to the paper's BibTeX so that `hf_margin.embeddings.MetricLearningLoss` cites it.
+
     Args:
         reduction: "mean" (over all anchors, PML's MeanReducer), "sum" or "none" (per-anchor losses).
         gather_across_processes: compare this process's rows with the embeddings of all processes (with
             gradient) under torch.distributed, scaled so that DDP's averaged gradients equal one big batch's.
     """
+
+    citation: ClassVar[str] = ""
+    """BibTeX of the loss's paper (empty: none); sentence-transformers' model cards print it."""
 
     def __init__(self, reduction: str = "mean", gather_across_processes: bool = False):
         super().__init__()
