@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -17,10 +18,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+NEEDS_FACES = (
+    "needs the ORL faces (not shipped; the AT&T face database, att_faces/): --data-dir DIR or HF_MARGIN_DATA=DIR"
+)
+
 
 @dataclass(frozen=True)
 class DemoRow:
-    """One line of the demo table: a method against its baseline on one metric (higher is better)."""
+    """One line of the demo table: a method against its baseline on one metric.
+
+    Higher is better unless the metric's name says "(lower is better)". `seconds` is the method's wall time in
+    this run (0 when the row has no time of its own, e.g. a ratio). A row that measured nothing has NaN values and
+    a `note` saying why (`DemoRow.skipped`).
+    """
 
     entry: str
     method: str
@@ -30,6 +40,20 @@ class DemoRow:
     baseline_value: float
     seconds: float
     dataset: str
+    note: str = ""
+
+    @property
+    def lower_is_better(self) -> bool:
+        return "lower is better" in self.metric
+
+    @property
+    def measured(self) -> bool:
+        return not (math.isnan(self.ours) or math.isnan(self.baseline_value))
+
+    @classmethod
+    def skipped(cls, entry: str, method: str, baseline: str, metric: str, dataset: str, note: str) -> DemoRow:
+        """The row of an entry that cannot measure its method here: no values, and the `note` says what it needs."""
+        return cls(entry, method, baseline, metric, math.nan, math.nan, 0.0, dataset, note)
 
 
 @dataclass
@@ -66,7 +90,7 @@ DEMOS: dict[str, DemoEntry] = {
         DemoEntry(
             "petal",
             "hf_margin.demo.petal",
-            "Low-resolution face verification (ORL faces, or digits): PETAL vs LoRA vs full fine-tuning of an "
+            "Low-resolution face verification (needs the ORL faces): PETAL vs LoRA vs full fine-tuning of an "
             "ArcFace-pretrained ViT",
         ),
         DemoEntry(
@@ -216,37 +240,137 @@ def select(names: Iterable[str] | None, everything: bool = False) -> list[DemoEn
 
 
 def format_table(rows: list[DemoRow]) -> str:
-    """The rows as a fixed-width text table."""
-    header = ("method", "baseline", "metric", "ours", "baseline's", "wall time")
+    """The rows as a fixed-width text table ("-" for a value not measured; a note column when a row has one)."""
+    header: tuple[str, ...] = ("method", "baseline", "metric", "ours", "baseline's", "wall time")
+    notes = any(r.note for r in rows)
+    if notes:
+        header = (*header, "note")
     body = [
-        (r.method, r.baseline, r.metric, f"{r.ours:.4f}", f"{r.baseline_value:.4f}", f"{r.seconds:.1f} s") for r in rows
+        (r.method, r.baseline, r.metric, _value(r.ours), _value(r.baseline_value), _duration(r.seconds))
+        + ((r.note,) if notes else ())
+        for r in rows
     ]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in [header, *body]]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
+def _value(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds <= 0:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
 def plot_rows(rows: list[DemoRow], path: Path) -> None:
-    """A horizontal bar chart of ours vs the baseline for every row."""
+    """Draw `results_figure` of the rows to `path` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = results_figure(rows)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def results_figure(rows: list[DemoRow]) -> Any:
+    """The rows as a matplotlib figure: one panel per entry and in it one axis per metric, on that metric's own
+    scale; each row is a segment from the baseline's value (grey dot) to the method's (green when better, red when
+    worse, by the metric's direction), its figures on the right. An entry that measured nothing shows its note."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    labels = [f"{r.method} ({r.metric})" for r in rows]
-    positions = range(len(rows))
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
-    ax.barh([p + 0.2 for p in positions], [r.ours for r in rows], height=0.4, label="method")
-    ax.barh([p - 0.2 for p in positions], [r.baseline_value for r in rows], height=0.4, label="baseline")
-    ax.set_yticks(list(positions), labels)
-    ax.invert_yaxis()
-    ax.set_xlabel("metric value (higher is better)")
-    ax.set_title("hf-margin demo: each method against its baseline")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    entries: dict[str, list[DemoRow]] = {}
+    for row in rows:
+        entries.setdefault(row.entry, []).append(row)
+    heights = [0.5 + sum(0.5 + 0.3 * len(group) for group in _by_metric(group).values()) for group in entries.values()]
+    fig = plt.figure(figsize=(9, sum(heights) + 0.7), layout="constrained")
+    header, *panels = fig.subfigures(len(entries) + 1, 1, height_ratios=[0.7, *heights], squeeze=False)[:, 0]
+    header.suptitle("hf-margin demo: each method's change over its baseline, one scale per metric")
+    legend = [
+        Line2D([], [], linestyle="none", marker=shape, markersize=7, color=colour, label=label)
+        for shape, colour, label in (
+            ("o", _NEUTRAL, "baseline"),
+            ("D", _BETTER, "method, better"),
+            ("D", _WORSE, "method, worse"),
+        )
+    ]
+    header.legend(handles=legend, loc="lower center", ncols=3, frameon=False, fontsize=9)
+    for panel, group in zip(panels, entries.values(), strict=True):
+        panel.suptitle(f"{group[0].entry}: {group[0].dataset}", x=0.01, ha="left", fontsize=10, fontweight="bold")
+        metrics = _by_metric(group)
+        if not metrics:
+            notes = sorted({r.note for r in group if r.note})
+            panel.text(0.5, 0.4, "\n".join(notes) or "no rows", ha="center", va="center", fontsize=9)
+            continue
+        ratios = [len(metric_rows) + 1.5 for metric_rows in metrics.values()]
+        axes = panel.subplots(len(metrics), 1, squeeze=False, gridspec_kw={"height_ratios": ratios})[:, 0]
+        for ax, (metric, metric_rows) in zip(axes, metrics.items(), strict=True):
+            _draw_metric(ax, metric, metric_rows)
+    return fig
+
+
+_NEUTRAL, _BETTER, _WORSE = "0.55", "tab:green", "tab:red"
+
+
+def _by_metric(rows: list[DemoRow]) -> dict[str, list[DemoRow]]:
+    groups: dict[str, list[DemoRow]] = {}
+    for row in rows:
+        if row.measured:
+            groups.setdefault(row.metric, []).append(row)
+    return groups
+
+
+def _draw_metric(ax: Any, metric: str, rows: list[DemoRow]) -> None:
+    one_baseline = len({r.baseline for r in rows}) == 1
+    for y, row in enumerate(rows):
+        change = row.ours - row.baseline_value
+        better = change < 0 if row.lower_is_better else change > 0
+        colour = _NEUTRAL if change == 0 else _BETTER if better else _WORSE
+        ax.plot([row.baseline_value, row.ours], [y, y], color=colour, linewidth=2)
+        ax.plot(row.baseline_value, y, "o", color=_NEUTRAL, markersize=6)
+        ax.plot(row.ours, y, "D", color=colour, markersize=6)
+    values = [v for r in rows for v in (r.ours, r.baseline_value)]
+    low, high = min(values), max(values)
+    # At least a fifth of the values' size across, so that a change of a few thousandths does not fill the axis.
+    span = max(high - low, 0.2 * max(abs(low), abs(high)), 1e-3)
+    middle = (low + high) / 2
+    ax.set_xlim(middle - 0.6 * span, middle + 0.6 * span)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    labels = [r.method if one_baseline else f"{r.method} vs {r.baseline}" for r in rows]
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    values_axis = ax.secondary_yaxis("right")  # the figures, as a column right of the plot
+    values_axis.set_yticks(range(len(rows)), [_change_label(r) for r in rows], fontsize=7)
+    values_axis.tick_params(length=0)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    direction = "" if rows[0].lower_is_better else " (higher is better)"
+    against = f", baseline: {rows[0].baseline}" if one_baseline else ""
+    ax.set_title(f"{metric}{direction}{against}", fontsize=8, loc="left")
+
+
+def _change_label(row: DemoRow) -> str:
+    change = row.ours - row.baseline_value
+    shown = "same" if change == 0 else _figure(change, sign=True)
+    return f"{_figure(row.ours)} vs {_figure(row.baseline_value)} ({shown})"
+
+
+def _figure(value: float, sign: bool = False) -> str:
+    """Three significant figures, without an exponent for values up to millions."""
+    text = f"{value:+,.0f}" if abs(value) >= 100 else f"{value:+.3g}"
+    return text if sign else text.removeprefix("+")
+
+
+def _json_row(row: DemoRow) -> dict[str, Any]:
+    """The row for results.json: NaN (not measured) as null, which JSON has."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(row).items()}
 
 
 def run_demos(entries: list[DemoEntry], context: DemoContext) -> list[DemoRow]:
@@ -258,7 +382,7 @@ def run_demos(entries: list[DemoEntry], context: DemoContext) -> list[DemoRow]:
         start = time.perf_counter()
         rows.extend(entry.run(context))
         timings[entry.name] = time.perf_counter() - start
-    report = {"rows": [asdict(r) for r in rows], "entry_seconds": timings}
+    report = {"rows": [_json_row(r) for r in rows], "entry_seconds": timings}
     (context.out_dir / "results.json").write_text(json.dumps(report, indent=2))
     if rows:
         plot_rows(rows, context.out_dir / "results.png")

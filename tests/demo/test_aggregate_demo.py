@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from hf_margin.demo import DemoContext
+from hf_margin.demo import DemoContext, format_table
 from hf_margin.demo import aggregate as demo
 
 
@@ -33,3 +33,5 @@ def test_tiny_real_run(tmp_path: Path) -> None:
     )
     assert abs(ols - closed) < 1e-3 * closed
     assert all(r.ours < 2 * float(test_y.var()) for r in rows)  # no run diverges
+    assert all(r.seconds > 0 for r in rows)  # the fits of one k each, not a per-fit mean
+    assert "0.0 s" not in format_table(rows)  # fits of a few ms show as such, not as zero

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,9 +15,22 @@ from hf_margin.demo import DemoContext
 from hf_margin.demo import petal as petal_demo
 
 
+def test_without_the_faces_it_says_what_it_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_MARGIN_DATA", raising=False)
+    rows = petal_demo.run(DemoContext(out_dir=tmp_path, data_dir=None))
+    assert len(rows) == 1 and not rows[0].measured
+    assert "ORL faces" in rows[0].note and "--data-dir" in rows[0].note and "HF_MARGIN_DATA" in rows[0].note
+    assert not (tmp_path / "petal.json").exists()
+
+
 def test_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_MARGIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HF_MARGIN_DATA", raising=False)
+    # Ten images of each digit stand in for the faces here, only to run the code end to end (the entry refuses them).
+    digits = petal_demo.load_identities(None)
+    keep = np.concatenate([np.flatnonzero(digits.labels == k)[:10] for k in range(10)])
+    stand_in = petal_demo.IdentityImages(digits.images[keep], digits.labels[keep], digits.name)
+    monkeypatch.setattr(petal_demo, "load_faces", lambda _: stand_in)
     setup = petal_demo.PetalSetup(image_height=16, image_width=16, pretrain_epochs=1, finetune_epochs=1, rank=2)
     context = DemoContext(out_dir=tmp_path, data_dir=None)
     rows = petal_demo.run(context, setup)
