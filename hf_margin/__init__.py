@@ -57,7 +57,25 @@ _REGISTERED_WITH = {
     "peft": ("hf_margin.tuners.petal",),
 }
 
-__all__ = [*sorted(_MODULE_OF), "__version__"]
+__all__ = [
+    "AdaFaceHead",
+    "ArcFaceHead",
+    "CombinedMarginHead",
+    "CosFaceHead",
+    "ElasticArcFaceHead",
+    "ElasticCosFaceHead",
+    "MarginHead",
+    "MarginHeadConfig",
+    "MarginHeadModel",
+    "MarginHeadOutput",
+    "PetalConfig",
+    "PetalModel",
+    "SoftmaxHead",
+    "TransICDConfig",
+    "TransICDModel",
+    "TransICDOutput",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
