@@ -319,7 +319,8 @@ def run(context: DemoContext, setup: PetalSetup | None = None) -> list[DemoRow]:
     setup = setup or PetalSetup()
     data = load_faces(context.data_dir)
     if data is None:
-        return [DemoRow.skipped("petal", "PETAL", "LoRA, full fine-tuning", f"TAR@FAR={FAR:g}", "-", NEEDS_FACES)]
+        metric = f"TAR@FAR={FAR:g}"
+        return [DemoRow.skipped("petal", "PETAL", "LoRA, full fine-tuning", metric, "ORL faces not found", NEEDS_FACES)]
     results = compare(data, setup, cache_dir(), context.progress)
     (context.out_dir / "petal.json").write_text(
         json.dumps(
