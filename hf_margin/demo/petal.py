@@ -29,15 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hf_margin.data.faces import (
+from hf_margin.demo import NEEDS_FACES, DemoContext, DemoRow
+from hf_margin.demo.data.faces import (
     IdentityImages,
     load_identities,
 )
-from hf_margin.data.quality import QualityCalibration, sharpness_score
-from hf_margin.demo import NEEDS_FACES, DemoContext, DemoRow
 from hf_margin.heads import build_head
 from hf_margin.metrics import tar_at_far, verification_accuracy
 from hf_margin.models.margin_head import MarginHeadConfig, MarginHeadModel
+from hf_margin.tuners.petal.quality import QualityCalibration, sharpness_score
 
 FAR = 0.01
 PRETRAIN_VERSION = 1  # part of the pretrained ViT's cache key: bump when the pretraining code changes
