@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import re
 from types import ModuleType
 
 
@@ -18,3 +20,29 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
         raise MissingExtraError(
             f"{purpose} needs `{module}`: install it with `pip install 'hf-margin[{extra}]'`"
         ) from error
+
+
+# Import names that differ from their distribution's name on the package index.
+_DISTRIBUTION_OF_MODULE = {"sklearn": "scikit-learn", "PIL": "pillow", "yaml": "pyyaml"}
+
+
+def _normalised(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def extra_for(module: str) -> str | None:
+    """The smallest hf-margin extra that installs top-level `module` (None when no extra does)."""
+    wanted = _normalised(_DISTRIBUTION_OF_MODULE.get(module, module))
+    try:
+        requirements = importlib.metadata.requires("hf-margin") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    members: dict[str, set[str]] = {}
+    for requirement in requirements:
+        name, _, marker = requirement.partition(";")
+        extra = re.search(r"extra\s*==\s*['\"]([\w-]+)['\"]", marker)
+        if extra:
+            distribution = re.split(r"[\s\[<>=!~]", name.strip(), maxsplit=1)[0]
+            members.setdefault(extra.group(1), set()).add(_normalised(distribution))
+    having = [extra for extra, names in members.items() if wanted in names]
+    return min(having, key=lambda extra: len(members[extra]), default=None)

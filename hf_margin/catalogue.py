@@ -871,13 +871,16 @@ def by_name(name: str) -> Method:
 
 def markdown_table(pages: str = "docs/methods/") -> str:
     """The catalogue as a markdown table; each implemented method links to its documentation page `<pages><name>.md`
-    (README: ``docs/methods/``, the docs site's home page: ``methods/``)."""
+    (the docs site's home page: ``methods/``) and names its entry point; the others give their status's reason."""
     lines = [
         "| method | paper | arXiv | kind | entry point | status |",
         "|---|---|---|---|---|---|",
     ]
     for m in CATALOGUE:
         arxiv = f"[{m.arxiv}](https://arxiv.org/abs/{m.arxiv})" if m.arxiv else "-"
-        method = f"[{m.method}]({pages}{m.name}.md)" if m.status == "implemented" else m.method
-        lines.append(f"| {method} | {m.title} | {arxiv} | {m.kind} | `{m.entry_point}` | {m.status} |")
+        if m.status == "implemented":
+            method, entry_point, status = f"[{m.method}]({pages}{m.name}.md)", f"`{m.entry_point}`", m.status
+        else:  # not built: no entry point to name, and the reason with the status
+            method, entry_point, status = m.method, "-", f"{m.status}: {m.reason}" if m.reason else m.status
+        lines.append(f"| {method} | {m.title} | {arxiv} | {m.kind} | {entry_point} | {status} |")
     return "\n".join(lines)

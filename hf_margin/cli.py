@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from hf_margin import __version__
+from hf_margin._extras import extra_for
 from hf_margin.catalogue import CATALOGUE, Kind, Method, markdown_table
 from hf_margin.recipes_cli import add_train_parser
 
@@ -224,9 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if os.environ.get("HF_MARGIN_DEBUG"):
             raise
-        print(f"hf-margin: error: {error}", file=sys.stderr)
+        print(f"hf-margin: error: {_explained(error)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _explained(error: Exception) -> str:
+    """The error's message; for a missing module, which extra installs it."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        module = error.name.partition(".")[0]
+        extra = extra_for(module)
+        install = f"pip install 'hf-margin[{extra}]'" if extra else f"pip install {module}"
+        return f"this command needs `{module}`, which is not installed: {install}"
+    return str(error)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from hf_margin import __version__
+from hf_margin import __version__, cli
 from hf_margin.catalogue import CATALOGUE, markdown_table
 from hf_margin.cli import main
 
@@ -148,3 +148,21 @@ def test_score_preferences_command(tmp_path, capsys: pytest.CaptureFixture[str])
     scored = datasets.load_from_disk(str(tmp_path / "scored"))
     assert len(scored["margin"]) == 8 and len(set(scored["margin"])) > 1
     assert main(["score-preferences", "--dataset", str(tmp_path / "x.txt"), "--reward-model", "r", "--out", "o"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("module", "install"),
+    [("statsmodels", "pip install 'hf-margin[data]'"), ("sentence_transformers", "pip install 'hf-margin[st]'")],
+)
+def test_a_missing_module_names_the_extra_that_installs_it(
+    module: str, install: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def needs_it(args: object) -> None:
+        raise ModuleNotFoundError(f"No module named '{module}'", name=f"{module}.api")
+
+    monkeypatch.setattr(cli, "_list", needs_it)
+    assert main(["list"]) == 1
+    assert (
+        capsys.readouterr().err.strip()
+        == f"hf-margin: error: this command needs `{module}`, which is not installed: {install}"
+    )
