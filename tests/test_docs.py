@@ -147,6 +147,30 @@ def test_python_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.Monk
         torch.set_num_threads(threads)
 
 
+MEASURED_FIGURE = re.compile(r"-?\d[\d,]*\.\d+")
+
+
+def test_each_table_of_figures_has_one_source() -> None:
+    """One source per figure: a table row of measured figures is written in one file of docs/ or in the generated
+    benchmarks/RESULTS.md. Another page shows it by including that file's section when the site is built
+    (pymdownx.snippets, as docs/benchmarks.md includes RESULTS.md and the method pages include the tables of
+    docs/results.md), or links to it; it does not paste it. Rows match on their figures (three or more decimals, in
+    order), so a row pasted under another label or with other bold marks is caught; rows of one file may repeat
+    figures (two methods can score the same)."""
+    where: dict[tuple[str, ...], set[str]] = {}
+    for path in [*sorted(DOCS.rglob("*.md")), ROOT / "benchmarks" / "RESULTS.md"]:
+        for line in path.read_text().splitlines():
+            figures = tuple(MEASURED_FIGURE.findall(line)) if line.startswith("|") else ()
+            if len(figures) >= 3:
+                where.setdefault(figures, set()).add(path.relative_to(ROOT).as_posix())
+    pasted = {figures: sorted(files) for figures, files in where.items() if len(files) > 1}
+    assert not pasted, f"table rows written in two files (include or link one instead): {pasted}"
+    # The default demo's margin-heads table is on docs/results.md; the method pages include the full comparison.
+    results = (DOCS / "results.md").read_text()
+    assert "[start:margin-heads-demo]" in results and "[start:margin-heads-full]" in results
+    assert '--8<-- "docs/results.md:margin-heads-full"' in (DOCS / "methods" / "arcface.md").read_text()
+
+
 def test_loss_selection_page_links_every_method() -> None:
     text = (DOCS / "loss_selection.md").read_text()
     unlinked = [method.name for method in IMPLEMENTED if f"methods/{method.name}.md" not in text]
