@@ -878,9 +878,11 @@ def markdown_table(pages: str = "docs/methods/") -> str:
     ]
     for m in CATALOGUE:
         arxiv = f"[{m.arxiv}](https://arxiv.org/abs/{m.arxiv})" if m.arxiv else "-"
+        status: str = m.status
         if m.status == "implemented":
-            method, entry_point, status = f"[{m.method}]({pages}{m.name}.md)", f"`{m.entry_point}`", m.status
+            method, entry_point = f"[{m.method}]({pages}{m.name}.md)", f"`{m.entry_point}`"
         else:  # not built: no entry point to name, and the reason with the status
-            method, entry_point, status = m.method, "-", f"{m.status}: {m.reason}" if m.reason else m.status
+            method, entry_point = m.method, "-"
+            status = f"{m.status}: {m.reason}" if m.reason else m.status
         lines.append(f"| {method} | {m.title} | {arxiv} | {m.kind} | {entry_point} | {status} |")
     return "\n".join(lines)
