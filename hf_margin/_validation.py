@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 
@@ -37,6 +39,8 @@ def check_label_vector(labels: object, rows: int, name: str = "labels", kind: st
 def check_class_labels(labels: object, batch_size: int, num_classes: int, name: str = "labels") -> None:
     """Raise unless `labels` is an integer tensor of shape (batch_size,) with values in [0, num_classes)."""
     checked = check_label_vector(labels, batch_size, name, kind="class indices")
+    if checked.numel() == 0:
+        return
     low, high = int(checked.min()), int(checked.max())
     if low < 0 or high >= num_classes:
         raise ValueError(f"`{name}` must lie in [0, {num_classes - 1}], got values in [{low}, {high}]")
@@ -85,3 +89,16 @@ def check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
     """Raise unless `value` is one of `choices`."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def check_numbers(**values: object) -> None:
+    """Raise TypeError unless every keyword's value is a real number (int or float, not bool), naming it.
+
+    Call it before the range checks, which would otherwise fail with an unnamed comparison error on a string.
+
+    Example:
+        >>> check_numbers(margin=margin, scale=scale)
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"`{name}` must be a real number (int or float), got {type(value).__name__} {value!r}")

@@ -28,14 +28,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._reduction import reduce_losses
-from hf_margin._validation import check_choice, check_class_labels, check_embeddings, check_in_range, check_positive
+from hf_margin._reduction import REDUCTIONS, reduce_losses
+from hf_margin._validation import (
+    check_choice,
+    check_class_labels,
+    check_embeddings,
+    check_in_range,
+    check_numbers,
+    check_positive,
+)
 
 NORMALIZATIONS = ("none", "l1", "softplus_l1")
 
 
 def check_ldr_options(lam: float, margin: float, logit_normalization: str, name: str = "lam") -> None:
     """Check LDR-KL's settings (a module checks them when built, the functions on every call)."""
+    check_numbers(**{name: lam, "margin": margin})
     check_positive(lam, name)
     check_in_range(margin, "margin", 0.0, float("inf"))
     check_choice(logit_normalization, "logit_normalization", NORMALIZATIONS)
@@ -43,19 +51,30 @@ def check_ldr_options(lam: float, margin: float, logit_normalization: str, name:
 
 def check_alpha(alpha: float) -> None:
     """ALDR-KL's alpha must exceed 1."""
+    check_numbers(alpha=alpha)
     if not alpha > 1:
         raise ValueError(f"`alpha` must be > 1 (it keeps lambda_i >= lambda_0 (1 - 1/alpha) > 0), got {alpha}")
 
 
 def normalize_logits(logits: Tensor, method: str = "none") -> Tensor:
     """The official code's optional logit rescaling: "l1" divides each row by its mean absolute value,
-    "softplus_l1" applies softplus first (then every entry is positive); "none" returns the logits."""
+    "softplus_l1" applies softplus first (then every entry is positive); "none" returns the logits.
+
+    Computed in float32 or wider (bf16/fp16 logits are upcast first). A class masked with -inf (as
+    F.cross_entropy allows) stays -inf, so it keeps probability 0, and is left out of its row's mean.
+    """
     check_choice(method, "logit_normalization", NORMALIZATIONS)
     if method == "none":
         return logits
+    work = at_least_float32(logits)
+    masked = work == float("-inf")
+    # Zeros in place of the masked entries keep both the values and their gradients finite.
+    work = work.masked_fill(masked, 0.0)
     if method == "softplus_l1":
-        logits = F.softplus(logits)
-    return logits / logits.abs().mean(dim=-1, keepdim=True).clamp_min(torch.finfo(logits.dtype).tiny)
+        work = F.softplus(work).masked_fill(masked, 0.0)
+    kept = (~masked).sum(dim=-1, keepdim=True).clamp_min(1)
+    row_mean = work.abs().sum(dim=-1, keepdim=True) / kept
+    return (work / row_mean.clamp_min(torch.finfo(work.dtype).tiny)).masked_fill(masked, float("-inf"))
 
 
 def ldr_kl_per_sample(logits: Tensor, labels: Tensor, lambdas: Tensor | float, margin: float = 0.1) -> Tensor:
@@ -95,6 +114,8 @@ def ldr_kl_loss(
         sample_weight: optional (batch,) per-example weights.
     """
     check_ldr_options(lam, margin, logit_normalization)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_embeddings(logits, name="logits")
     losses = ldr_kl_per_sample(normalize_logits(logits, logit_normalization), labels, lam, margin)
     return reduce_losses(losses, reduction, sample_weight)
 
@@ -136,9 +157,13 @@ def aldr_kl_loss(
         alpha: alpha > 1; larger keeps lambdas nearer lambda_0 (alpha -> infinity is LDR-KL with lambda_0).
         margin, logit_normalization, reduction, sample_weight: as in :func:`ldr_kl_loss`.
     """
-    check_in_range(margin, "margin", 0.0, float("inf"))
-    if tuple(lambdas.shape) != (logits.shape[0],):
-        raise ValueError(f"`lambdas` must have shape ({logits.shape[0]},) (one per row), got {tuple(lambdas.shape)}")
+    check_ldr_options(lam0, margin, logit_normalization, name="lam0")
+    check_alpha(alpha)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_embeddings(logits, name="logits")
+    if not isinstance(lambdas, Tensor) or tuple(lambdas.shape) != (logits.shape[0],):
+        got = tuple(lambdas.shape) if isinstance(lambdas, Tensor) else type(lambdas).__name__
+        raise ValueError(f"`lambdas` must be a tensor of shape ({logits.shape[0]},) (one per row), got {got}")
     scaled = normalize_logits(logits, logit_normalization)
     updated = aldr_kl_temperatures(scaled, lambdas, lam0, alpha)
     penalty = alpha * math.log(logits.shape[1]) / (2 * lam0) * (updated - lam0) ** 2

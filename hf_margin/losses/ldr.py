@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hf_margin._validation import check_positive_int
+from hf_margin._validation import check_embeddings, check_positive_int
 from hf_margin.functional.ldr import aldr_kl_loss, check_alpha, check_ldr_options, ldr_kl_loss
 
 
@@ -38,6 +38,9 @@ class ALDRKLLoss(nn.Module):
 
     Each call reads the batch's lambdas by example index, updates them from the current logits and writes them
     back (see `hf_margin.functional.ldr`). The rows therefore need a stable index column (e.g. the dataset row).
+    A batch with a non-finite logit (NaN, +inf) gives a non-finite loss and leaves every stored lambda unchanged
+    (the update is masked on the device, without a host sync), so one bad batch cannot poison later steps or a
+    checkpoint. A class masked with -inf is not non-finite input: it keeps probability 0, as in F.cross_entropy.
 
     Args:
         num_examples: training-set size (the buffer's length).
@@ -70,6 +73,9 @@ class ALDRKLLoss(nn.Module):
         self.register_buffer("lambdas", torch.full((num_examples,), float(lam0)))
 
     def forward(self, logits: Tensor, labels: Tensor, indices: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+        check_embeddings(logits, name="logits")
+        if not isinstance(indices, Tensor) or indices.is_floating_point():
+            raise TypeError(f"`indices` must be an integer tensor, got {getattr(indices, 'dtype', type(indices))}")
         if indices.dim() != 1 or indices.shape[0] != logits.shape[0]:
             raise ValueError(f"`indices` must have shape ({logits.shape[0]},), got {tuple(indices.shape)}")
         if int(indices.min()) < 0 or int(indices.max()) >= self.lambdas.numel():
@@ -88,5 +94,8 @@ class ALDRKLLoss(nn.Module):
             self.logit_normalization,
             sample_weight=sample_weight,
         )
-        self.lambdas[indices] = updated.to(self.lambdas.dtype)
+        stored = self.lambdas[indices]
+        # A NaN/+inf logit makes its row's update non-finite: then every lambda of the batch stays as it was.
+        valid = torch.isfinite(updated).all()
+        self.lambdas[indices] = torch.where(valid, updated.to(self.lambdas.dtype), stored)
         return loss

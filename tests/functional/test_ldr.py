@@ -134,3 +134,68 @@ def test_modules_reject_bad_settings_when_built() -> None:
         ALDRKLLoss(10, lam0=-1.0)
     with pytest.raises(ValueError, match="`alpha`"):
         ALDRKLLoss(10, alpha=0.5)
+
+
+@pytest.mark.parametrize("method", ["none", "l1", "softplus_l1"])
+def test_masked_non_target_class_is_finite(method: str) -> None:
+    """#19 item 3: a class masked with -inf is left out (probability 0), as F.cross_entropy allows."""
+    logits, labels = batch(9, rows=4, classes=4)
+    labels = torch.tensor([0, 1, 2, 0])
+    mask = torch.tensor([False, False, False, True])
+    x = logits.clone().requires_grad_(True)
+    value = ldr_kl_loss(x.masked_fill(mask, float("-inf")), labels, lam=1.0, margin=0.0, logit_normalization=method)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all() and (x.grad[:, 3] == 0).all()
+    lambdas = torch.full((4,), 10.0, dtype=torch.float64)
+    aldr, updated = aldr_kl_loss(x.masked_fill(mask, float("-inf")), labels, lambdas, logit_normalization=method)
+    assert torch.isfinite(aldr) and torch.isfinite(updated).all()
+    if method == "none":  # lambda = 1, c = 0 is CE minus log K, with the masked class at probability 0
+        expected = F.cross_entropy(logits.masked_fill(mask, float("-inf")), labels) - math.log(4)
+        torch.testing.assert_close(value, expected)
+
+
+@pytest.mark.parametrize("method", ["l1", "softplus_l1"])
+def test_bf16_logits_are_normalised_in_float32(method: str) -> None:
+    """#19 item 10: bf16 logits are upcast before the normalisation, so the value matches float64 on the same
+    (bf16-representable) numbers to float32 precision."""
+    logits, labels = batch(10, rows=64, classes=10)
+    half = logits.to(torch.bfloat16)
+    reference = ldr_kl_loss(half.double(), labels, lam=1.0, logit_normalization=method, reduction="none")
+    value = ldr_kl_loss(half, labels, lam=1.0, logit_normalization=method, reduction="none")
+    torch.testing.assert_close(value.double(), reference, rtol=1e-5, atol=1e-6)
+    lambdas = torch.full((64,), 10.0)
+    aldr_ref, lam_ref = aldr_kl_loss(half.double(), labels, lambdas.double(), logit_normalization=method)
+    aldr, lam = aldr_kl_loss(half, labels, lambdas, logit_normalization=method)
+    torch.testing.assert_close(aldr.double(), aldr_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(lam.double(), lam_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_functional_checks_match_the_modules() -> None:
+    """#19 items 2 and 5: the functions check what the modules check; empty, integer and 1-D logits are named."""
+    logits, labels = batch()
+    lambdas = torch.full((6,), 10.0, dtype=torch.float64)
+    ldr = lambda **kw: ldr_kl_loss(logits, labels, **kw)  # noqa: E731
+    aldr = lambda **kw: aldr_kl_loss(logits, labels, lambdas, **kw)  # noqa: E731
+    for fn in (ldr, aldr):
+        with pytest.raises(ValueError, match="`reduction`"):
+            fn(reduction="avg")
+        with pytest.raises(ValueError, match="`margin`"):
+            fn(margin=float("nan"))
+        with pytest.raises(TypeError, match="`margin`"):
+            fn(margin="0.1")
+        with pytest.raises(ValueError, match="`logit_normalization`"):
+            fn(logit_normalization="l2")
+    with pytest.raises(ValueError, match="`lam`"):
+        ldr_kl_loss(logits, labels, lam=float("nan"))
+    with pytest.raises(ValueError, match="`lam0`"):
+        aldr_kl_loss(logits, labels, lambdas, lam0=float("nan"))
+    with pytest.raises(ValueError, match="`alpha`"):
+        aldr_kl_loss(logits, labels, lambdas, alpha=float("nan"))
+    empty, no_labels = torch.zeros(0, 5), torch.zeros(0, dtype=torch.long)
+    for fn2 in (lambda x, y: ldr_kl_loss(x, y), lambda x, y: aldr_kl_loss(x, y, torch.ones(x.shape[0]))):
+        with pytest.raises(ValueError, match=r"`logits`.*empty"):
+            fn2(empty, no_labels)
+        with pytest.raises(TypeError, match="`logits`"):
+            fn2(logits.long(), labels)
+        with pytest.raises(ValueError, match="`logits`"):
+            fn2(logits[:, 0], labels)

@@ -56,3 +56,53 @@ def test_aldr_module_keeps_one_lambda_per_example() -> None:
         loss(logits, labels, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="`num_examples`"):
         ALDRKLLoss(num_examples=0)
+
+
+def test_aldr_lambdas_are_unchanged_by_a_non_finite_batch() -> None:
+    """#19 item 1: a NaN batch gives a NaN loss but leaves every stored lambda as it was (no poisoned state)."""
+    logits, labels = batch(3)
+    indices = torch.tensor([3, 7, 0, 19, 11, 5])
+    clean = ALDRKLLoss(num_examples=20)
+    clean(logits * 5, labels, indices)
+    poisoned = ALDRKLLoss(num_examples=20)
+    poisoned.load_state_dict(clean.state_dict())
+    before = poisoned.lambdas.clone()
+    for bad in (float("nan"), float("inf")):
+        corrupt = logits.clone()
+        corrupt[2, 1] = bad
+        value = poisoned(corrupt, labels, indices)
+        assert not torch.isfinite(value)
+        torch.testing.assert_close(poisoned.lambdas, before, rtol=0, atol=0)
+    # The next finite batch behaves as if the bad one never happened.
+    torch.testing.assert_close(poisoned(logits, labels, indices), clean(logits, labels, indices))
+    torch.testing.assert_close(poisoned.lambdas, clean.lambdas)
+    assert torch.isfinite(poisoned.lambdas).all()
+
+
+def test_aldr_module_masked_class_empty_batch_and_bad_logits() -> None:
+    """#19 items 3 and 5: a -inf non-target class is finite; empty, integer and 1-D logits raise naming `logits`."""
+    logits, labels = batch(4)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    masked = logits.clone().requires_grad_(True)
+    loss = ALDRKLLoss(num_examples=6)
+    value = loss(masked.masked_fill(torch.tensor([False, False, True]), float("-inf")), labels, torch.arange(6))
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(masked.grad).all()
+    assert torch.isfinite(loss.lambdas).all()
+    with pytest.raises(ValueError, match=r"`logits`.*empty"):
+        loss(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(TypeError, match="`logits`"):
+        loss(torch.ones(6, 3, dtype=torch.long), labels, torch.arange(6))
+    with pytest.raises(ValueError, match="`logits`"):
+        loss(torch.ones(6), labels, torch.arange(6))
+
+
+@pytest.mark.parametrize("bad", ["0.5", None, [0.1]])
+def test_ldr_modules_reject_wrongly_typed_settings(bad: object) -> None:
+    """#19 item 5: a wrongly typed hyperparameter is a TypeError naming the argument."""
+    with pytest.raises(TypeError, match="`margin`"):
+        LDRKLLoss(margin=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`lam0`"):
+        ALDRKLLoss(10, lam0=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`alpha`"):
+        ALDRKLLoss(10, alpha=bad)  # type: ignore[arg-type]
