@@ -27,20 +27,47 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_choice, check_class_labels, check_in_range, check_positive
+from hf_margin._validation import check_choice, check_class_labels, check_in_range, check_numbers, check_positive
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 DEFAULT_EPS = 1e-6
 
 
 def standardized_logits(logits: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
-    """``z = (o - mean o) / sqrt(var o + eps)`` along the last dimension (population variance; D >= 2 classes)."""
+    """``z = (o - mean o) / sqrt(var o + eps)`` along the last dimension (population variance; D >= 2 classes).
+
+    A class masked with -inf (as F.cross_entropy allows) is left out of the mean and variance and gets z = -inf.
+    """
     _check_logits(logits, "logits")
+    check_numbers(eps=eps)
     check_positive(eps, "eps")
     logits = at_least_float32(logits)
-    centred = logits - logits.mean(dim=-1, keepdim=True)
-    variance = centred.square().mean(dim=-1, keepdim=True)
-    return centred / torch.sqrt(variance + eps)
+    masked = logits == float("-inf")
+    # Zeros in place of the masked entries keep both the values and their gradients finite.
+    kept = (~masked).sum(dim=-1, keepdim=True).clamp_min(1)
+    logits = logits.masked_fill(masked, 0.0)
+    centred = (logits - logits.sum(dim=-1, keepdim=True) / kept).masked_fill(masked, 0.0)
+    variance = centred.square().sum(dim=-1, keepdim=True) / kept
+    return (centred / torch.sqrt(variance + eps)).masked_fill(masked, float("-inf"))
+
+
+def check_z_loss_options(a: float, b: float, eps: float, reduction: str) -> None:
+    """Check the Z-loss's settings (the module when built, the function on every call)."""
+    check_numbers(a=a, b=b, eps=eps)
+    check_positive(a, "a")
+    if not math.isfinite(b):
+        raise ValueError(f"`b` must be a finite real number, got {b!r}")
+    check_positive(eps, "eps")
+    check_choice(reduction, "reduction", REDUCTIONS)
+
+
+def check_logit_z_loss_options(coefficient: float, reduction: str) -> None:
+    """Check the logit z-loss's settings (the module when built, the function on every call)."""
+    check_numbers(coefficient=coefficient)
+    check_in_range(coefficient, "coefficient", 0.0, math.inf)
+    if not math.isfinite(coefficient):
+        raise ValueError(f"`coefficient` must be finite, got {coefficient!r}")
+    check_choice(reduction, "reduction", REDUCTIONS)
 
 
 def z_loss(
@@ -54,17 +81,15 @@ def z_loss(
     """The Z-loss ``softplus(a (b - z_c)) / a`` of the standardised logits z (see the module docstring).
 
     Args:
-        logits: (batch, num_classes) scores o, num_classes >= 2.
+        logits: (batch, num_classes) scores o, num_classes >= 2; a class masked with -inf is left out of the
+            standardisation (NaN logits give a NaN loss).
         labels: (batch,) integer classes c in [0, num_classes).
         a: the sharpness a > 0 (tuned per task in the paper; no default).
         b: the target standardised score b, any finite real (tuned per task in the paper; no default).
         eps: > 0 added to the variance inside the square root.
         reduction: "mean", "sum" or "none" ((batch,)).
     """
-    check_positive(a, "a")
-    if not math.isfinite(b):
-        raise ValueError(f"`b` must be a finite real number, got {b!r}")
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_z_loss_options(a, b, eps, reduction)
     _check_logits(logits, "logits")
     if logits.dim() != 2:
         raise ValueError(f"`logits` must have shape (batch, num_classes), got {tuple(logits.shape)}")
@@ -83,10 +108,7 @@ def logit_z_loss(logits: Tensor, coefficient: float = 1e-4, reduction: str = "me
         coefficient: >= 0 (1e-4 in PaLM, 1e-3 for ST-MoE's router).
         reduction: "mean" or "sum" over every position, or "none" (the shape of `logits` without its last dim).
     """
-    check_in_range(coefficient, "coefficient", 0.0, math.inf)
-    if not math.isfinite(coefficient):
-        raise ValueError(f"`coefficient` must be finite, got {coefficient!r}")
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_logit_z_loss_options(coefficient, reduction)
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
         raise TypeError(f"`logits` must be a floating-point torch.Tensor, got {getattr(logits, 'dtype', type(logits))}")
     if logits.dim() == 0 or logits.numel() == 0:

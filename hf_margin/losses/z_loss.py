@@ -6,12 +6,15 @@ standardised logits; :class:`LogitZLoss` is PaLM's ``coefficient * logsumexp(log
 
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
 
-from hf_margin._validation import check_choice, check_in_range, check_positive
-from hf_margin.functional.z_loss import DEFAULT_EPS, REDUCTIONS, logit_z_loss, z_loss
+from hf_margin.functional.z_loss import (
+    DEFAULT_EPS,
+    check_logit_z_loss_options,
+    check_z_loss_options,
+    logit_z_loss,
+    z_loss,
+)
 
 
 class ZLoss(nn.Module):
@@ -35,11 +38,7 @@ class ZLoss(nn.Module):
 
     def __init__(self, a: float, b: float, eps: float = DEFAULT_EPS, reduction: str = "mean") -> None:
         super().__init__()
-        check_positive(a, "a")
-        if not math.isfinite(b):
-            raise ValueError(f"`b` must be a finite real number, got {b!r}")
-        check_positive(eps, "eps")
-        check_choice(reduction, "reduction", REDUCTIONS)
+        check_z_loss_options(a, b, eps, reduction)
         self.a = a
         self.b = b
         self.eps = eps
@@ -70,10 +69,7 @@ class LogitZLoss(nn.Module):
 
     def __init__(self, coefficient: float = 1e-4, reduction: str = "mean") -> None:
         super().__init__()
-        check_in_range(coefficient, "coefficient", 0.0, math.inf)
-        if not math.isfinite(coefficient):
-            raise ValueError(f"`coefficient` must be finite, got {coefficient!r}")
-        check_choice(reduction, "reduction", REDUCTIONS)
+        check_logit_z_loss_options(coefficient, reduction)
         self.coefficient = coefficient
         self.reduction = reduction
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from hf_margin.functional.z_loss import logit_z_loss, standardized_logits, z_loss
+from hf_margin.losses import LogitZLoss, ZLoss
 
 
 def batch(n: int = 6, k: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,3 +165,33 @@ def test_logit_z_loss_extremes_and_errors() -> None:
         logit_z_loss(torch.tensor(1.0))
     with pytest.raises(TypeError, match="`logits` must be a floating-point"):
         logit_z_loss(torch.ones(2, 3, dtype=torch.long))
+
+
+def test_masked_non_target_class_is_finite() -> None:
+    """#19 item 3: a class masked with -inf is left out of the standardisation (finite value and gradients, as
+    F.cross_entropy allows); the loss equals the one over the unmasked classes only."""
+    logits, labels = batch(n=4, k=5)
+    labels = torch.tensor([0, 1, 2, 3])
+    x = logits.clone().requires_grad_(True)
+    value = z_loss(x.masked_fill(torch.tensor([False] * 4 + [True]), float("-inf")), labels, a=1.0, b=2.0)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all() and (x.grad[:, 4] == 0).all()
+    torch.testing.assert_close(value, z_loss(logits[:, :4], labels, a=1.0, b=2.0))
+    module = ZLoss(a=1.0, b=2.0)
+    assert torch.isfinite(module(logits.masked_fill(torch.tensor([False] * 4 + [True]), float("-inf")), labels))
+
+
+def test_nan_logits_give_nan_and_wrong_types_name_the_argument() -> None:
+    """#19 items 3 and 5: NaN propagates (never a plausible number); empty batches and string settings are named."""
+    logits, labels = batch(n=3, k=4)
+    assert torch.isnan(z_loss(logits.masked_fill(torch.eye(3, 4, dtype=torch.bool), float("nan")), labels, 1.0, 1.0))
+    with pytest.raises(ValueError, match="`logits`"):
+        z_loss(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), 1.0, 1.0)
+    with pytest.raises(TypeError, match="`a`"):
+        z_loss(logits, labels, "1.0", 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`b`"):
+        ZLoss(a=1.0, b="2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`coefficient`"):
+        LogitZLoss("1e-4")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`eps`"):
+        ZLoss(a=1.0, b=1.0, eps=None)  # type: ignore[arg-type]
