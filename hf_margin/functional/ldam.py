@@ -17,7 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_class_labels, check_in_range, check_positive
+from hf_margin._reduction import REDUCTIONS
+from hf_margin._validation import (
+    check_choice,
+    check_class_labels,
+    check_embeddings,
+    check_in_range,
+    check_numbers,
+    check_positive,
+)
 
 
 def _counts(class_counts: Tensor | list[int] | list[float]) -> Tensor:
@@ -43,6 +51,7 @@ def ldam_margins(
     """
     if (c is None) == (max_m is None):
         raise ValueError(f"give exactly one of `c` (TransICD) or `max_m` (Cao et al.); got c={c}, max_m={max_m}")
+    check_numbers(power=power, **({"c": c} if c is not None else {"max_m": max_m}))
     check_positive(power, "power")
     raw = _counts(class_counts).clamp_min(1.0).pow(-power)
     if c is not None:
@@ -58,6 +67,7 @@ def effective_number_weights(class_counts: Tensor | list[int] | list[float], bet
 
     beta = 0 gives uniform weights; counts of 0 are treated as 1 (the weight stays finite).
     """
+    check_numbers(beta=beta)
     check_in_range(beta, "beta", 0.0, 1.0 - 1e-12)
     counts = _counts(class_counts).clamp_min(1.0)
     weights = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64, device="cpu"), counts))
@@ -80,7 +90,7 @@ def multilabel_ldam_loss(
         class_weights: optional (num_labels,) per-label weights (DRW); None is uniform.
         reduction: "mean" over batch x labels (TransICD), "sum" or "none".
     """
-    _check_multilabel(logits, targets, margins, class_weights)
+    _check_multilabel(logits, targets, margins, class_weights, reduction)
     logits = at_least_float32(logits)
     targets = targets.to(logits.dtype)
     shifted = logits - targets * margins.to(logits)
@@ -108,13 +118,12 @@ def ldam_loss(
             divides by the batch's own summed weights, so micro-batches under gradient accumulation or several
             processes do not add up exactly to one big batch (as with torch's weighted CE).
     """
-    if logits.dim() != 2:
-        raise ValueError(f"`logits` must have shape (batch, num_classes), got {tuple(logits.shape)}")
+    check_ldam_options(scale, reduction)
+    check_embeddings(logits, name="logits")
     check_class_labels(labels, logits.shape[0], logits.shape[1])
     _check_vector(margins, logits.shape[1], "margins")
     if class_weights is not None:
         _check_vector(class_weights, logits.shape[1], "class_weights")
-    check_positive(scale, "scale")
     logits = at_least_float32(logits)
     margin = margins.to(logits)[labels]
     shifted = logits.scatter_add(1, labels.unsqueeze(1), -margin.unsqueeze(1))
@@ -122,14 +131,23 @@ def ldam_loss(
     return F.cross_entropy(scale * shifted, labels, weight=weight, reduction=reduction)
 
 
+def check_ldam_options(scale: float, reduction: str = "mean") -> None:
+    """Check LDAM's settings (`LDAMLoss` when built, :func:`ldam_loss` on every call)."""
+    check_numbers(scale=scale)
+    check_positive(scale, "scale")
+    check_choice(reduction, "reduction", REDUCTIONS)
+
+
 def _check_vector(vector: Tensor, size: int, name: str) -> None:
     if not isinstance(vector, Tensor) or tuple(vector.shape) != (size,):
         raise ValueError(f"`{name}` must have shape ({size},), got {tuple(getattr(vector, 'shape', ()))}")
 
 
-def _check_multilabel(logits: Tensor, targets: Tensor, margins: Tensor, class_weights: Tensor | None) -> None:
-    if logits.dim() != 2:
-        raise ValueError(f"`logits` must have shape (batch, num_labels), got {tuple(logits.shape)}")
+def _check_multilabel(
+    logits: Tensor, targets: Tensor, margins: Tensor, class_weights: Tensor | None, reduction: str
+) -> None:
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_embeddings(logits, name="logits")
     if tuple(targets.shape) != tuple(logits.shape):
         raise ValueError(
             f"`targets` must be a (batch, num_labels) = {tuple(logits.shape)} 0/1 matrix, got {tuple(targets.shape)}"

@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hf_margin.functional.ldam import effective_number_weights, ldam_loss, ldam_margins, multilabel_ldam_loss
+from hf_margin.functional.ldam import (
+    check_ldam_options,
+    effective_number_weights,
+    ldam_loss,
+    ldam_margins,
+    multilabel_ldam_loss,
+)
 
 
 class _ClassBalanced(nn.Module):
@@ -67,6 +73,7 @@ class LDAMLoss(_ClassBalanced):
     """
 
     def __init__(self, class_counts: Tensor | list[int] | list[float], max_m: float = 0.5, scale: float = 30.0) -> None:
+        check_ldam_options(scale)
         super().__init__(class_counts, ldam_margins(class_counts, max_m=max_m))
         self.scale = scale
 

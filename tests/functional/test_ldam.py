@@ -114,3 +114,37 @@ def test_bad_input_names_the_argument() -> None:
         ldam_margins([1, -2], c=1.0)
     with pytest.raises(ValueError, match="`labels`"):
         ldam_loss(torch.zeros(2, 3), torch.tensor([0, 3]), margins)
+
+
+def test_empty_batches_bad_reductions_and_wrong_types_name_the_argument() -> None:
+    """#19 items 2 and 5: an empty batch raises naming `logits` (not torch's `min()` error or a NaN); the functions
+    check `reduction` and `scale` as the modules do; wrongly typed settings are TypeErrors naming the argument."""
+    margins = ldam_margins([5, 2, 1], max_m=0.5)
+    empty, no_labels = torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"`logits`.*empty"):
+        ldam_loss(empty, no_labels, margins)
+    with pytest.raises(ValueError, match=r"`logits`.*empty"):
+        LDAMLoss([5, 2, 1])(empty, no_labels)
+    with pytest.raises(ValueError, match=r"`logits`.*empty"):
+        multilabel_ldam_loss(empty, torch.zeros(0, 3), margins)
+    with pytest.raises(ValueError, match=r"`logits`.*empty"):
+        MultiLabelLDAMLoss([5, 2, 1])(empty, torch.zeros(0, 3))
+    logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match="`reduction`"):
+        ldam_loss(logits, labels, margins, reduction="avg")
+    with pytest.raises(ValueError, match="`reduction`"):
+        multilabel_ldam_loss(logits, torch.zeros(4, 3), margins, reduction="avg")
+    with pytest.raises(ValueError, match="`scale`"):
+        ldam_loss(logits, labels, margins, scale=float("nan"))
+    with pytest.raises(ValueError, match="`scale`"):
+        LDAMLoss([5, 2, 1], scale=0.0)
+    with pytest.raises(TypeError, match="`scale`"):
+        LDAMLoss([5, 2, 1], scale="30")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`max_m`"):
+        LDAMLoss([5, 2, 1], max_m="0.5")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`c`"):
+        MultiLabelLDAMLoss([5, 2, 1], c="3")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`logits`"):
+        ldam_loss(logits.long(), labels, margins)
+    size_one = ldam_loss(torch.tensor([[1e4, -1e4, 0.0]]), torch.tensor([1]), margins)
+    assert torch.isfinite(size_one)
