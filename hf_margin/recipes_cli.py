@@ -4,9 +4,11 @@ A recipe is a folder recipes/<RECIPE>/ holding one script (driven by `hf_margin.
 configs (``config.yaml`` by default). Without ``--accelerate-config`` the command is ``python <script> <config>``;
 with one it is ``accelerate launch --config_file <cfg> <script> <config>``, where the accelerate config is a name
 from recipes/accelerate/ (``cpu``, ``single_gpu``, ``multi_gpu``, ``fsdp``, ``deepspeed_zero2``,
-``deepspeed_zero3``) or a path. Overrides (``--field value ...`` after ``--``) are written over the config's fields
-into a temporary copy of it, which the script gets instead (`recipe_main` takes a YAML file or arguments, not
-both, and cannot read tuple fields from arguments).
+``deepspeed_zero3``) or a path. Overrides (``--field value ...`` after ``--``) follow the config
+(``script config.yaml --field value ...``; `hf_margin.demo.recipe_main` reads the config, then the overrides over
+it). Before anything runs (with ``--dry-run`` too), the config and overrides are read against the recipe's setup
+dataclass (found from the script's ``recipe_main(Setup, ...)`` call): a value of the wrong type, a choice not
+offered or an unknown field is an error naming it, and an output folder that cannot be written is an error.
 
 recipes/ ships inside the wheel as the package data `hf_margin.recipes` (found with `importlib.resources`), or is
 read from ``$HF_MARGIN_RECIPES``. Relative paths inside a config (``data_dir``, ``out_dir``) resolve against the
@@ -27,7 +29,6 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -97,51 +98,38 @@ def resolve_accelerate_config(name_or_path: str, root: Path) -> Path:
     raise FileNotFoundError(f"--accelerate-config {name_or_path} is neither a file nor one of: {names}")
 
 
-def parse_overrides(overrides: list[str]) -> dict[str, list[str]]:
-    """``--field v1 [v2 ...]`` words as {field: [words]} (the words as typed)."""
-    parsed: dict[str, list[str]] = {}
-    key = None
-    for word in overrides:
-        if word.startswith("--") and len(word) > 2:
-            key = word[2:]
-            parsed[key] = []
-        elif key is None:
-            raise ValueError(f"overrides must start with --field, got {word!r} in {' '.join(overrides)}")
-        else:
-            parsed[key].append(word)
-    return parsed
+def recipe_setup(script: Path) -> tuple[type, str]:
+    """The setup dataclass and default ``out_dir`` of a recipe script, read from its
+    ``recipe_main(Setup, run, "out_dir")`` call and its ``from <module> import Setup`` (the script is parsed, not
+    run; only the module defining the setup is imported)."""
+    import ast
+    import importlib
+
+    tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
+    modules = {
+        alias.asname or alias.name: node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        for alias in node.names
+    }
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _called_name(node.func) == "recipe_main" and len(node.args) >= 3):
+            continue
+        setup, out_dir = node.args[0], node.args[2]
+        if isinstance(setup, ast.Name) and setup.id in modules and isinstance(out_dir, ast.Constant):
+            return getattr(importlib.import_module(modules[setup.id]), setup.id), str(out_dir.value)
+    raise ValueError(
+        f'{script} should call recipe_main(Setup, run, "out_dir") with a Setup imported by `from <module> import '
+        "Setup`, so that its overrides can be checked"
+    )
 
 
-def merged_config(config: Path, overrides: list[str]) -> Path:
-    """A temporary copy of `config` with `overrides` applied; returns its path.
+def _called_name(function: Any) -> str | None:
+    import ast
 
-    A field that is a list in the config stays a list; a field given one value is a scalar, several a list. Values
-    are read as YAML (numbers, true/false), except for string fields and lists of strings, which keep the text as
-    typed (``--out_dir 010`` stays "010"); ``null`` alone unsets any field; ``--flag`` alone means true.
-    """
-    import yaml
-
-    fields: dict[str, Any] = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    for key, words in parse_overrides(overrides).items():
-        current = fields.get(key)
-        values = [yaml.safe_load(word) for word in words]
-        if words in (["null"], ["~"]):
-            fields[key] = None
-        elif isinstance(current, list):
-            text_list = bool(current) and all(isinstance(item, str) for item in current)
-            fields[key] = words if text_list else values
-        elif not words:
-            fields[key] = True
-        elif len(words) > 1:
-            fields[key] = values
-        else:
-            fields[key] = words[0] if isinstance(current, str) else values[0]
-    with tempfile.NamedTemporaryFile(
-        "w", prefix=f"{config.parent.name}_{config.stem}_", suffix=".yaml", delete=False, encoding="utf-8"
-    ) as handle:
-        handle.write(f"# {config} with overrides: {shlex.join(overrides)}\n")
-        yaml.safe_dump(fields, handle, sort_keys=False)
-    return Path(handle.name)
+    if isinstance(function, ast.Name):
+        return function.id
+    return function.attr if isinstance(function, ast.Attribute) else None
 
 
 def _accelerate_launch() -> list[str]:
@@ -154,7 +142,11 @@ def _accelerate_launch() -> list[str]:
 def build_command(
     recipe: str, *, config: str | None = None, accelerate_config: str | None = None, overrides: list[str] | None = None
 ) -> list[str]:
-    """The command that runs `recipe`: ``python`` or ``accelerate launch``, its script, the config or the overrides."""
+    """The command that runs `recipe`: ``python`` or ``accelerate launch``, its script, the config, the overrides.
+
+    The config and the overrides are first read as the script will read them (`hf_margin.demo.parse_recipe_arguments`:
+    types, choices, unknown fields) and the output folder is checked, so that mistakes fail before any work.
+    """
     root = recipes_root()
     known = known_recipes(root)
     if recipe not in known:
@@ -162,7 +154,13 @@ def build_command(
     recipe_dir = root / recipe
     config_file = resolve_config(recipe_dir, config)
     script = find_script(recipe_dir, config_file)
-    arguments = [str(merged_config(config_file, overrides) if overrides else config_file)]
+    arguments = [str(config_file), *(overrides or [])]
+    # the settings the script will read, read the same way here, so that a bad value or folder fails now
+    from hf_margin.demo import check_output_folder, parse_recipe_arguments
+
+    setup_type, default_out_dir = recipe_setup(script)
+    _, paths = parse_recipe_arguments(setup_type, default_out_dir, arguments)
+    check_output_folder(Path(paths.out_dir))
     if accelerate_config is None:
         return [sys.executable, str(script), *arguments]
     launcher = [*_accelerate_launch(), "--config_file", str(resolve_accelerate_config(accelerate_config, root))]

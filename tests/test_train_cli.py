@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
 
 import hf_margin.cli as cli
-from hf_margin.recipes_cli import recipes_root
+from hf_margin.demo import parse_recipe_arguments
+from hf_margin.recipes_cli import recipe_setup, recipes_root
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCELERATE_CONFIGS = sorted((ROOT / "recipes" / "accelerate").glob("*.yaml"))
@@ -24,7 +29,7 @@ def _repository_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _dry_run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]:
     assert cli.main(["train", *argv, "--dry-run"] if "--" not in argv else ["train", "--dry-run", *argv]) == 0
-    return capsys.readouterr().out.strip().split(" ")
+    return shlex.split(capsys.readouterr().out)
 
 
 def test_command_without_accelerate(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,29 +60,94 @@ def test_config_choice_and_script_named_in_config_comment(capsys: pytest.Capture
     ]
 
 
-def test_overrides_are_written_over_the_config(capsys: pytest.CaptureFixture[str]) -> None:
+def _parsed(words: list[str]) -> tuple[Any, Any]:
+    """The setup and paths with which the script of a printed ``python script config [overrides]`` runs."""
+    setup_type, default_out_dir = recipe_setup(Path(words[1]))
+    return parse_recipe_arguments(setup_type, default_out_dir, words[2:])
+
+
+def test_overrides_are_passed_on_after_the_config(capsys: pytest.CaptureFixture[str]) -> None:
     overrides = ["--steps", "2", "--methods", "MNRL", "--out_dir", "7", "--chatterbot", "false"]
     words = _dry_run(["embedding", "--", *overrides], capsys)
-    merged = yaml.safe_load(Path(words[-1]).read_text())
+    assert words[2:] == [str(ROOT / "recipes/embedding/config.yaml"), *overrides]
+    setup, paths = _parsed(words)
     original = yaml.safe_load((ROOT / "recipes/embedding/config.yaml").read_text())
-    assert merged["steps"] == 2 and merged["methods"] == ["MNRL"] and merged["out_dir"] == "7"
-    assert merged["chatterbot"] is False
-    assert {k: v for k, v in merged.items() if k not in ("steps", "methods", "out_dir", "chatterbot")} == {
-        k: v for k, v in original.items() if k not in ("steps", "methods", "out_dir", "chatterbot")
-    }
+    assert setup.steps == 2 and setup.methods == ("MNRL",) and paths.out_dir == "7" and setup.chatterbot is False
+    assert setup.batch_size == original["batch_size"]
     # options may also follow RECIPE, and overrides without `--` are passed on too
     assert cli.main(["train", "imbalance", "--config", "config_text.yaml", "--dry-run", "--steps", "5"]) == 0
-    out = capsys.readouterr().out.strip().split(" ")
-    assert yaml.safe_load(Path(out[-1]).read_text())["steps"] == 5
+    out = shlex.split(capsys.readouterr().out)
+    assert out[-2:] == ["--steps", "5"] and _parsed(out)[0].steps == 5
     # `null` unsets a string field (the faces folder: the recipe then runs on the digits); text stays as typed
-    words = _dry_run(["few_shot", "--", "--data_dir", "null", "--out_dir", "010"], capsys)
-    merged = yaml.safe_load(Path(words[-1]).read_text())
-    assert merged["data_dir"] is None and merged["out_dir"] == "010"
+    setup, paths = _parsed(_dry_run(["few_shot", "--", "--data_dir", "null", "--out_dir", "010"], capsys))
+    assert paths.data_dir is None and paths.out_dir == "010"
     words = _dry_run(
         ["imbalance", "--config", "config_text.yaml", "--", "--methods", "CE", "yes", "--noise", "0.1"], capsys
     )
-    merged = yaml.safe_load(Path(words[-1]).read_text())
-    assert merged["methods"] == ["CE", "yes"] and merged["noise"] == [0.1]
+    setup, _ = _parsed(words)
+    assert setup.methods == ("CE", "yes") and setup.noise == (0.1,)
+
+
+def test_override_read_as_the_field_type(capsys: pytest.CaptureFixture[str]) -> None:
+    # YAML 1.1 reads 1e-3 as a string: the recipe must get the float
+    setup, _ = _parsed(_dry_run(["margin_heads", "--", "--learning_rate", "1e-3"], capsys))
+    assert setup.learning_rate == 1e-3 and isinstance(setup.learning_rate, float)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["--learning_rate", "fast"], "learning_rate must be a finite float, got 'fast'"),
+        (["--epochs"], "--epochs needs a value (int)"),
+        (["--not_a_field", "3"], "unknown field(s) of VerificationSetup: --not_a_field;"),
+        (["--max_steps", "5"], "--max_steps (did you mean --steps?)"),
+        (["--heads", "ArcFace", "--heads", "CosFace"], "--heads given twice"),
+    ],
+)
+def test_bad_overrides_fail_in_dry_run(overrides: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = "imbalance" if overrides == ["--max_steps", "5"] else "margin_heads"
+    config = ["--config", "config_text.yaml"] if recipe == "imbalance" else []
+    assert cli.main(["train", "--dry-run", recipe, *config, "--", *overrides]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+
+
+def test_bad_config_value_fails_in_dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "mine.yaml"
+    config.write_text("epochs: ten\n")
+    assert cli.main(["train", "--dry-run", "margin_heads", "--config", str(config)]) == 1
+    assert "mine.yaml: epochs must be an int, got 'ten'" in capsys.readouterr().err
+
+
+def test_no_temporary_files(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _dry_run(["margin_heads", "--", "--epochs", "1", "--heads", "ArcFace"], capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_folder_fails_before_any_work(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "a_file").write_text("")
+    ran: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: ran.append(command))
+    for dry_run in ([], ["--dry-run"]):
+        argv = ["train", *dry_run, "margin_heads", "--", "--out_dir", str(tmp_path / "a_file" / "out")]
+        assert cli.main(argv) == 1
+        assert "a_file is not a folder" in capsys.readouterr().err
+    assert ran == []
+
+
+def test_recipe_setup_found_from_the_script() -> None:
+    from hf_margin.demo.margin_heads import VerificationSetup
+
+    assert recipe_setup(ROOT / "recipes/margin_heads/verify_faces.py") == (
+        VerificationSetup,
+        "hf_margin_out/margin_heads",
+    )
 
 
 def test_unknown_recipe_is_one_line_listing_the_known(capsys: pytest.CaptureFixture[str]) -> None:

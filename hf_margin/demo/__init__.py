@@ -7,16 +7,20 @@ core methods (about 5 minutes on 2 CPU cores); the catalogue's entries run with 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
 import time
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from hf_margin.demo._recipe_config import RecipePaths, check_output_folder, parse_recipe_arguments
 
 NEEDS_FACES = (
     "needs the ORL faces (not shipped; the AT&T face database, att_faces/): --data-dir DIR or HF_MARGIN_DATA=DIR"
@@ -389,34 +393,43 @@ def run_demos(entries: list[DemoEntry], context: DemoContext) -> list[DemoRow]:
     return rows
 
 
-def parse_recipe_arguments(setup_type: type, default_out_dir: str, argv: list[str]) -> tuple[Any, Any]:
-    """A recipe's setup and its paths (``data_dir``, ``out_dir``) from ``[config.yaml]`` or ``[--field value ...]``
-    (`HfArgumentParser`)."""
-    from transformers import HfArgumentParser
-
-    @dataclass
-    class Paths:
-        data_dir: str | None = field(default=None, metadata={"help": "folder holding local data sets"})
-        out_dir: str = field(default=default_out_dir, metadata={"help": "where results and plots go"})
-
-    parser = HfArgumentParser((setup_type, Paths))  # type: ignore[arg-type]
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        setup, paths = parser.parse_yaml_file(argv[0])
-    else:
-        setup, paths = parser.parse_args_into_dataclasses(argv)
-    return setup, paths
-
-
 def recipe_main(setup_type: type, run: Callable[[DemoContext, Any], list[DemoRow]], default_out_dir: str) -> None:
-    """The command line of a recipe script: ``script.py config.yaml`` or ``script.py --field value ...``.
+    """The command line of a recipe script: ``script.py [config.yaml] [--field value ...]``.
 
-    Parses the entry's setup dataclass plus ``--data_dir`` / ``--out_dir`` (`parse_recipe_arguments`), runs the
-    entry with that setup and prints its table.
+    Reads the entry's setup dataclass plus ``--data_dir`` / ``--out_dir`` (`parse_recipe_arguments`: the
+    config's fields, then the words over them, each read as its field's type), makes the output folder and checks
+    it is writable, all before any work; then runs the entry with that setup and prints its table. A bad value or
+    folder exits with one line naming it. ``--help`` lists the fields.
     """
     import sys
+    import tempfile
 
-    setup, paths = parse_recipe_arguments(setup_type, default_out_dir, sys.argv[1:])
-    context = DemoContext(out_dir=Path(paths.out_dir), data_dir=Path(paths.data_dir) if paths.data_dir else None)
-    context.out_dir.mkdir(parents=True, exist_ok=True)
+    argv = sys.argv[1:]
+    if argv and argv[0] in ("-h", "--help"):
+        print(recipe_help(setup_type, default_out_dir, Path(sys.argv[0]).name))
+        return
+    try:
+        setup, paths = parse_recipe_arguments(setup_type, default_out_dir, argv)
+        context = DemoContext(out_dir=Path(paths.out_dir), data_dir=Path(paths.data_dir) if paths.data_dir else None)
+        check_output_folder(context.out_dir)
+        context.out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=context.out_dir):  # os.access does not see read-only mounts
+            pass
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"{Path(sys.argv[0]).name}: error: {error}") from None
     print(format_table(run(context, setup)))
     print(f"\nresults in {context.out_dir}")
+
+
+def recipe_help(setup_type: type, default_out_dir: str, prog: str) -> str:
+    """A recipe script's ``--help``: its usage and every field with its type and default."""
+    fields = [*dataclasses.fields(setup_type), *dataclasses.fields(RecipePaths)]
+    defaults = {f.name: f.default for f in fields} | {"out_dir": default_out_dir}
+    lines = [f"usage: {prog} [config.yaml] [--field value ...]", "", f"fields of {setup_type.__name__} (and paths):"]
+    hints = {**typing.get_type_hints(setup_type), **typing.get_type_hints(RecipePaths)}
+    lines += [f"  --{f.name} ({_type_text(hints[f.name])}, default {defaults[f.name]!r})" for f in fields]
+    return "\n".join(lines)
+
+
+def _type_text(kind: Any) -> str:
+    return kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
