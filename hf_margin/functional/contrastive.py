@@ -37,6 +37,7 @@ from hf_margin._validation import (
     check_embeddings,
     check_in_range,
     check_label_vector,
+    check_numbers,
     check_positive,
     check_positive_int,
 )
@@ -84,6 +85,15 @@ class InfoNCEOptions:
     teacher_temperature: float = 0.05
 
     def __post_init__(self) -> None:
+        check_numbers(
+            scale=self.scale,
+            focal_gamma=self.focal_gamma,
+            filter_margin=self.filter_margin,
+            mix_temperature=self.mix_temperature,
+            distill_weight=self.distill_weight,
+            teacher_temperature=self.teacher_temperature,
+            **({} if self.mix_lambda is None else {"mix_lambda": self.mix_lambda}),
+        )
         check_positive(self.scale, "scale")
         check_choice(self.similarity, "similarity", ("cosine", "dot"))
         check_in_range(self.focal_gamma, "focal_gamma", 0.0, float("inf"))
@@ -245,6 +255,9 @@ def soft_label_kl(student_logits: Tensor, teacher_scores: Tensor, teacher_temper
 def _check_inputs(queries: Tensor, documents: Sequence[Tensor], offset: int, batch_size: int) -> None:
     if not isinstance(queries, Tensor) or queries.dim() != 2:
         raise ValueError(f"`queries` must be a (batch, dim) tensor, got {getattr(queries, 'shape', queries)}")
+    # InfoNCE over no rows is 0 / 0: an empty batch is an error, not a NaN loss.
+    check_embeddings(queries, name="queries")
+    check_positive_int(batch_size, "batch_size")
     if len(documents) < 1:
         raise ValueError("`documents` needs at least the positives column")
     for index, column in enumerate(documents):
@@ -331,6 +344,9 @@ def margin_info_nce(
             the model's own detached scores, "self-guided").
         teacher_scores: (batch_size, 1 + M) teacher scores of each query's positive and hard negatives.
         generator: random generator for pairwise mixing.
+
+    An empty batch raises a ValueError (InfoNCE over no rows is undefined); non-finite embeddings give a
+    non-finite loss.
     """
     with full_precision(queries):  # similarities in float32 even under bf16/fp16 autocast
         batch_size = queries.shape[0] if batch_size is None else batch_size

@@ -205,3 +205,12 @@ def test_gather_across_two_processes_equals_one_process_on_the_whole_batch() -> 
     results = run_ranks(_gathered_gradient, timeout=120)
     for rank in range(2):
         torch.testing.assert_close(results[rank], net.weight.grad)
+
+
+def test_empty_batch_raises_instead_of_a_nan_loss() -> None:
+    """#19 item 3: MarginEmbeddingLoss on an empty batch names the empty anchors instead of returning NaN."""
+    loss = MarginEmbeddingLoss(None)
+    with pytest.raises(ValueError, match=r"`queries`.*empty"):
+        loss.compute_loss_from_embeddings([torch.zeros(0, 4), torch.zeros(0, 4)], None)
+    with pytest.raises(TypeError, match="`scale`"):
+        MarginEmbeddingLoss(None, scale="20")

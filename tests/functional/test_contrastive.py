@@ -323,3 +323,18 @@ def test_info_nce_under_bf16_autocast_equals_float32() -> None:
         got = margin_info_nce(queries, [positives]).loss
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_empty_batches_and_wrongly_typed_options_name_the_argument() -> None:
+    """#19 items 3 and 5: an empty batch raises (not a NaN loss); string options are TypeErrors naming the field."""
+    q, docs = batch(b=4, m=1)
+    with pytest.raises(ValueError, match=r"`queries`.*empty"):
+        margin_info_nce(q[:0], [d[:0] for d in docs])
+    with pytest.raises(ValueError, match="`batch_size`"):
+        margin_info_nce(q, docs, batch_size=0)
+    for name in ("scale", "focal_gamma", "filter_margin", "mix_lambda", "mix_temperature", "distill_weight"):
+        with pytest.raises(TypeError, match=f"`{name}`"):
+            InfoNCEOptions(**{name: "0.5"})
+    options = InfoNCEOptions(focal_gamma=2.0, filter_strategy="relative")
+    size_one = margin_info_nce(q[:1], [d[:1] for d in docs], options)
+    assert torch.isfinite(size_one.loss) and torch.isfinite(size_one.similarity_gap)
