@@ -11,11 +11,13 @@ times the loss's per-pair scale), so to first order
 The condition ratio ``<g_w, g_l> / min(|g_w|^2, |g_l|^2)`` is below 1 exactly in the ideal case (chosen up,
 rejected down). (The authors' analysis script divides by ``min(|g_w|^2, |g_w|^2)``, the chosen norm twice; here
 it is the minimum of both.) Since ``<g_w, g_l> <= |g_w| |g_l| <= max(|g_w|^2, |g_l|^2)``, the only other cases are
-"both down" and "both up".
+"both down" and "both up". When a gradient is zero or non-finite (a frozen or diverged model, a masked-out response)
+the ratio is undefined: such a pair is "degenerate", with `condition` and `cosine` NaN, never counted as ideal.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -27,8 +29,8 @@ from torch import Tensor, nn
 # The JSONL file `GradientEntanglementCallback` writes into the run folder and `plots.load_records` reads.
 RECORDS_FILE = "gradient_entanglement.jsonl"
 
-Case = Literal["ideal", "both_down", "both_up"]
-CASES: tuple[Case, ...] = ("ideal", "both_down", "both_up")
+Case = Literal["ideal", "both_down", "both_up", "degenerate"]
+CASES: tuple[Case, ...] = ("ideal", "both_down", "both_up", "degenerate")
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,16 @@ class Entanglement:
         return asdict(self)
 
 
+def is_degenerate(inner: float, chosen_sq: float, rejected_sq: float) -> bool:
+    """Whether the condition ratio is undefined: a zero gradient (min(|g_w|^2, |g_l|^2) = 0) or a non-finite value."""
+    return not all(math.isfinite(v) for v in (inner, chosen_sq, rejected_sq)) or min(chosen_sq, rejected_sq) <= 0
+
+
 def classify(inner: float, chosen_sq: float, rejected_sq: float) -> Case:
-    """Ideal (chosen up, rejected down), both down, or both up, from the first-order conditions."""
+    """Ideal (chosen up, rejected down), both down, or both up, from the first-order conditions; "degenerate" when a
+    gradient is zero or non-finite (the conditions then say nothing)."""
+    if is_degenerate(inner, chosen_sq, rejected_sq):
+        return "degenerate"
     chosen_up, rejected_down = inner <= chosen_sq, inner <= rejected_sq
     if chosen_up and rejected_down:
         return "ideal"
@@ -57,7 +67,10 @@ def classify(inner: float, chosen_sq: float, rejected_sq: float) -> Case:
 
 
 def entanglement(grad_chosen: Tensor, grad_rejected: Tensor) -> Entanglement:
-    """The statistics of two flattened gradients (of log p(chosen) and log p(rejected)), computed in float64."""
+    """The statistics of two flattened gradients (of log p(chosen) and log p(rejected)), computed in float64.
+
+    A zero or non-finite gradient gives case "degenerate" with `condition` and `cosine` NaN (undefined).
+    """
     if grad_chosen.shape != grad_rejected.shape or grad_chosen.dim() != 1:
         raise ValueError(
             "`grad_chosen` and `grad_rejected` must be flat vectors of equal length, got shapes "
@@ -65,13 +78,14 @@ def entanglement(grad_chosen: Tensor, grad_rejected: Tensor) -> Entanglement:
         )
     w, r = grad_chosen.double(), grad_rejected.double()
     inner, w_sq, l_sq = float(w @ r), float(w @ w), float(r @ r)
-    denominator = min(w_sq, l_sq)
+    undefined = is_degenerate(inner, w_sq, l_sq)
     return Entanglement(
         inner=inner,
         norm_chosen=w_sq**0.5,
         norm_rejected=l_sq**0.5,
-        cosine=inner / max((w_sq * l_sq) ** 0.5, 1e-300),
-        condition=inner / denominator if denominator > 0 else float("inf") * (1 if inner >= 0 else -1),
+        # w_sq**0.5 * l_sq**0.5, not (w_sq * l_sq)**0.5: the product of two tiny squared norms underflows to 0
+        cosine=math.nan if undefined else inner / (w_sq**0.5 * l_sq**0.5),
+        condition=math.nan if undefined else inner / min(w_sq, l_sq),
         case=classify(inner, w_sq, l_sq),
         predicted_chosen=w_sq - inner,
         predicted_rejected=inner - l_sq,

@@ -59,10 +59,11 @@ def plot_entanglement(run: str | Path, out: str | Path) -> Path:
     axes[1].set(xlabel="step")
     axes[1].legend(fontsize=8)
 
-    points = pairs or batch
-    x = np.array([r["inner"] / max(r["norm_chosen"] ** 2, 1e-30) for r in points])
-    y = np.array([r["inner"] / max(r["norm_rejected"] ** 2, 1e-30) for r in points])
-    limit = max(2.0, float(np.nanmax(np.abs(np.concatenate([x, y])))) * 1.1)
+    # degenerate pairs (a zero or non-finite gradient) have no place on the map: drawn at 0 they would look ideal
+    points = [r for r in pairs or batch if r["case"] != "degenerate"]
+    x = np.array([r["inner"] / r["norm_chosen"] ** 2 for r in points])
+    y = np.array([r["inner"] / r["norm_rejected"] ** 2 for r in points])
+    limit = max(2.0, float(np.max(np.abs(np.concatenate([x, y])), initial=0.0)) * 1.1)
     axes[2].fill_between([-limit, 1], -limit, 1, color="tab:green", alpha=0.15, label="ideal")
     axes[2].fill_between([1, limit], -limit, 1, color="tab:red", alpha=0.15, label="both down")
     axes[2].fill_between([-limit, 1], 1, limit, color="tab:orange", alpha=0.15, label="both up")
@@ -73,7 +74,7 @@ def plot_entanglement(run: str | Path, out: str | Path) -> Path:
         ylim=(-limit, limit),
         xlabel="<g_w, g_l> / |g_w|^2",
         ylabel="<g_w, g_l> / |g_l|^2",
-        title="cases per pair",
+        title=f"cases per pair ({len(pairs or batch) - len(points)} degenerate left out)",
     )
     axes[2].legend(fontsize=8, loc="lower left")
     fig.tight_layout()

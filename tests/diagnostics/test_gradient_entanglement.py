@@ -3,10 +3,14 @@ the token-level signature of shared suffixes, and agreement with a direct autogr
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 import torch.nn.functional as F
 
 from hf_margin.diagnostics.gradient_entanglement import (
+    CASES,
     classify,
     entanglement,
     pair_gradients,
@@ -109,3 +113,30 @@ def test_token_cosines_of_identical_responses_have_a_unit_diagonal() -> None:
     cosines = token_gradient_cosines(model, ids, ids, prompt_length=3, parameters=list(model.parameters()))
     assert cosines.shape == (4, 4)
     torch.testing.assert_close(cosines.diagonal(), torch.ones(4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("grad_chosen", "grad_rejected"),
+    [
+        ([0.0, 0.0], [0.0, 0.0]),  # both zero: was "ideal" with condition +inf
+        ([0.0, 0.0], [1.0, 2.0]),  # one zero: the ratio's denominator min(|g_w|^2, |g_l|^2) is 0
+        ([3.0, -1.0], [0.0, 0.0]),
+        ([float("nan"), 1.0], [1.0, 2.0]),  # a diverged model's gradients
+        ([1.0, 2.0], [float("inf"), 0.0]),
+    ],
+)
+def test_zero_or_non_finite_gradients_are_degenerate_never_ideal(
+    grad_chosen: list[float], grad_rejected: list[float]
+) -> None:
+    stats = entanglement(torch.tensor(grad_chosen), torch.tensor(grad_rejected))
+    assert stats.case == "degenerate"
+    assert math.isnan(stats.condition) and math.isnan(stats.cosine)
+    assert classify(stats.inner, stats.norm_chosen**2, stats.norm_rejected**2) == "degenerate"
+    assert "degenerate" in CASES
+
+
+def test_tiny_but_non_zero_gradients_are_still_classified() -> None:
+    stats = entanglement(
+        torch.tensor([1e-150, 0.0], dtype=torch.float64), torch.tensor([0.0, 1e-150], dtype=torch.float64)
+    )
+    assert stats.case == "ideal" and stats.condition == 0.0 and stats.cosine == 0.0
