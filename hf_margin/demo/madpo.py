@@ -77,7 +77,7 @@ def _classifier(split: Any, tokenizer: Any, texts: int, seed: int, cache: Path, 
     model = SentenceEmbeddingClassifier(AutoModel.from_pretrained(minilm_path()))
     head = cache / f"rt_{name}_head_{texts}_{seed}.pt"
     if head.is_file():
-        model.head.load_state_dict(torch.load(head))
+        model.head.load_state_dict(torch.load(head, weights_only=True))
         return model
     sample = split.sample(n=min(texts, len(split)), random_state=seed)
     model.fit(tokenizer, sample["text"].tolist(), sample["label"].tolist())

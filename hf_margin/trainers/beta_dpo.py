@@ -101,6 +101,8 @@ class BetaDPOTrainer(DPOTrainer):
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
+        if not self.args.should_save:  # one writer (the main process, or one per node with save_on_each_node)
+            return
         folder = Path(self._get_output_dir(trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         (folder / STATE_FILE).write_text(json.dumps(asdict(self.beta_dpo_state)))
 

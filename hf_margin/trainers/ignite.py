@@ -137,6 +137,8 @@ class IGNITETrainer(Trainer):
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
+        if not self.args.should_save:  # one writer (the main process, or one per node with save_on_each_node)
+            return
         folder = os.path.join(self._get_output_dir(trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         with open(os.path.join(folder, MULTIPLIER_NAME), "w") as handle:
             json.dump({"multiplier": self.multiplier}, handle)

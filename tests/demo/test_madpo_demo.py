@@ -42,3 +42,21 @@ def test_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert shares["ideal"] + shares["both_down"] + shares["both_up"] == pytest.approx(1) and shares["measurements"] == 2
     assert (tmp_path / "madpo_runs" / "gradient_entanglement_MADPO_0.png").is_file()
     assert (tmp_path / "cache" / "smollm2-135m-instruct" / "config.json").is_file()
+
+
+def test_no_torch_load_in_the_package_unpickles() -> None:
+    """Every torch.load in hf_margin passes weights_only=True (torch 2.4, the floor, still unpickles by default)."""
+    import ast
+
+    package = Path(madpo_demo.__file__).resolve().parent.parent
+    unsafe = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
+                safe = any(
+                    k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                    for k in node.keywords
+                )
+                if not safe:
+                    unsafe.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert unsafe == []

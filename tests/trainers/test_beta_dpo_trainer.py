@@ -68,3 +68,11 @@ def test_checkpoint_keeps_the_statistics(tmp_path: Path) -> None:
 def test_bad_config(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"`beta_dpo_keep` must lie in \(0, 1\]"):
         BetaDPOConfig(str(tmp_path), beta_dpo_keep=0.0, bf16=False, use_cpu=True)
+
+
+def test_only_the_saving_process_writes_the_statistics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = _trainer(tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
+    # a process other than the main one (process_index > 0): TrainingArguments.should_save is False there
+    monkeypatch.setattr(BetaDPOConfig, "should_save", property(lambda self: False))
+    trainer.train()
+    assert not (tmp_path / "checkpoint-2" / "beta_dpo_state.json").exists()

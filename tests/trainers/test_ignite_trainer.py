@@ -114,3 +114,15 @@ def test_errors(tmp_path: Path) -> None:
         IGNITEConfig(**_common(tmp_path), ignite_multiplier_init=-1.0)
     with pytest.raises(TypeError, match="args"):
         IGNITETrainer(Regressor(), TrainingArguments(**_common(tmp_path)))  # type: ignore[arg-type]
+
+
+def test_only_the_saving_process_writes_the_multiplier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = {**_common(tmp_path), "save_strategy": "steps", "save_steps": 3}
+    args = IGNITEConfig(**settings, ignite_epsilon=0.0, ignite_multiplier_lr=1.0)
+    trainer = IGNITETrainer(Regressor(), args, train_dataset=_rows())
+    # a process other than the main one (process_index > 0): TrainingArguments.should_save is False there
+    monkeypatch.setattr(IGNITEConfig, "should_save", property(lambda self: False))
+    trainer.train()
+    assert not (tmp_path / "checkpoint-3" / "ignite_multiplier.json").exists()
+    monkeypatch.undo()
+    assert trainer.args.should_save
