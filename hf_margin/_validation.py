@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import torch
 
 
@@ -102,3 +103,37 @@ def check_numbers(**values: object) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"`{name}` must be a real number (int or float), got {type(value).__name__} {value!r}")
+
+
+def check_number_in_range(value: object, name: str, low: float, high: float) -> None:
+    """Raise TypeError unless `value` is a real number, then ValueError unless low <= value <= high (NaN fails)."""
+    check_numbers(**{name: value})
+    check_in_range(value, name, low, high)  # type: ignore[arg-type]
+
+
+def check_integers(**values: object) -> None:
+    """Raise TypeError unless every keyword's value is an int (not bool), naming it; pair with `check_positive_int`.
+
+    Example:
+        >>> check_integers(folds=folds, seed=seed)
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"`{name}` must be an int, got {type(value).__name__} {value!r}")
+
+
+def check_finite(values: torch.Tensor | np.ndarray, name: str) -> None:
+    """Raise ValueError naming `name` and how many of its entries are NaN or infinite.
+
+    For evaluation-side code (metrics, diagnostics) only: it reads the count on the host, a device sync, which the
+    non-finite policy keeps out of training steps (there NaN propagates into the loss instead).
+    """
+    if isinstance(values, torch.Tensor):
+        bad, total = int((~torch.isfinite(values.detach())).sum()), values.numel()
+    else:
+        bad, total = int(np.count_nonzero(~np.isfinite(values))), values.size
+    if bad:
+        raise ValueError(
+            f"`{name}` has {bad} non-finite entries (NaN or inf) out of {total}: a diverged model or corrupted "
+            "data; no figure is computed from them"
+        )

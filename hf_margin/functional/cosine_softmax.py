@@ -18,7 +18,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hf_margin._reduction import REDUCTIONS
+from hf_margin._validation import check_choice, check_numbers, check_positive
+
 _NORM_EPS = 1e-12  # as F.normalize
+
+
+def check_scale(scale: object, name: str = "scale") -> None:
+    """Raise unless a logit scale ``s`` is a finite real number > 0 (TypeError for a string, bool, ...)."""
+    check_numbers(**{name: scale})
+    check_positive(scale, name)  # type: ignore[arg-type]
+
+
+def check_reduction(reduction: object) -> None:
+    """Raise unless `reduction` is ``"mean"``, ``"sum"`` or ``"none"``."""
+    check_choice(reduction, "reduction", REDUCTIONS)
 
 
 class _NormalizedLinear(torch.autograd.Function):
@@ -87,6 +101,9 @@ def margin_cross_entropy(
 
     Equals ``F.cross_entropy(margin_logits(cosine, labels, target, scale), labels)``, but keeps only the
     softmax probabilities for backward. ``target`` is differentiable (the margin functions' output); the
-    labelled entries of ``cosine`` receive no gradient, since they do not enter the loss.
+    labelled entries of ``cosine`` receive no gradient, since they do not enter the loss. ``labels`` may have
+    any integer dtype. Non-finite cosines or targets give a non-finite loss (no check of values: no host sync).
     """
-    return _MarginCrossEntropy.apply(cosine, target, labels, scale, reduction)
+    check_scale(scale)
+    check_reduction(reduction)
+    return _MarginCrossEntropy.apply(cosine, target, labels.long(), scale, reduction)

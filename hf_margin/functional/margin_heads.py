@@ -23,8 +23,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._precision import full_precision
-from hf_margin._validation import check_class_labels, check_embeddings
-from hf_margin.functional.cosine_softmax import margin_cross_entropy, normalized_linear
+from hf_margin._validation import (
+    check_choice,
+    check_class_labels,
+    check_embeddings,
+    check_number_in_range,
+    check_numbers,
+    check_positive,
+)
+from hf_margin.functional.cosine_softmax import (
+    check_reduction,
+    check_scale,
+    margin_cross_entropy,
+    normalized_linear,
+)
 
 Boundary = Literal["threshold", "easy_margin", "none"]
 Gradient = Literal["exact", "straight_through"]
@@ -38,6 +50,75 @@ PLUS_ASSIGNMENTS: tuple[str, ...] = ("official_gather", "rank")
 # Floor under 1 - cos^2 before the square root: sin(theta) stays finite and its gradient is zero, not NaN,
 # when a cosine is exactly +-1.
 _SIN_SQUARED_FLOOR = 1e-30
+
+
+# ---------------------------------------------------------------- argument checks, shared with the head modules
+# Each kind of argument has one check, called by the functions below and by the heads' constructors, so a
+# functional twin rejects exactly what its class rejects. Python numbers only: no check reads a tensor's values.
+
+
+def check_angular_margin(margin: object, name: str = "margin") -> None:
+    """Margins are in radians; a value past pi is almost surely degrees (pytorch-metric-learning's unit)."""
+    check_numbers(**{name: margin})
+    if margin > math.pi:  # type: ignore[operator]
+        raise ValueError(
+            f"`{name}` is an angle in radians and must lie in [0, pi], got {margin}; "
+            f"if this is degrees (as in pytorch-metric-learning), pass math.radians({margin})"
+        )
+    check_number_in_range(margin, name, 0.0, math.pi)
+
+
+def check_cosine_margin(margin: object, name: str = "margin", low: float = 0.0) -> None:
+    """Raise unless an additive cosine margin is a real number in ``[low, 2]`` (a cosine spans 2)."""
+    check_number_in_range(margin, name, low, 2.0)
+
+
+def check_arcface_options(boundary: object, gradient: object) -> None:
+    """Raise unless `boundary` is one of `BOUNDARIES` and `gradient` one of `GRADIENTS`."""
+    check_choice(boundary, "boundary", BOUNDARIES)
+    check_choice(gradient, "gradient", GRADIENTS)
+
+
+def check_combined_margins(m1: object, m2: object, m3: object, boundary: object, gradient: object) -> None:
+    """Raise unless ``(m1, m2, m3)`` are in range and ``boundary`` is ``"none"`` whenever ``m1 != 1``."""
+    check_number_in_range(m1, "m1", 0.0, 10.0)
+    check_angular_margin(m2, "m2")
+    check_cosine_margin(m3, "m3", low=-1.0)
+    check_arcface_options(boundary, gradient)
+    if m1 != 1.0 and boundary != "none":
+        raise ValueError(f"`boundary` must be 'none' when m1 != 1 (got m1={m1}, boundary={boundary!r})")
+
+
+def check_elastic_margin_std(std: object, name: str = "std") -> None:
+    """Raise unless ElasticFace's margin standard deviation is a real number in [0, 1]."""
+    check_number_in_range(std, name, 0.0, 1.0)
+
+
+def check_eps(eps: object) -> None:
+    """Raise unless a clamp `eps` is a finite real number > 0."""
+    check_numbers(eps=eps)
+    check_positive(eps, "eps")  # type: ignore[arg-type]
+
+
+def check_class_centres(weight: object, name: str = "weight") -> None:
+    """Raise unless `weight` is a floating tensor of class centres of shape (num_classes >= 1, dim)."""
+    if not isinstance(weight, Tensor):
+        raise TypeError(
+            f"`{name}` must be a torch.Tensor of class centres of shape (num_classes, dim), got {type(weight).__name__}"
+        )
+    if not weight.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {weight.dtype}")
+    if weight.dim() != 2:
+        raise ValueError(f"`{name}` must have shape (num_classes, dim), got shape {tuple(weight.shape)}")
+    if weight.shape[0] == 0:
+        raise ValueError(f"`{name}` has no class centres (shape {tuple(weight.shape)}); need at least one")
+
+
+def checked_labels(labels: object, batch_size: int, num_classes: int) -> Tensor:
+    """`labels` checked (any integer dtype, values in [0, num_classes)) and returned as torch.long."""
+    check_class_labels(labels, batch_size, num_classes)
+    assert isinstance(labels, Tensor)
+    return labels.long()  # uint8 would index as a mask, int16 not at all
 
 
 def compute_dtype(*tensors: Tensor) -> torch.dtype:
@@ -63,14 +144,19 @@ def _cosines(embeddings: Tensor, weight: Tensor, labels: Tensor | None) -> tuple
     return cosine, (x_hat * F.normalize(centres[labels], dim=1)).sum(1)
 
 
-def checked_cosines(embeddings: Tensor, weight: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Validate a head's inputs, then return the cosine matrix and the target cosines (autocast off)."""
+def _checked_cosines_and_labels(embeddings: Tensor, weight: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    check_class_centres(weight)
     check_embeddings(embeddings, weight.shape[1])
-    check_class_labels(labels, embeddings.shape[0], weight.shape[0])
+    labels = checked_labels(labels, embeddings.shape[0], weight.shape[0])
     with full_precision(embeddings):
         cosine, cos_y = _cosines(embeddings, weight, labels)
     assert cos_y is not None
-    return cosine, cos_y
+    return cosine, cos_y, labels
+
+
+def checked_cosines(embeddings: Tensor, weight: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Validate a head's inputs, then return the cosine matrix and the target cosines (autocast off)."""
+    return _checked_cosines_and_labels(embeddings, weight, labels)[:2]
 
 
 def cosine_matrix(embeddings: Tensor, weight: Tensor) -> Tensor:
@@ -79,6 +165,8 @@ def cosine_matrix(embeddings: Tensor, weight: Tensor) -> Tensor:
     Computed outside autocast in float32 (float64 if an input is float64), so bf16/fp16 training gets
     full-precision logits and the class centres are never cast.
     """
+    check_class_centres(weight)
+    check_embeddings(embeddings, weight.shape[1])
     with full_precision(embeddings):
         return _cosines(embeddings, weight, None)[0]
 
@@ -117,6 +205,9 @@ def arcface_target(
     ``cos(theta + m)`` is computed as ``cos(theta) cos(m) - sin(theta) sin(m)`` without ``acos``, so the value
     and gradient are finite when a cosine is exactly +-1.
     """
+    if not isinstance(margin, Tensor):  # per-sample (B,) margins are drawn by the library: no value check (sync)
+        check_angular_margin(margin)
+    check_arcface_options(boundary, gradient)
     c = cos_y.clamp(-1.0, 1.0)
     m = torch.as_tensor(margin, dtype=c.dtype, device=c.device)
     sin_theta = torch.sqrt((1.0 - c * c).clamp_min(_SIN_SQUARED_FLOOR))
@@ -130,6 +221,8 @@ def arcface_target(
 
 def cosface_target(cos_y: Tensor, margin: float | Tensor) -> Tensor:
     """CosFace target cosine ``cos(theta) - m`` (additive cosine margin; a float or (B,) tensor)."""
+    if not isinstance(margin, Tensor):
+        check_cosine_margin(margin)
     return cos_y - margin
 
 
@@ -147,10 +240,9 @@ def combined_target(
     With ``m1 == 1`` this is `arcface_target` (any ``boundary``) minus ``m3``. With ``m1 != 1`` the angle is
     taken with ``acos`` of the cosine clamped to ``[-1 + eps, 1 - eps]`` and only ``boundary="none"`` is defined.
     """
+    check_combined_margins(m1, m2, m3, boundary, gradient)
     if m1 == 1.0:
         return arcface_target(cos_y, m2, boundary, gradient) - m3
-    if boundary != "none":
-        raise ValueError(f"`boundary` must be 'none' when m1 != 1 (got m1={m1}, boundary={boundary!r})")
     theta = torch.acos(cos_y.clamp(-1.0 + eps, 1.0 - eps))
     value = torch.cos(m1 * theta + m2) - m3
     return _straight_through(cos_y, value, gradient)
@@ -167,8 +259,13 @@ def elastic_margins(
     """ElasticFace per-sample margins ``m_i ~ N(mean, std^2)``, redrawn at every call (global RNG).
 
     ``plus=True`` is ElasticFace+: the drawn margins are reassigned by `assign_sorted_margins`.
-    No gradient flows into the margins.
+    No gradient flows into the margins. The global generator advances by ``cos_y.numel()`` normal draws per call
+    whatever the values of ``cos_y`` (a non-finite batch consumes its draws as a finite one does: skipping them
+    would need a host sync).
     """
+    check_number_in_range(mean, "mean", 0.0, math.pi)
+    check_elastic_margin_std(std)
+    check_choice(assignment, "assignment", PLUS_ASSIGNMENTS)
     margins = torch.normal(mean, std, size=cos_y.shape, dtype=cos_y.dtype, device=cos_y.device)
     return assign_sorted_margins(cos_y, margins, assignment) if plus else margins
 
@@ -193,6 +290,8 @@ def assign_sorted_margins(cos_y: Tensor, margins: Tensor, assignment: PlusAssign
 
 def adaface_margin_scaler(norms: Tensor, mean: Tensor, std: Tensor, h: float, eps: float = 1e-3) -> Tensor:
     """AdaFace's standardised feature norm ``clip(h (||z|| - mu) / (sigma + eps), -1, 1)``, detached."""
+    check_number_in_range(h, "h", 0.0, 10.0)
+    check_eps(eps)
     return ((norms.detach() - mean) / (std + eps) * h).clamp(-1.0, 1.0)
 
 
@@ -201,10 +300,18 @@ def adaface_target(cos_y: Tensor, margin_scaler: Tensor, margin: float, eps: flo
 
     ``z = -1`` gives ArcFace(m), ``z = 0`` CosFace(m), ``z = 1`` ``cos(theta - m) - 2m``.
     """
+    check_cosine_margin(margin)
+    check_eps(eps)
     theta = torch.acos(cos_y.clamp(-1.0 + eps, 1.0 - eps))
     angular = -margin * margin_scaler
     additive = margin + margin * margin_scaler
     return torch.cos((theta + angular).clamp(eps, math.pi - eps)) - additive
+
+
+def clamp_cosines(cosine: Tensor, eps: float | None) -> Tensor:
+    """Every cosine clamped to ``[-1 + eps, 1 - eps]`` (AdaFace's official code clamps the whole matrix), or
+    `cosine` itself when ``eps`` is None (every other head)."""
+    return cosine if eps is None else cosine.clamp(-1.0 + eps, 1.0 - eps)
 
 
 def margin_softmax_logits(
@@ -213,15 +320,18 @@ def margin_softmax_logits(
     labels: Tensor,
     target_fn: Callable[[Tensor], Tensor],
     scale: float,
+    cosine_eps: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Validate the inputs, then return ``(margin logits, cosine matrix)`` for a margin head.
 
     ``target_fn`` maps the (B,) target cosines to the modified target cosines (one of the ``*_target``
-    functions above with its hyperparameters bound).
+    functions above with its hyperparameters bound); it runs only once every input has been checked.
+    ``cosine_eps`` clamps every cosine of the logits (`clamp_cosines`); the returned matrix is unclamped.
     """
-    cosine, cos_y = checked_cosines(embeddings, weight, labels)
+    check_scale(scale)
+    cosine, cos_y, labels = _checked_cosines_and_labels(embeddings, weight, labels)
     with full_precision(embeddings):
-        return margin_logits(cosine, labels, target_fn(cos_y), scale), cosine
+        return margin_logits(clamp_cosines(cosine, cosine_eps), labels, target_fn(cos_y), scale), cosine
 
 
 def margin_softmax_loss_and_cosine(
@@ -231,14 +341,19 @@ def margin_softmax_loss_and_cosine(
     target_fn: Callable[[Tensor], Tensor],
     scale: float,
     reduction: Reduction = "mean",
+    cosine_eps: float | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """The margin head's cross-entropy and the cosine matrix, with the memory-lean fused kernels.
+    """The margin head's cross-entropy and the (unclamped) cosine matrix, with the memory-lean fused kernels.
 
-    Equals ``F.cross_entropy(margin_softmax_logits(...)[0], labels)``.
+    Equals ``F.cross_entropy(margin_softmax_logits(...)[0], labels)``. Non-finite embeddings or centres give a
+    non-finite loss (values are not checked: no host sync).
     """
-    cosine, cos_y = checked_cosines(embeddings, weight, labels)
+    check_scale(scale)
+    check_reduction(reduction)
+    cosine, cos_y, labels = _checked_cosines_and_labels(embeddings, weight, labels)
     with full_precision(embeddings):
-        return margin_cross_entropy(cosine, target_fn(cos_y), labels, scale, reduction), cosine
+        loss = margin_cross_entropy(clamp_cosines(cosine, cosine_eps), target_fn(cos_y), labels, scale, reduction)
+        return loss, cosine
 
 
 def margin_softmax_loss(
@@ -248,9 +363,10 @@ def margin_softmax_loss(
     target_fn: Callable[[Tensor], Tensor],
     scale: float,
     reduction: Reduction = "mean",
+    cosine_eps: float | None = None,
 ) -> Tensor:
     """The loss of every cosine-margin head: cross-entropy over the margin logits."""
-    return margin_softmax_loss_and_cosine(embeddings, weight, labels, target_fn, scale, reduction)[0]
+    return margin_softmax_loss_and_cosine(embeddings, weight, labels, target_fn, scale, reduction, cosine_eps)[0]
 
 
 def arcface_loss(
@@ -263,7 +379,12 @@ def arcface_loss(
     gradient: Gradient = "exact",
     reduction: Reduction = "mean",
 ) -> Tensor:
-    """Functional ArcFace: ``CE(s * [cos(theta_y + m), cos(theta_j)])``; see `hf_margin.heads.ArcFaceHead`."""
+    """Functional ArcFace: ``CE(s * [cos(theta_y + m), cos(theta_j)])``; see `hf_margin.heads.ArcFaceHead`.
+
+    Checks its arguments as the head does (``margin`` in radians, in [0, pi]; a positive finite ``scale``).
+    """
+    check_angular_margin(margin)
+    check_arcface_options(boundary, gradient)
     return margin_softmax_loss(
         embeddings,
         weight,
@@ -282,5 +403,9 @@ def cosface_loss(
     scale: float = 64.0,
     reduction: Reduction = "mean",
 ) -> Tensor:
-    """Functional CosFace: ``CE(s * [cos(theta_y) - m, cos(theta_j)])``; see `hf_margin.heads.CosFaceHead`."""
+    """Functional CosFace: ``CE(s * [cos(theta_y) - m, cos(theta_j)])``; see `hf_margin.heads.CosFaceHead`.
+
+    Checks its arguments as the head does (``margin`` in [0, 2]; a positive finite ``scale``).
+    """
+    check_cosine_margin(margin)
     return margin_softmax_loss(embeddings, weight, labels, partial(cosface_target, margin=margin), scale, reduction)

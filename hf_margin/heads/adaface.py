@@ -12,19 +12,31 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
-from hf_margin._validation import check_in_range, check_positive
-from hf_margin.functional.margin_heads import Reduction, adaface_margin_scaler, adaface_target
+from hf_margin._validation import check_number_in_range
+from hf_margin.functional.margin_heads import (
+    Reduction,
+    adaface_margin_scaler,
+    adaface_target,
+    check_cosine_margin,
+    check_eps,
+)
 from hf_margin.heads.base import MarginHead
 
 
 class AdaFaceHead(MarginHead):
     """AdaFace head: per-sample margin from the standardised feature norm ``z`` (EMA statistics).
 
-    ``z = clip(h (||x|| - mu) / (sigma + eps), -1, 1)``; target logit ``s (cos(clip(theta - m z)) - m - m z)``.
-    Low-norm (low-quality) samples get an ArcFace-like angular margin, average ones a CosFace-like margin,
-    high-norm ones emphasise hard samples. ``mu`` and ``sigma`` are EMAs of the batch mean and (unbiased)
-    std of the norms, kept as buffers (so they are saved in the state dict) and updated in training mode only,
-    before the batch uses them, as in the official code. A batch of one leaves ``sigma`` unchanged.
+    ``z = clip(h (||x|| - mu) / (sigma + eps), -1, 1)``; target logit ``s (cos(clip(theta - m z)) - m - m z)``,
+    other logits ``s clip(cos theta_j, -1 + eps, 1 - eps)`` (the official code clamps every cosine; the
+    margin-free logits of `get_logits` are not clamped). Low-norm (low-quality) samples get an ArcFace-like
+    angular margin, average ones a CosFace-like margin, high-norm ones emphasise hard samples. ``mu`` and
+    ``sigma`` are EMAs of the batch mean and (unbiased) std of the norms, kept as buffers (so they are saved
+    in the state dict) and updated in training mode only, before the batch uses them, as in the official
+    code. A batch of one leaves ``sigma`` unchanged.
+
+    A batch with a non-finite embedding leaves ``mu`` and ``sigma`` unchanged (the update is masked on the
+    device, without a host sync) and gives a non-finite loss, so the next finite batch trains as if the bad one
+    never came and no NaN reaches a saved state dict. A call rejected for its arguments changes nothing.
 
     The embeddings must be the *unnormalised* features: their norm is the quality signal.
 
@@ -56,11 +68,12 @@ class AdaFaceHead(MarginHead):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(embedding_size, num_classes, scale, reduction)
-        check_in_range(margin, "margin", 0.0, 2.0)
-        check_in_range(h, "h", 0.0, 10.0)
-        check_in_range(t_alpha, "t_alpha", 0.0, 1.0)
-        check_positive(eps, "eps")
+        check_cosine_margin(margin)
+        check_number_in_range(h, "h", 0.0, 10.0)
+        check_number_in_range(t_alpha, "t_alpha", 0.0, 1.0)
+        check_eps(eps)
         self.margin, self.h, self.t_alpha, self.eps = float(margin), float(h), float(t_alpha), float(eps)
+        self.cosine_eps = self.eps
         self.register_buffer("batch_mean", torch.tensor(self.INITIAL_MEAN))
         self.register_buffer("batch_std", torch.tensor(self.INITIAL_STD))
 
@@ -71,16 +84,22 @@ class AdaFaceHead(MarginHead):
             init.constant_(self.batch_std, self.INITIAL_STD)
 
     @torch.no_grad()
-    def _update_statistics(self, norms: Tensor) -> None:
-        self.batch_mean.mul_(1 - self.t_alpha).add_(self.t_alpha * norms.mean().to(self.batch_mean))
+    def _update_statistics(self, norms: Tensor, finite: Tensor) -> None:
+        """One EMA step of the norm statistics, kept only where `finite` (a 0-d bool tensor) holds."""
+        keep = 1 - self.t_alpha
+        mean = self.batch_mean * keep + self.t_alpha * norms.mean().to(self.batch_mean)
+        self.batch_mean.copy_(torch.where(finite, mean, self.batch_mean))
         if norms.numel() > 1:
-            self.batch_std.mul_(1 - self.t_alpha).add_(self.t_alpha * norms.std().to(self.batch_std))
+            std = self.batch_std * keep + self.t_alpha * norms.std().to(self.batch_std)
+            self.batch_std.copy_(torch.where(finite, std, self.batch_std))
 
     def target_fn(self, embeddings: Tensor) -> Callable[[Tensor], Tensor]:
         def target(cos_y: Tensor) -> Tensor:
-            norms = embeddings.detach().to(cos_y.dtype).norm(dim=1).clamp(0.001, 100.0)
+            features = embeddings.detach()
+            # The clamp would turn an infinite norm into 100: finiteness is read from the embeddings themselves.
+            norms = features.to(cos_y.dtype).norm(dim=1).clamp(0.001, 100.0)
             if self.training:
-                self._update_statistics(norms)
+                self._update_statistics(norms, torch.isfinite(features).all())
             scaler = adaface_margin_scaler(
                 norms, self.batch_mean.to(cos_y.dtype), self.batch_std.to(cos_y.dtype), self.h, self.eps
             )

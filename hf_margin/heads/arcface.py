@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 
 from torch import Tensor
 
-from hf_margin._validation import check_choice, check_in_range
 from hf_margin.functional.margin_heads import (
-    BOUNDARIES,
-    GRADIENTS,
     Boundary,
     Gradient,
     Reduction,
     arcface_target,
+    check_angular_margin,
+    check_arcface_options,
+    check_combined_margins,
     combined_target,
 )
 from hf_margin.heads.base import MarginHead
-
-
-def check_angular_margin(margin: float, name: str = "margin") -> None:
-    """Margins are in radians; a value past pi is almost surely degrees (pytorch-metric-learning's unit)."""
-    if margin > math.pi:
-        raise ValueError(
-            f"`{name}` is an angle in radians and must lie in [0, pi], got {margin}; "
-            f"if this is degrees (as in pytorch-metric-learning), pass math.radians({margin})"
-        )
-    check_in_range(margin, name, 0.0, math.pi)
 
 
 class ArcFaceHead(MarginHead):
@@ -66,8 +55,7 @@ class ArcFaceHead(MarginHead):
     ) -> None:
         super().__init__(embedding_size, num_classes, scale, reduction)
         check_angular_margin(margin)
-        check_choice(boundary, "boundary", BOUNDARIES)
-        check_choice(gradient, "gradient", GRADIENTS)
+        check_arcface_options(boundary, gradient)
         self.margin = float(margin)
         self.boundary: Boundary = boundary
         self.gradient: Gradient = gradient
@@ -114,13 +102,7 @@ class CombinedMarginHead(MarginHead):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(embedding_size, num_classes, scale, reduction)
-        check_in_range(m1, "m1", 0.0, 10.0)
-        check_angular_margin(m2, "m2")
-        check_in_range(m3, "m3", -1.0, 2.0)
-        check_choice(boundary, "boundary", BOUNDARIES)
-        check_choice(gradient, "gradient", GRADIENTS)
-        if m1 != 1.0 and boundary != "none":
-            raise ValueError(f"`boundary` must be 'none' when m1 != 1 (got m1={m1}, boundary={boundary!r})")
+        check_combined_margins(m1, m2, m3, boundary, gradient)
         self.m1, self.m2, self.m3 = float(m1), float(m2), float(m3)
         self.boundary: Boundary = boundary
         self.gradient: Gradient = gradient

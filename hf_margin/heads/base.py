@@ -8,15 +8,15 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
-from hf_margin._validation import check_choice, check_embeddings, check_positive, check_positive_int
+from hf_margin._validation import check_embeddings, check_positive_int
 from hf_margin.functional.margin_heads import (
     Reduction,
+    check_reduction,
+    check_scale,
     cosine_matrix,
     margin_softmax_logits,
     margin_softmax_loss_and_cosine,
 )
-
-REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 
 
 class MarginHead(nn.Module):
@@ -32,7 +32,13 @@ class MarginHead(nn.Module):
         num_classes: number of classes (identities).
         scale: the logit scale ``s``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-sample losses, e.g. for sample weights).
+
+    Arguments are checked as the functional twins check them (one check per kind of argument, in
+    `hf_margin.functional.margin_heads`). Non-finite values in a batch are not checked (that would sync the
+    device every step): the loss comes out non-finite, and a head with state leaves it unchanged.
     """
+
+    cosine_eps: float | None = None  # clamp of every cosine in the loss; AdaFace sets its eps
 
     def __init__(
         self, embedding_size: int, num_classes: int, scale: float = 64.0, reduction: Reduction = "mean"
@@ -40,8 +46,8 @@ class MarginHead(nn.Module):
         super().__init__()
         check_positive_int(embedding_size, "embedding_size")
         check_positive_int(num_classes, "num_classes")
-        check_positive(scale, "scale")
-        check_choice(reduction, "reduction", REDUCTIONS)
+        check_scale(scale)
+        check_reduction(reduction)
         self.embedding_size = embedding_size
         self.num_classes = num_classes
         self.scale = float(scale)
@@ -61,15 +67,16 @@ class MarginHead(nn.Module):
     def _loss_and_scores(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """The loss and the margin-free scores (cosines) of one batch."""
         return margin_softmax_loss_and_cosine(
-            embeddings, self.weight, labels, self.target_fn(embeddings), self.scale, self.reduction
+            embeddings, self.weight, labels, self.target_fn(embeddings), self.scale, self.reduction, self.cosine_eps
         )
 
     def margin_logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """The scaled logits with the margin applied to each row's labelled class, shape (B, C)."""
-        return margin_softmax_logits(embeddings, self.weight, labels, self.target_fn(embeddings), self.scale)[0]
+        target_fn = self.target_fn(embeddings)
+        return margin_softmax_logits(embeddings, self.weight, labels, target_fn, self.scale, self.cosine_eps)[0]
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        """Cross-entropy of the margin logits. embeddings: (B, embedding_size); labels: (B,) long."""
+        """Cross-entropy of the margin logits. embeddings: (B, embedding_size); labels: (B,) of any integer dtype."""
         return self._loss_and_scores(embeddings, labels)[0]
 
     def loss_and_logits(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

@@ -7,8 +7,7 @@ from functools import partial
 
 from torch import Tensor
 
-from hf_margin._validation import check_in_range
-from hf_margin.functional.margin_heads import Reduction, cosface_target
+from hf_margin.functional.margin_heads import Reduction, check_cosine_margin, cosface_target
 from hf_margin.heads.base import MarginHead
 
 
@@ -38,7 +37,7 @@ class CosFaceHead(MarginHead):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(embedding_size, num_classes, scale, reduction)
-        check_in_range(margin, "margin", 0.0, 2.0)
+        check_cosine_margin(margin)
         self.margin = float(margin)
 
     def target_fn(self, embeddings: Tensor) -> Callable[[Tensor], Tensor]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from hf_margin._validation import check_choice, check_in_range
+from hf_margin._validation import check_choice
 from hf_margin.functional.margin_heads import (
     BOUNDARIES,
     PLUS_ASSIGNMENTS,
@@ -18,10 +18,12 @@ from hf_margin.functional.margin_heads import (
     PlusAssignment,
     Reduction,
     arcface_target,
+    check_angular_margin,
+    check_cosine_margin,
+    check_elastic_margin_std,
     cosface_target,
     elastic_margins,
 )
-from hf_margin.heads.arcface import check_angular_margin
 from hf_margin.heads.base import MarginHead
 
 
@@ -40,7 +42,7 @@ class _ElasticHead(MarginHead):
         reduction: Reduction,
     ) -> None:
         super().__init__(embedding_size, num_classes, scale, reduction)
-        check_in_range(std, "std", 0.0, 1.0)
+        check_elastic_margin_std(std)
         check_choice(plus_assignment, "plus_assignment", PLUS_ASSIGNMENTS)
         self.margin = float(margin)
         self.std = float(std)
@@ -75,6 +77,10 @@ class ElasticArcFaceHead(_ElasticHead):
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
     Margins are drawn from torch's global RNG in training mode only; in eval mode the mean margin is used.
+    The head keeps no state of its own. A call rejected for its arguments draws nothing; a batch with
+    non-finite values draws its margins as a finite batch of the same size would (its loss is non-finite), so
+    the sequence of draws depends on the batch sizes only and runs stay reproducible from the seed; skipping
+    the draws of a bad batch would need a host sync every step.
 
     Example:
         >>> head = ElasticArcFaceHead(512, 1000, plus=True)
@@ -129,7 +135,7 @@ class ElasticCosFaceHead(_ElasticHead):
         plus_assignment: PlusAssignment = "official_gather",
         reduction: Reduction = "mean",
     ) -> None:
-        check_in_range(margin, "margin", 0.0, 2.0)
+        check_cosine_margin(margin)
         std = (0.02 if plus else 0.05) if std is None else std
         super().__init__(embedding_size, num_classes, margin, std, scale, plus, plus_assignment, reduction)
 

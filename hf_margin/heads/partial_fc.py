@@ -17,12 +17,18 @@ from torch import Tensor, nn
 
 from hf_margin._gather import distributed_world, gather_rows, gathered_sizes, scale_gradient
 from hf_margin._precision import full_precision
-from hf_margin._validation import check_choice, check_class_labels, check_embeddings, check_positive_int
+from hf_margin._validation import check_embeddings, check_numbers, check_positive_int
 from hf_margin.functional.cosine_softmax import normalized_linear
-from hf_margin.functional.margin_heads import Reduction, compute_dtype
+from hf_margin.functional.margin_heads import (
+    Reduction,
+    check_reduction,
+    checked_labels,
+    clamp_cosines,
+    compute_dtype,
+)
 from hf_margin.functional.sharded_cross_entropy import NOT_OWNED, sharded_margin_cross_entropy
 from hf_margin.heads import HEAD_TYPES
-from hf_margin.heads.base import REDUCTIONS, MarginHead
+from hf_margin.heads.base import MarginHead
 from hf_margin.heads.softmax import SoftmaxHead
 
 
@@ -90,8 +96,11 @@ class PartialFCHead(nn.Module):
           still moves them, as in a dense head.
         * Do not wrap this module in DistributedDataParallel (its centres differ per process); wrap the backbone.
         * ``reduction="none"`` returns the (B_total,) losses of the gathered batch, rows in rank order.
-        * The margin statistics of AdaFace are updated from the gathered batch (identical on every process);
+        * The margin statistics of AdaFace are updated from the gathered batch (identical on every process),
+          and left unchanged by a batch with a non-finite embedding on any process (masked on the device);
           ElasticFace margins are drawn on the owning process.
+        * Negatives are drawn from torch's global RNG; a call rejected for its arguments draws nothing, and a
+          batch with non-finite values draws as a finite one of the same labels would (no host sync to skip it).
         * ``fp16`` logits of insightface's implementation are not offered: cosines and logits are computed in
           float32 (float64 for float64 inputs) outside autocast, as in every hf_margin head.
 
@@ -122,9 +131,10 @@ class PartialFCHead(nn.Module):
         super().__init__()
         check_positive_int(embedding_size, "embedding_size")
         check_positive_int(num_classes, "num_classes")
+        check_numbers(sample_rate=sample_rate)
         if not 0.0 < sample_rate <= 1.0:
             raise ValueError(f"`sample_rate` must lie in (0, 1], got {sample_rate}")
-        check_choice(reduction, "reduction", REDUCTIONS)
+        check_reduction(reduction)
         self.margin_head = _margin_template(margin_head, embedding_size, **head_kwargs)
         self.embedding_size, self.num_classes = embedding_size, num_classes
         self.sample_rate, self.reduction = float(sample_rate), reduction
@@ -151,7 +161,7 @@ class PartialFCHead(nn.Module):
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """The global margin cross-entropy. embeddings: (B, embedding_size) of this process; labels: (B,) long."""
         check_embeddings(embeddings, self.embedding_size)
-        check_class_labels(labels, embeddings.shape[0], self.num_classes)
+        labels = checked_labels(labels, embeddings.shape[0], self.num_classes)
         if distributed_world() != (self.rank, self.world):
             raise ValueError(
                 f"PartialFCHead was built for (rank, world) = {(self.rank, self.world)} but the process group is "
@@ -170,7 +180,7 @@ class PartialFCHead(nn.Module):
         with full_precision(embeddings):
             dtype = compute_dtype(all_embeddings, centres)
             x_hat = F.normalize(all_embeddings.to(dtype), dim=1)
-            cosine = normalized_linear(x_hat, centres.to(dtype))
+            cosine = clamp_cosines(normalized_linear(x_hat, centres.to(dtype)), self.margin_head.cosine_eps)
             # Rows owned elsewhere get cosine 0 here (a harmless placeholder, masked in the loss).
             cos_y = (x_hat * F.normalize(centres[shard_labels].to(dtype), dim=1)).sum(1) * owned
             target = self.margin_head.target_fn(all_embeddings)(cos_y)

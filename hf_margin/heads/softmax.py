@@ -7,8 +7,8 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
-from hf_margin._validation import check_class_labels, check_embeddings
-from hf_margin.functional.margin_heads import Reduction, compute_dtype
+from hf_margin._validation import check_embeddings
+from hf_margin.functional.margin_heads import Reduction, checked_labels, compute_dtype
 from hf_margin.heads.base import MarginHead
 
 
@@ -42,14 +42,18 @@ class SoftmaxHead(MarginHead):
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
             return nn.functional.linear(embeddings.to(dtype), self.weight.to(dtype), bias)
 
+    def _checked_labels(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        check_embeddings(embeddings, self.embedding_size)
+        return checked_labels(labels, embeddings.shape[0], self.num_classes)
+
     def _loss_and_scores(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        scores = self.margin_logits(embeddings, labels)
+        labels = self._checked_labels(embeddings, labels)
+        scores = self._scores(embeddings)
         return nn.functional.cross_entropy(scores, labels, reduction=self.reduction), scores
 
     def margin_logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """The plain linear logits (a softmax head has no margin)."""
-        check_embeddings(embeddings, self.embedding_size)
-        check_class_labels(labels, embeddings.shape[0], self.num_classes)
+        self._checked_labels(embeddings, labels)
         return self._scores(embeddings)
 
     def get_logits(self, embeddings: Tensor) -> Tensor:

@@ -48,3 +48,26 @@ def test_huge_logits_stay_finite() -> None:
     loss = margin_cross_entropy(cosine, target, torch.tensor([0]), 1e4)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(cosine.grad).all() and torch.isfinite(target.grad).all()
+
+
+@pytest.mark.parametrize(
+    ("scale", "reduction", "error", "match"),
+    [
+        (8.0, "avg", ValueError, "`reduction` must be one of"),
+        (float("nan"), "mean", ValueError, "`scale` must be a finite number > 0"),
+        (float("inf"), "mean", ValueError, "`scale` must be a finite number > 0"),
+        ("8", "mean", TypeError, "`scale` must be a real number"),
+    ],
+)
+def test_margin_cross_entropy_checks_scale_and_reduction(
+    scale: object, reduction: str, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        margin_cross_entropy(torch.rand(2, 3), torch.rand(2), torch.tensor([0, 1]), scale, reduction)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32])
+def test_margin_cross_entropy_takes_any_integer_labels(dtype: torch.dtype) -> None:
+    cosine, target, labels = torch.rand(3, 4), torch.rand(3), torch.tensor([0, 3, 1])
+    expected = margin_cross_entropy(cosine, target, labels, 8.0)
+    torch.testing.assert_close(margin_cross_entropy(cosine, target, labels.to(dtype), 8.0), expected)

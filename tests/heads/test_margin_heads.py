@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from hf_margin.functional import (
+    adaface_margin_scaler,
     adaface_target,
     arcface_loss,
     arcface_target,
     assign_sorted_margins,
+    combined_target,
     cosface_loss,
+    cosface_target,
+    cosine_matrix,
     elastic_margins,
 )
 from hf_margin.heads import (
@@ -438,3 +443,173 @@ def test_bad_hyperparameters_raise_a_clear_error(factory: object, match: str) ->
 def test_bad_head_kwargs_name_the_head() -> None:
     with pytest.raises(TypeError, match="bad `head_kwargs` for head_type='cosface'"):
         build_head("cosface", D, C, m2=0.3)
+
+
+# ---------------------------------------------------------------- issue 19: state, twins' checks, label dtypes
+
+
+def _adaface_run(head: AdaFaceHead, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    return [head(x, y).detach() for x, y in batches]
+
+
+@pytest.mark.parametrize("bad_value", [math.nan, math.inf, -math.inf])
+def test_adaface_non_finite_batch_leaves_the_statistics_unchanged(bad_value: float) -> None:
+    torch.manual_seed(0)
+    finite = [_batch(), _batch()]
+    bad = _batch()[0].clone()
+    bad[2, 3] = bad_value
+    poisoned, clean = AdaFaceHead(D, C, t_alpha=0.5), AdaFaceHead(D, C, t_alpha=0.5)
+    _copy_weight(clean, poisoned)
+    assert not torch.isfinite(poisoned(bad, finite[0][1]))  # the bad batch's loss says so: never plausible
+    torch.testing.assert_close(poisoned.batch_mean, torch.tensor(AdaFaceHead.INITIAL_MEAN), rtol=0, atol=0)
+    torch.testing.assert_close(poisoned.batch_std, torch.tensor(AdaFaceHead.INITIAL_STD), rtol=0, atol=0)
+    # The following finite batches see the same state and give the same losses as if the bad one never came.
+    for got, expected in zip(_adaface_run(poisoned, finite), _adaface_run(clean, finite), strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    saved = poisoned.state_dict()
+    for name, value in clean.state_dict().items():
+        assert torch.isfinite(saved[name]).all()
+        torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
+
+
+def test_adaface_rejected_call_leaves_the_statistics_unchanged() -> None:
+    head = AdaFaceHead(D, C, t_alpha=0.5)
+    x, _ = _batch()
+    with pytest.raises(ValueError, match="`labels` must lie in"):
+        head(x, torch.full((B,), C))
+    assert head.batch_mean.item() == AdaFaceHead.INITIAL_MEAN and head.batch_std.item() == AdaFaceHead.INITIAL_STD
+
+
+@pytest.mark.parametrize("head_type", [ElasticArcFaceHead, ElasticCosFaceHead])
+def test_elastic_rejected_call_draws_nothing_and_a_non_finite_batch_draws_as_a_finite_one(
+    head_type: type[MarginHead],
+) -> None:
+    # ElasticFace keeps no state of its own; its margins come from torch's global generator, which a rejected
+    # call must not advance, and which a batch advances by its size whatever its values (no host sync to skip).
+    head = head_type(D, C, plus=True)
+    x, y = _batch()
+    rng = torch.get_rng_state()
+    with pytest.raises(ValueError, match="`labels` must lie in"):
+        head(x, torch.full((B,), C))
+    assert torch.equal(torch.get_rng_state(), rng)
+    bad = x.clone()
+    bad[0, 0] = math.nan
+    torch.manual_seed(3)
+    assert not torch.isfinite(head(bad, y))
+    after_bad = head(x, y)
+    torch.manual_seed(3)
+    head(x, y)
+    torch.testing.assert_close(after_bad, head(x, y), rtol=0, atol=0)
+
+
+# The hyperparameter values each twin must reject exactly as its class does (same error, same message).
+TWIN_BAD_KWARGS: list[dict[str, object]] = [
+    {"margin": 30.0},
+    {"margin": -0.1},
+    {"margin": "0.5"},
+    {"margin": math.nan},
+    {"scale": math.nan},
+    {"scale": 0.0},
+    {"scale": math.inf},
+    {"scale": "64"},
+    {"reduction": "avg"},
+]
+
+
+@pytest.mark.parametrize("kwargs", TWIN_BAD_KWARGS, ids=str)
+@pytest.mark.parametrize(("head_type", "loss_fn"), [(ArcFaceHead, arcface_loss), (CosFaceHead, cosface_loss)])
+def test_functional_twins_reject_what_their_heads_reject(
+    head_type: type[MarginHead], loss_fn: object, kwargs: dict[str, object]
+) -> None:
+    x, y = _batch()
+    with pytest.raises((ValueError, TypeError)) as from_head:
+        head_type(D, C, **kwargs)
+    assert f"`{next(iter(kwargs))}`" in str(from_head.value)
+    with pytest.raises(from_head.type, match=re.escape(str(from_head.value))):
+        loss_fn(x, torch.randn(C, D), y, **kwargs)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda x, w, y: arcface_loss(x, w, y, boundary="sometimes"), ValueError, "`boundary` must be one of"),
+        (lambda x, w, y: arcface_loss(x, w, y, gradient="fast"), ValueError, "`gradient` must be one of"),
+        (lambda x, w, y: arcface_loss(x, w[0], y), ValueError, r"`weight` must have shape \(num_classes, dim\)"),
+        (lambda x, w, y: cosface_loss(x, w[:0], y), ValueError, r"`weight` has no class centres"),
+        (lambda x, w, y: cosface_loss(x, w.long(), y), TypeError, "`weight` must be a floating-point tensor"),
+        (lambda x, w, y: cosface_loss(x, w.tolist(), y), TypeError, "`weight` must be a torch.Tensor"),
+        (lambda x, w, y: cosine_matrix(x, w[0]), ValueError, r"`weight` must have shape \(num_classes, dim\)"),
+        (lambda x, w, y: cosine_matrix(x[:, :2], w), ValueError, r"`embeddings` must have shape \(batch, 8\)"),
+        (lambda x, w, y: arcface_target(x[:, 0], 30.0), ValueError, r"math.radians\(30.0\)"),
+        (lambda x, w, y: arcface_target(x[:, 0], 0.5, boundary="x"), ValueError, "`boundary` must be one of"),
+        (lambda x, w, y: cosface_target(x[:, 0], "0.3"), TypeError, "`margin` must be a real number"),
+        (lambda x, w, y: combined_target(x[:, 0], 2.0, 0.5, 0.0, "threshold"), ValueError, "must be 'none'"),
+        (lambda x, w, y: combined_target(x[:, 0], 1.0, 0.5, 5.0), ValueError, "`m3` must lie in"),
+        (lambda x, w, y: adaface_target(x[:, 0], x[:, 1], margin=3.0), ValueError, "`margin` must lie in"),
+        (lambda x, w, y: adaface_target(x[:, 0], x[:, 1], 0.4, eps=0.0), ValueError, "`eps` must be a finite"),
+        (lambda x, w, y: adaface_margin_scaler(x[:, 0], x[0, 0], x[0, 1], h=-1.0), ValueError, "`h` must lie in"),
+        (lambda x, w, y: elastic_margins(x[:, 0], 0.5, std=-0.1), ValueError, "`std` must lie in"),
+        (lambda x, w, y: elastic_margins(x[:, 0], "0.5", 0.05), TypeError, "`mean` must be a real number"),
+        (lambda x, w, y: elastic_margins(x[:, 0], 0.5, 0.05, True, "best"), ValueError, "`assignment` must be"),
+    ],
+)
+def test_functional_building_blocks_check_their_arguments(call: object, error: type[Exception], match: str) -> None:
+    x, y = _batch()
+    with pytest.raises(error, match=match):
+        call(x, torch.randn(C, D), y)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.int32, torch.uint8, torch.int64])
+@pytest.mark.parametrize("head_type", sorted(HEAD_TYPES))
+def test_every_head_accepts_any_integer_label_dtype(head_type: str, dtype: torch.dtype) -> None:
+    head = build_head(head_type, D, C).eval()  # eval: ElasticFace's margins are not drawn
+    x, y = _batch()
+    torch.testing.assert_close(head(x, y.to(dtype)), head(x, y))
+    torch.testing.assert_close(head.margin_logits(x, y.to(dtype)), head.margin_logits(x, y))
+
+
+# Every numeric hyperparameter of every head, given as a string: a TypeError naming it and the expected type.
+NUMERIC_HYPERPARAMETERS: list[tuple[type[MarginHead], str]] = [
+    (ArcFaceHead, "margin"),
+    (ArcFaceHead, "scale"),
+    (CosFaceHead, "margin"),
+    (CosFaceHead, "scale"),
+    (CombinedMarginHead, "m1"),
+    (CombinedMarginHead, "m2"),
+    (CombinedMarginHead, "m3"),
+    (CombinedMarginHead, "scale"),
+    (ElasticArcFaceHead, "margin"),
+    (ElasticArcFaceHead, "std"),
+    (ElasticArcFaceHead, "scale"),
+    (ElasticCosFaceHead, "margin"),
+    (ElasticCosFaceHead, "std"),
+    (ElasticCosFaceHead, "scale"),
+    (AdaFaceHead, "margin"),
+    (AdaFaceHead, "h"),
+    (AdaFaceHead, "scale"),
+    (AdaFaceHead, "t_alpha"),
+    (AdaFaceHead, "eps"),
+]
+
+
+@pytest.mark.parametrize("value", ["0.5", True, [0.5]], ids=repr)
+@pytest.mark.parametrize(("head_type", "name"), NUMERIC_HYPERPARAMETERS, ids=lambda v: getattr(v, "__name__", v))
+def test_wrongly_typed_hyperparameters_raise_a_type_error_naming_them(
+    head_type: type[MarginHead], name: str, value: object
+) -> None:
+    with pytest.raises(TypeError, match=f"`{name}` must be a real number"):
+        head_type(D, C, **{name: value})
+
+
+def test_adaface_clamps_every_cosine_as_the_official_code() -> None:
+    # The official head clamps the whole cosine matrix to [-1 + eps, 1 - eps] before the margin; rows that
+    # point exactly at another class's centre (cosine 1) or away from it (cosine -1) show the difference.
+    head = AdaFaceHead(D, C, margin=0.4, h=0.0, scale=16, eps=1e-2).double()
+    y = torch.tensor([0, 1, 2])
+    x = torch.stack([head.weight[1], -head.weight[0] * 3, head.weight[4]]).detach().clone()
+    eps, s = 1e-2, 16.0
+    cos = (F.normalize(x, dim=1) @ F.normalize(head.weight, dim=1).t()).detach().clamp(-1 + eps, 1 - eps)
+    theta_y = torch.acos(cos.gather(1, y[:, None]).squeeze(1)).clamp(eps, math.pi - eps)
+    expected = s * cos.scatter(1, y[:, None], (torch.cos(theta_y) - 0.4)[:, None])  # h=0: CosFace-like target
+    torch.testing.assert_close(head.margin_logits(x, y), expected)
+    torch.testing.assert_close(head(x, y), F.cross_entropy(expected, y))

@@ -204,6 +204,54 @@ def test_bad_arguments_are_named(kwargs: dict, match: str) -> None:
         PartialFCHead(**arguments)
 
 
+@pytest.mark.parametrize("name", ["sample_rate", "margin", "scale"])
+def test_wrongly_typed_numbers_raise_a_type_error_naming_them(name: str) -> None:
+    with pytest.raises(TypeError, match=f"`{name}` must be a real number"):
+        PartialFCHead("arcface", D, C, **{name: "0.5"})
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32])
+def test_any_integer_label_dtype_gives_the_long_labels_loss(dtype: torch.dtype) -> None:
+    head = PartialFCHead("arcface", D, C)
+    x, y = _batch()
+    torch.testing.assert_close(head(x, y.to(dtype)), head(x, y))
+
+
+def test_non_finite_batch_leaves_adaface_statistics_unchanged_and_rejected_calls_draw_nothing() -> None:
+    poisoned = PartialFCHead("adaface", D, C, sample_rate=0.5, t_alpha=0.5)
+    clean = PartialFCHead("adaface", D, C, sample_rate=0.5, t_alpha=0.5)
+    clean.load_state_dict(poisoned.state_dict())
+    x, y = _batch()
+    bad = x.clone()
+    bad[1, 1] = math.nan
+    rng = torch.get_rng_state()
+    with pytest.raises(ValueError, match="`labels`"):
+        poisoned(x, y + C)
+    assert torch.equal(torch.get_rng_state(), rng)  # a rejected call samples no negatives
+    assert not torch.isfinite(poisoned(bad, y))
+    torch.manual_seed(5)
+    after_bad = [poisoned(x, y), poisoned(x.flip(0), y.flip(0))]
+    torch.manual_seed(5)
+    alone = [clean(x, y), clean(x.flip(0), y.flip(0))]
+    for got, expected in zip(after_bad, alone, strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    for name, value in clean.state_dict().items():
+        assert torch.isfinite(poisoned.state_dict()[name]).all()
+        torch.testing.assert_close(poisoned.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_adaface_clamps_every_cosine_as_the_full_head() -> None:
+    # A row pointing exactly at another class's centre: the full AdaFace head clamps that cosine, so must this.
+    partial_fc = PartialFCHead("adaface", D, C, margin=0.4, scale=16.0, eps=1e-2)
+    full = AdaFaceHead(D, C, margin=0.4, scale=16.0, eps=1e-2)
+    with torch.no_grad():
+        full.weight.copy_(partial_fc.weight)
+    y = torch.tensor([0, 1])
+    x = torch.stack([partial_fc.weight[3], partial_fc.weight[5]]).detach() * 4
+    for got, expected in zip(_value_and_grads(partial_fc, x, y), _value_and_grads(full, x, y), strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_bad_head_kwargs_and_inputs_are_named() -> None:
     with pytest.raises(TypeError, match="head_kwargs"):
         PartialFCHead("cosface", D, C, boundary="none")
