@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._validation import check_numbers
+
 DEFAULT_TAU = math.log(0.999 / 0.001)  # the reward margin at 99.9% Bradley-Terry confidence
 
 
@@ -37,10 +39,11 @@ def _check_margins(margins: Tensor) -> None:
 
 
 def check_madpo_parameters(c_max: float, c_min: float, lam: float, tau: float) -> None:
-    """Raise unless 0 < c_min <= 1 <= c_max, lambda > 0 and tau > 0."""
-    if not (0 < c_min <= 1 <= c_max):
+    """Raise unless 0 < c_min <= 1 <= c_max, lambda > 0 and tau > 0 (finite numbers)."""
+    check_numbers(c_max=c_max, c_min=c_min, lam=lam, tau=tau)
+    if not (0 < c_min <= 1 <= c_max < math.inf):
         raise ValueError(f"MADPO needs 0 < c_min <= 1 <= c_max, got c_min={c_min}, c_max={c_max}")
-    if lam <= 0 or tau <= 0:
+    if not (0 < lam < math.inf and 0 < tau < math.inf):
         raise ValueError(f"MADPO needs lambda > 0 and tau > 0, got lambda={lam}, tau={tau}")
 
 
@@ -80,7 +83,11 @@ def weighted_dpo_loss(
 
 @dataclass
 class BetaDPOState:
-    """The EMA statistics of beta-DPO (centre and scale of M), kept across steps and in checkpoints."""
+    """The EMA statistics of beta-DPO (centre and scale of M), kept across steps and in checkpoints.
+
+    A batch with a non-finite implicit margin gives a non-finite beta (so a non-finite loss) and leaves the EMAs
+    unchanged, so one bad batch cannot poison later steps or a checkpoint.
+    """
 
     centre: float = 0.0
     scale: float = 1.0
@@ -92,10 +99,11 @@ class BetaDPOState:
         m = beta0 * implicit_margins.detach().float()
         mean = float(m.mean())
         std = float(m.std()) if m.numel() > 1 else 0.0
-        self.centre = momentum * self.centre + (1 - momentum) * mean
-        self.scale = momentum * self.scale + (1 - momentum) * (std + 1e-6)
+        if math.isfinite(mean) and math.isfinite(std):  # both are on the host already: no extra sync
+            self.centre = momentum * self.centre + (1 - momentum) * mean
+            self.scale = momentum * self.scale + (1 - momentum) * (std + 1e-6)
         beta = (1 + alpha * (mean - self.centre)) * beta0
-        scores = torch.exp(-0.5 * ((m - self.centre) / (self.scale + 1e-6)) ** 2)
+        scores = torch.exp(-0.5 * ((m - self.centre) / (self.scale + 1e-6)) ** 2).nan_to_num(nan=0.0)
         kept = max(1, int(keep * m.numel()))
         mask = torch.zeros_like(m)
         mask[torch.multinomial(scores + 1e-12, kept, replacement=False)] = 1.0

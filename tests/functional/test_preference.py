@@ -97,3 +97,27 @@ def test_beta_dpo_state() -> None:
     assert state.scale == pytest.approx(0.9 + 0.1 * (float(m.std()) + 1e-6))
     assert beta == pytest.approx((1 + 0.6 * (float(m.mean()) - state.centre)) * 0.1)
     assert mask.sum() == 4 and set(mask.tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_beta_dpo_state_is_unchanged_by_a_non_finite_batch(bad: float) -> None:
+    """#19 item 1: a batch with a NaN/inf implicit margin gives a non-finite beta (so a non-finite loss) but leaves
+    the EMAs as they were, so the next finite batch is as if the bad one never happened."""
+    state, clean = BetaDPOState(), BetaDPOState()
+    margins = torch.tensor([1.0, 2.0, 3.0, 10.0, -4.0])
+    state.step(margins, beta0=0.1, alpha=0.6, momentum=0.9, keep=0.8)
+    clean.step(margins, beta0=0.1, alpha=0.6, momentum=0.9, keep=0.8)
+    beta, mask = state.step(torch.tensor([1.0, bad, 0.0]), beta0=0.1, alpha=0.6, momentum=0.9, keep=0.8)
+    assert not math.isfinite(beta) and mask.sum() == 2
+    assert (state.centre, state.scale) == (clean.centre, clean.scale)
+    assert state.step(margins, 0.1, 0.6, 0.9, 0.8)[0] == clean.step(margins, 0.1, 0.6, 0.9, 0.8)[0]
+
+
+def test_madpo_parameters_reject_nan_and_wrong_types() -> None:
+    """#19 items 2 and 5: NaN lambda/tau raise; a string setting is a TypeError naming it."""
+    with pytest.raises(ValueError, match="lambda > 0"):
+        madpo_weight(torch.zeros(2), lam=math.nan)
+    with pytest.raises(ValueError, match="tau > 0"):
+        madpo_weight(torch.zeros(2), tau=math.nan)
+    with pytest.raises(TypeError, match="`c_max`"):
+        madpo_weight(torch.zeros(2), c_max="2")  # type: ignore[arg-type]
