@@ -137,3 +137,14 @@ def check_finite(values: torch.Tensor | np.ndarray, name: str) -> None:
             f"`{name}` has {bad} non-finite entries (NaN or inf) out of {total}: a diverged model or corrupted "
             "data; no figure is computed from them"
         )
+
+
+def check_flags(**values: object) -> None:
+    """Raise TypeError unless every keyword's value is a bool (or numpy bool), naming it: ``bool("no")`` is True.
+
+    Example:
+        >>> check_flags(plus=plus, bias=bias)
+    """
+    for name, value in values.items():
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"`{name}` must be a bool (True or False), got {type(value).__name__} {value!r}")

@@ -27,6 +27,7 @@ from hf_margin._validation import (
     check_choice,
     check_class_labels,
     check_embeddings,
+    check_flags,
     check_number_in_range,
     check_numbers,
     check_positive,
@@ -265,6 +266,7 @@ def elastic_margins(
     """
     check_number_in_range(mean, "mean", 0.0, math.pi)
     check_elastic_margin_std(std)
+    check_flags(plus=plus)
     check_choice(assignment, "assignment", PLUS_ASSIGNMENTS)
     margins = torch.normal(mean, std, size=cos_y.shape, dtype=cos_y.dtype, device=cos_y.device)
     return assign_sorted_margins(cos_y, margins, assignment) if plus else margins

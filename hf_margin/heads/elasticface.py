@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from hf_margin._validation import check_choice
+from hf_margin._validation import check_choice, check_flags
 from hf_margin.functional.margin_heads import (
     BOUNDARIES,
     PLUS_ASSIGNMENTS,
@@ -43,6 +43,7 @@ class _ElasticHead(MarginHead):
     ) -> None:
         super().__init__(embedding_size, num_classes, scale, reduction)
         check_elastic_margin_std(std)
+        check_flags(plus=plus)
         check_choice(plus_assignment, "plus_assignment", PLUS_ASSIGNMENTS)
         self.margin = float(margin)
         self.std = float(std)

@@ -7,7 +7,7 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
-from hf_margin._validation import check_embeddings
+from hf_margin._validation import check_embeddings, check_flags
 from hf_margin.functional.margin_heads import Reduction, checked_labels, compute_dtype
 from hf_margin.heads.base import MarginHead
 
@@ -27,6 +27,7 @@ class SoftmaxHead(MarginHead):
     """
 
     def __init__(self, embedding_size: int, num_classes: int, bias: bool = True, reduction: Reduction = "mean") -> None:
+        check_flags(bias=bias)
         super().__init__(embedding_size, num_classes, scale=1.0, reduction=reduction)
         self.bias = nn.Parameter(torch.zeros(num_classes, dtype=torch.float32)) if bias else None
 

@@ -613,3 +613,18 @@ def test_adaface_clamps_every_cosine_as_the_official_code() -> None:
     expected = s * cos.scatter(1, y[:, None], (torch.cos(theta_y) - 0.4)[:, None])  # h=0: CosFace-like target
     torch.testing.assert_close(head.margin_logits(x, y), expected)
     torch.testing.assert_close(head(x, y), F.cross_entropy(expected, y))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: ElasticArcFaceHead(D, C, plus="no"),
+        lambda: ElasticCosFaceHead(D, C, plus=0),
+        lambda: SoftmaxHead(D, C, bias="False"),
+        lambda: elastic_margins(torch.zeros(3), 0.5, 0.05, plus="yes"),
+    ],
+)
+def test_wrongly_typed_flags_raise_a_type_error_instead_of_reading_as_true(call: object) -> None:
+    # bool("no") is True: a flag given as a string or number would silently switch a method on.
+    with pytest.raises(TypeError, match=r"`(plus|bias)` must be a bool"):
+        call()  # type: ignore[operator]
