@@ -3,6 +3,7 @@ the EMA statistics."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -76,3 +77,25 @@ def test_only_the_saving_process_writes_the_statistics(tmp_path: Path, monkeypat
     monkeypatch.setattr(BetaDPOConfig, "should_save", property(lambda self: False))
     trainer.train()
     assert not (tmp_path / "checkpoint-2" / "beta_dpo_state.json").exists()
+
+
+def test_non_finite_batch_gives_a_non_finite_loss_and_keeps_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hf_margin.trainers.beta_dpo as beta_dpo
+
+    trainer = _trainer(tmp_path, max_steps=2)
+    trainer.model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.compute_loss(trainer.model, batch)
+    state = dataclasses.replace(trainer.beta_dpo_state)
+    real = beta_dpo.sequence_logps
+
+    def nan_chosen(*args: object) -> tuple[torch.Tensor, ...]:
+        chosen, *rest = real(*args)  # type: ignore[arg-type]
+        return (chosen.detach() * float("nan"), *rest)
+
+    monkeypatch.setattr(beta_dpo, "sequence_logps", nan_chosen)
+    loss = trainer.compute_loss(trainer.model, batch)
+    assert isinstance(loss, torch.Tensor) and not torch.isfinite(loss)
+    assert trainer.beta_dpo_state == state  # not poisoned: the next batch and the checkpoint see finite statistics
