@@ -3,7 +3,8 @@
 Any sequence-classification model works as the reward model: a TRL `RewardTrainer` model (one logit: the
 reward) or a two-class classifier (the reward is the log-odds of class 1). The pairs are scored in batches
 with a progress bar; with `cache_file`, finished batches are written as they come, so an interrupted run
-resumes where it stopped.
+resumes where it stopped. The cache is keyed on the data, the reward model's weights, its tokenizer, `max_length`
+and the three text columns; a cache made with any of them different is refused (`score_in_batches`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 
-from hf_margin.data.batch_scoring import score_in_batches
+from hf_margin.data.batch_scoring import score_in_batches, scorer_identity
 
 
 def _texts(tokenizer: Any, prompts: list[Any], completions: list[Any]) -> list[str]:
@@ -48,7 +49,11 @@ def score_preference_margins(
     cache_file: str | Path | None = None,
     progress: bool = True,
 ) -> Any:
-    """The `datasets.Dataset` with ``margin_column = r(prompt + chosen) - r(prompt + rejected)`` for every row."""
+    """The `datasets.Dataset` with ``margin_column = r(prompt + chosen) - r(prompt + rejected)`` for every row.
+
+    With `cache_file`, finished batches are kept there and a rerun resumes; a cache written for other data, another
+    reward model (weights or tokenizer), `max_length` or columns raises a ValueError naming what differs.
+    """
     missing = [c for c in (prompt_column, chosen_column, rejected_column) if c not in dataset.column_names]
     if missing:
         raise ValueError(f"the dataset lacks the column(s) {missing}; it has {dataset.column_names}")
@@ -63,7 +68,12 @@ def score_preference_margins(
         )
         return (chosen - rejected).tolist()
 
-    scores = score_in_batches(dataset, margins, batch_size, cache_file, "scoring pairs", progress)
+    setup = {
+        "reward_model": scorer_identity(reward_model, tokenizer),
+        "max_length": max_length,
+        "columns": [prompt_column, chosen_column, rejected_column],
+    }
+    scores = score_in_batches(dataset, margins, batch_size, cache_file, "scoring pairs", progress, setup)
     if margin_column in dataset.column_names:
         dataset = dataset.remove_columns(margin_column)
     return dataset.add_column(margin_column, scores)

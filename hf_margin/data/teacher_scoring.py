@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hf_margin.data.batch_scoring import score_in_batches
+from hf_margin.data.batch_scoring import score_in_batches, scorer_identity
 from hf_margin.functional.margin_mse import aggregate_teachers
 
 
@@ -64,7 +64,9 @@ def score_with_teachers(
         teacher_column: the new column's name (replaced if present).
         aggregation: how the teachers combine ("mean" is the paper's T2).
         batch_size, max_length: rows per scoring call and the token budget of a pair.
-        cache_file: keep finished batches here so that an interrupted run resumes (None: no caching).
+        cache_file: keep finished batches here so that an interrupted run resumes (None: no caching). A cache made
+            for other data, teachers (weights or tokenizers), columns, aggregation or `max_length` raises a
+            ValueError naming what differs.
         progress: show a progress bar.
     """
     columns = passage_columns or [c for c in dataset.column_names if c not in (query_column, teacher_column)]
@@ -78,7 +80,13 @@ def score_with_teachers(
         passages = [list(group) for group in zip(*(rows[c] for c in columns), strict=True)]
         return cross_encoder_scores(teachers, rows[query_column], passages, max_length, aggregation).tolist()
 
-    scores = score_in_batches(dataset, score, batch_size, cache_file, "scoring with teachers", progress)
+    setup = {
+        "teachers": [scorer_identity(teacher, tokenizer) for teacher, tokenizer in teachers],
+        "columns": [query_column, *columns],
+        "aggregation": aggregation,
+        "max_length": max_length,
+    }
+    scores = score_in_batches(dataset, score, batch_size, cache_file, "scoring with teachers", progress, setup)
     if teacher_column in dataset.column_names:
         dataset = dataset.remove_columns(teacher_column)
     return dataset.add_column(teacher_column, scores)

@@ -73,3 +73,47 @@ def test_resumes_from_the_cache(tmp_path: Path) -> None:
 def test_missing_columns() -> None:
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['rejected'\]"):
         score_preference_margins(_pairs().remove_columns("rejected"), _reward_model(), tiny_tokenizer())
+
+
+def test_another_reward_model_gets_its_own_scores(tmp_path: Path) -> None:
+    tokenizer, data, cache = tiny_tokenizer(), _pairs(), tmp_path / "margins.json"
+    first = score_preference_margins(data, _reward_model(), tokenizer, batch_size=2, cache_file=cache, progress=False)
+    second_model = _reward_model()
+    with torch.no_grad():
+        second_model.classifier.weight.mul_(-1.0)  # another reward model, same name and shapes
+    with pytest.raises(ValueError, match=r"margins\.json was written for another setup.*reward_model"):
+        score_preference_margins(data, second_model, tokenizer, batch_size=2, cache_file=cache, progress=False)
+    with pytest.raises(ValueError, match=r"margins\.json was written for another setup.*max_length"):
+        score_preference_margins(data, _reward_model(), tokenizer, max_length=8, cache_file=cache, progress=False)
+    own = tmp_path / "second.json"
+    second = score_preference_margins(data, second_model, tokenizer, batch_size=2, cache_file=own, progress=False)
+    assert second["margin"] == pytest.approx([-m for m in first["margin"]], abs=1e-5)
+    again = score_preference_margins(data, _reward_model(), tokenizer, batch_size=3, cache_file=cache, progress=False)
+    assert again["margin"] == first["margin"]  # same setup (the batch size does not change the scores): reused
+
+
+def test_a_truncated_cache_gives_a_clear_error(tmp_path: Path) -> None:
+    cache = tmp_path / "margins.json"
+    score_preference_margins(_pairs(), _reward_model(), tiny_tokenizer(), cache_file=cache, progress=False)
+    cache.write_text(cache.read_text()[:20])
+    with pytest.raises(ValueError, match=r"margins\.json is not a readable score cache.*delete it"):
+        score_preference_margins(_pairs(), _reward_model(), tiny_tokenizer(), cache_file=cache, progress=False)
+
+
+def test_an_interrupted_run_resumes(tmp_path: Path) -> None:
+    model, tokenizer, data = _reward_model(), tiny_tokenizer(), _pairs()
+    full = score_preference_margins(data, model, tokenizer, batch_size=2, progress=False)
+    cache, calls = tmp_path / "margins.json", []
+
+    def crash_on_the_third_batch(*args: object) -> None:
+        calls.append(1)
+        if len(calls) == 5:  # chosen and rejected per batch
+            raise KeyboardInterrupt
+
+    hook = model.register_forward_pre_hook(crash_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        score_preference_margins(data, model, tokenizer, batch_size=2, cache_file=cache, progress=False)
+    assert len(json.loads(cache.read_text())["scores"]) == 4
+    hook.remove()
+    resumed = score_preference_margins(data, model, tokenizer, batch_size=2, cache_file=cache, progress=False)
+    assert resumed["margin"] == pytest.approx(full["margin"])

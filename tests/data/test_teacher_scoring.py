@@ -72,3 +72,22 @@ def test_cli(tmp_path: Path) -> None:
     ) in (0, None)
     scored = load_from_disk(str(out))
     assert len(scored) == 4 and len(scored["teacher_scores"][0]) == 3
+
+
+def test_another_teacher_or_setup_gets_its_own_scores(tmp_path: Path) -> None:
+    data, cache = triples(4).remove_columns("teacher_scores"), tmp_path / "scores.json"
+    score_with_teachers(data, [(cross_encoder(1), tiny_tokenizer())], cache_file=cache, progress=False)
+    with pytest.raises(ValueError, match=r"scores\.json was written for another setup.*teachers"):
+        score_with_teachers(data, [(cross_encoder(2), tiny_tokenizer())], cache_file=cache, progress=False)
+    with pytest.raises(ValueError, match=r"scores\.json was written for another setup.*aggregation"):
+        score_with_teachers(
+            data, [(cross_encoder(1), tiny_tokenizer())], aggregation="max", cache_file=cache, progress=False
+        )
+    with pytest.raises(ValueError, match=r"scores\.json was written for another setup.*columns"):
+        score_with_teachers(
+            data,
+            [(cross_encoder(1), tiny_tokenizer())],
+            passage_columns=["positive", "negative_2"],
+            cache_file=cache,
+            progress=False,
+        )
