@@ -114,10 +114,13 @@ def normalized_pair_surrogate(
 
     A DPO-family loss's gradient is ``-(grad L_w - grad L_l)`` with ``L_w = sum_i a_i log p(chosen_i)`` and
     ``L_l = sum_i a_i log p(rejected_i)`` (``a_i`` the detached per-pair slopes). The returned tensor has the
-    value of `loss` and the gradient ``-|grad L_w - grad L_l| (grad L_w / |grad L_w| - grad L_l / |grad L_l|)``:
-    the same length, but a direction along which, to first order, L_w rises and L_l falls for any overlap of
-    the two gradients (Case 1 of the paper). The paper does not publish its exact update; this is our derivation,
-    applied to the batch's weighted sums (per-pair normalisation would need two backward passes per pair).
+    value of `loss` and the gradient ``-|grad L_w - grad L_l| u / |u|`` with
+    ``u = grad L_w / |grad L_w| - grad L_l / |grad L_l|``: the loss gradient's length, but a direction along which,
+    to first order, L_w rises and L_l falls for any overlap of the two gradients (Case 1 of the paper). Without the
+    ``1 / |u|`` the length would be |u| = sqrt(2 - 2 cos) times the usual one (near 0 for entangled pairs, up to 2
+    for opposed ones). When the two gradients point the same way (u = 0) the gradient is zero. The paper does not
+    publish its exact update; this is our derivation, applied to the batch's weighted sums (per-pair normalisation
+    would need two backward passes per pair).
     """
     weighted_chosen, weighted_rejected = (coefficients * chosen).sum(), (coefficients * rejected).sum()
     grads_w = torch.autograd.grad(weighted_chosen, parameters, retain_graph=True, allow_unused=True)
@@ -129,6 +132,7 @@ def normalized_pair_surrogate(
         [(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads_l, parameters, strict=True)]
     )
     norm_w, norm_l = flat_w.norm().clamp_min(1e-12), flat_l.norm().clamp_min(1e-12)
-    length = (flat_w - flat_l).norm()
-    surrogate = -length * (weighted_chosen / norm_w - weighted_rejected / norm_l)
+    direction_norm = (flat_w / norm_w - flat_l / norm_l).norm().clamp_min(1e-12)
+    scale = (flat_w - flat_l).norm() / direction_norm
+    surrogate = -scale * (weighted_chosen / norm_w - weighted_rejected / norm_l)
     return loss.detach() + surrogate - surrogate.detach()

@@ -202,27 +202,51 @@ def test_reference_copy_is_not_the_policy(tmp_path: Path) -> None:
 
 
 def test_normalized_pair_gradient_mode(tmp_path: Path) -> None:
-    """Derived mitigation: same loss value, gradient along g_w/|g_w| - g_l/|g_l| (rescaled), so the weighted chosen
-    log-prob rises and the rejected one falls to first order."""
+    """Derived mitigation: same loss value; the gradient points along -(g_w/|g_w| - g_l/|g_l|) and has the length
+    of the plain loss's gradient |g_w - g_l|, so the weighted chosen log-prob rises and the rejected one falls to
+    first order at the usual step size."""
     from hf_margin.trainers._preference import sequence_logps as trl_logps
 
     trainer = _madpo(tmp_path, normalized_pair_gradient=True)
     plain = _madpo(tmp_path / "plain")
     batch = _batch(trainer)
     trainer.model.train()
+    plain.model.train()
     loss = trainer.compute_loss(trainer.model, batch)
-    torch.testing.assert_close(loss, plain.compute_loss(plain.model, batch))
+    plain_loss = plain.compute_loss(plain.model, batch)
+    torch.testing.assert_close(loss, plain_loss)
     loss.backward()
+    plain_loss.backward()
     params = [p for p in trainer.model.parameters() if p.requires_grad]
     got = torch.cat([p.grad.flatten() for p in params])
+    usual = torch.cat([p.grad.flatten() for p in plain.model.parameters() if p.requires_grad])
+    torch.testing.assert_close(got.norm(), usual.norm(), rtol=1e-4, atol=0)  # the usual gradient's length
     chosen, rejected, ref_chosen, ref_rejected = trl_logps(trainer, trainer.model, batch, {"margin"})
     margin = ((chosen - ref_chosen) - (rejected - ref_rejected)).detach()
     slopes = madpo_weight(batch["margin"]) * 0.1 * torch.sigmoid(-0.1 * margin) / 4
     g_w = torch.cat([g.flatten() for g in torch.autograd.grad((slopes * chosen).sum(), params, retain_graph=True)])
     g_l = torch.cat([g.flatten() for g in torch.autograd.grad((slopes * rejected).sum(), params)])
-    expected = -(g_w - g_l).norm() * (g_w / g_w.norm() - g_l / g_l.norm())
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(usual, -(g_w - g_l), rtol=1e-4, atol=1e-7)  # the slopes are the loss's
+    direction = g_w / g_w.norm() - g_l / g_l.norm()
+    cosine = torch.nn.functional.cosine_similarity(-got, direction, dim=0)
+    torch.testing.assert_close(cosine, torch.tensor(1.0), rtol=0, atol=1e-5)
     assert float(g_w @ -got) > 0 and float(g_l @ -got) < 0  # descent direction: chosen up, rejected down
+
+
+def test_normalized_pair_surrogate_length_on_aligned_and_opposed_gradients() -> None:
+    """|gradient| = |g_w - g_l| whatever the overlap (entangled, orthogonal, anti-aligned), in float64."""
+    from hf_margin.trainers._preference import normalized_pair_surrogate
+
+    for g_w, g_l in [((3.0, 0.1), (2.0, 0.0)), ((1.0, 0.0), (0.0, 2.0)), ((1.0, 0.0), (-4.0, 0.0))]:
+        param = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+        chosen = (param * torch.tensor(g_w, dtype=torch.float64)).sum().reshape(1)
+        rejected = (param * torch.tensor(g_l, dtype=torch.float64)).sum().reshape(1)
+        loss = -(chosen - rejected).sum()
+        surrogate = normalized_pair_surrogate(loss, chosen, rejected, torch.ones(1, dtype=torch.float64), [param])
+        (grad,) = torch.autograd.grad(surrogate, [param])
+        difference = torch.tensor(g_w, dtype=torch.float64) - torch.tensor(g_l, dtype=torch.float64)
+        torch.testing.assert_close(grad.norm(), difference.norm())
+        assert float(surrogate.detach()) == float(loss)
 
 
 def test_policy_built_from_a_config_without_a_reference_gets_a_clear_error(tmp_path: Path) -> None:
