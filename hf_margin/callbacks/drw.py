@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 from transformers import TrainerCallback
@@ -17,7 +18,8 @@ class DRWCallback(TrainerCallback):
     """Uniform class weights until `switch_epoch`, then effective-number weights ``(1-beta)/(1-beta^n_j)``.
 
     Works with any loss that has ``set_deferred_weights`` (`LDAMLoss`, `MultiLabelLDAMLoss`, a TransICD model's
-    ``loss_fct``). The weights follow the epoch at every epoch start, so a resumed run gets them right.
+    ``loss_fct``). The weights follow the epoch in progress (the floor of ``state.epoch``) at every epoch start, so a
+    run resumed mid-epoch gets them right.
 
     Args:
         loss: the loss module whose class weights switch.
@@ -37,5 +39,7 @@ class DRWCallback(TrainerCallback):
         self.active = False
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.active = round(state.epoch or 0.0) >= self.switch_epoch
+        # The epoch in progress is the floor: Trainer leaves state.epoch at exactly k when epoch k starts, and at
+        # the checkpoint's fraction (7.6 is inside epoch 7) when a resumed run starts the epoch it stopped in.
+        self.active = math.floor(state.epoch or 0.0) >= self.switch_epoch
         self.loss.set_deferred_weights(self.beta if self.active else None)
