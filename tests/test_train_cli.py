@@ -222,3 +222,10 @@ def test_real_run_of_the_smallest_recipe(tmp_path: Path, capsys: pytest.CaptureF
     assert cli.main(["train", "imbalance", "--config", "config_images.yaml", "--", *overrides]) == 0
     rows = json.loads((tmp_path / "imbalance_images.json").read_text())
     assert rows
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_output_folder_that_refuses_writes_fails_in_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
+    # /proc refuses new files even to root, whose permission bits would say yes
+    assert cli.main(["train", "--dry-run", "margin_heads", "--", "--out_dir", "/proc/hf_margin_out"]) == 1
+    assert "out_dir /proc/hf_margin_out cannot be written: /proc is not writable" in capsys.readouterr().err

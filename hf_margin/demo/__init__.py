@@ -402,7 +402,6 @@ def recipe_main(setup_type: type, run: Callable[[DemoContext, Any], list[DemoRow
     folder exits with one line naming it. ``--help`` lists the fields.
     """
     import sys
-    import tempfile
 
     argv = sys.argv[1:]
     if argv and argv[0] in ("-h", "--help"):
@@ -413,8 +412,6 @@ def recipe_main(setup_type: type, run: Callable[[DemoContext, Any], list[DemoRow
         context = DemoContext(out_dir=Path(paths.out_dir), data_dir=Path(paths.data_dir) if paths.data_dir else None)
         check_output_folder(context.out_dir)
         context.out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=context.out_dir):  # os.access does not see read-only mounts
-            pass
     except (ValueError, OSError) as error:
         raise SystemExit(f"{Path(sys.argv[0]).name}: error: {error}") from None
     print(format_table(run(context, setup)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
+import tempfile
 import types
 import typing
 from dataclasses import dataclass
@@ -83,14 +83,21 @@ def parse_recipe_arguments(setup_type: type, default_out_dir: str, argv: list[st
 
 
 def check_output_folder(path: Path) -> None:
-    """Raise ValueError unless `path` is a writable folder or can be created as one (nothing is created)."""
+    """Raise ValueError unless `path` is a writable folder or can be created as one (nothing is left behind).
+
+    The nearest existing folder on the way is tried with a temporary file, deleted at once: permission bits
+    (`os.access`) say nothing for root nor for a read-only mount.
+    """
     existing = path.absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise ValueError(f"out_dir {path} cannot be created: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"out_dir {path} cannot be written: {existing} is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"out_dir {path} cannot be written: {existing} is not writable ({error})") from None
 
 
 def _field_types(setup_type: type) -> dict[str, Any]:
