@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from hf_margin._extras import require
 from hf_margin.functional.preference import madpo_coefficient, madpo_weight, weighted_dpo_loss
+from hf_margin.trainers._columns import ColumnCheck, check_dataset_columns
 from hf_margin.trainers._model_card import (
     ModelCardMixin,
     adapter_description,
@@ -30,12 +30,14 @@ require("trl", "trl", "MADPO")
 from trl import DPOTrainer  # noqa: E402
 
 
-def attach_margins(dataset: Any, args: MADPOConfig) -> Any:
-    """The dataset with a finite reward-margin column: kept, or made from the two reward columns. Clear errors."""
-    if dataset is None or not hasattr(dataset, "column_names") or dataset.column_names is None:
-        return dataset  # streaming data: checked batch by batch
+def attach_margins(dataset: Any, args: MADPOConfig, name: str = "train_dataset") -> Any:
+    """The dataset with a finite reward-margin column: kept, or made from the two reward columns. Clear errors,
+    including for an empty dataset (`hf_margin.trainers._columns`)."""
     if isinstance(dataset, dict):
-        return {name: attach_margins(split, args) for name, split in dataset.items()}
+        return {split: attach_margins(part, args, f"{name}[{split!r}]") for split, part in dataset.items()}
+    if dataset is None or not hasattr(dataset, "column_names") or dataset.column_names is None:
+        check_dataset_columns(dataset, "MADPOTrainer", [], name)  # an empty torch dataset; streaming: batch by batch
+        return dataset
     columns = list(dataset.column_names)
     margin, chosen, rejected = args.margin_column, args.chosen_reward_column, args.rejected_reward_column
     if margin not in columns:
@@ -50,12 +52,7 @@ def attach_margins(dataset: Any, args: MADPOConfig) -> Any:
             batched=True,
             desc="MADPO margins",
         )
-    values = np.asarray(dataset[margin], dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"`{margin}` must hold one number per pair, got an array of shape {values.shape}")
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise ValueError(f"`{margin}` must be finite; NaN or inf at rows {bad[:10].tolist()}")
+    check_dataset_columns(dataset, "MADPOTrainer", [ColumnCheck(margin, "number")], name)
     return dataset
 
 
@@ -112,7 +109,7 @@ class MADPOTrainer(ModelCardMixin, DPOTrainer):
             args=args,
             data_collator=data_collator,
             train_dataset=attach_margins(train_dataset, args),
-            eval_dataset=attach_margins(eval_dataset, args),
+            eval_dataset=attach_margins(eval_dataset, args, "eval_dataset"),
             processing_class=processing_class,
             **kwargs,
         )

@@ -19,6 +19,7 @@ from hf_margin.data.teacher_scoring import cross_encoder_scores
 from hf_margin.functional.margin_mse import margin_mse_loss
 from hf_margin.metrics.ranking import ranking_metrics
 from hf_margin.model_cards import base_model_name
+from hf_margin.trainers._columns import ColumnCheck, check_dataset_columns
 from hf_margin.trainers._model_card import ModelCardMixin, training_hyperparameters
 from hf_margin.trainers.margin_mse_config import MarginMSETrainingArguments
 
@@ -103,6 +104,9 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
             nDCG@10, R@1 and R@10 (``eval_rerank_*``).
         **kwargs: everything else `Trainer` takes.
 
+    The columns of `train_dataset` and `eval_dataset` (texts; finite teacher scores, one per passage) are checked
+    when the trainer is built (`hf_margin.trainers._columns`), so a bad row is reported before training starts.
+
     Saving (`save_model`, checkpoints, `push_to_hub`) writes the filled `margin_mse_ranker` model card as README.md
     (`hf_margin.trainers._model_card`).
 
@@ -146,6 +150,9 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
                     f"given (columns: {train_dataset.column_names})"
                 )
             data_collator = MarginMSECollator(processing_class, args, passage_columns)
+            checks = self.column_checks(passage_columns, args)
+            check_dataset_columns(train_dataset, "MarginMSETrainer", checks)
+            check_dataset_columns(kwargs.get("eval_dataset"), "MarginMSETrainer", checks, "eval_dataset")
         super().__init__(
             model=model,
             args=args,
@@ -164,6 +171,15 @@ class MarginMSETrainer(ModelCardMixin, Trainer):
         if len(chosen) < 2:
             raise ValueError(f"Margin-MSE needs a positive and at least one negative passage column, got {chosen}")
         return chosen
+
+    def column_checks(self, passage_columns: list[str], args: MarginMSETrainingArguments) -> list[ColumnCheck]:
+        """What the rows must hold: texts in the query and passage columns and, without on-the-fly teachers, one
+        finite teacher score per passage."""
+        checks = [ColumnCheck(column, "text") for column in [args.query_column, *passage_columns]]
+        if not self.teachers:
+            width = len(passage_columns)
+            checks.append(ColumnCheck(args.teacher_column, "numbers", width, "one per passage column"))
+        return checks
 
     def card_values(self) -> dict[str, Any]:
         """The `margin_mse_ranker` card's fields: the student, its teachers and the Margin-MSE options."""

@@ -171,6 +171,19 @@ def test_margin_from_the_two_reward_columns(tmp_path: Path) -> None:
             r"`margin` must be finite; NaN or inf at rows \[3\]",
         ),
         (lambda rows: rows["margin"].__setitem__(5, float("inf")), r"NaN or inf at rows \[5\]"),
+        (
+            lambda rows: rows["margin"].__setitem__(2, None),
+            r"`margin` must have no missing values; missing at rows \[2\]",
+        ),
+        (
+            lambda rows: rows.__setitem__("margin", [str(m) for m in rows["margin"]]),
+            r"`margin` must hold numbers, got string",
+        ),
+        (
+            lambda rows: rows.__setitem__("margin", [[m] for m in rows["margin"]]),
+            r"`margin` must hold numbers, got list",
+        ),
+        (lambda rows: [column.clear() for column in rows.values()], r"`train_dataset` is empty"),
     ],
 )
 def test_bad_margins_raise_a_clear_error(tmp_path: Path, change: object, match: str) -> None:

@@ -166,11 +166,8 @@ def test_errors(tmp_path: Path) -> None:
 
         MarginMSETrainer(cross_encoder(), TrainingArguments(str(tmp_path)), processing_class=tiny_tokenizer())
     bad = triples().remove_columns("teacher_scores").add_column("teacher_scores", [[0.0, 1.0]] * 8)
-    trainer = MarginMSETrainer(
-        cross_encoder(), arguments(tmp_path), train_dataset=bad, processing_class=tiny_tokenizer()
-    )
-    with pytest.raises(ValueError, match="same number of negatives"):
-        trainer.train()
+    with pytest.raises(ValueError, match=r"must hold 3 numbers per row \(one per passage column\); 2 at rows"):
+        MarginMSETrainer(cross_encoder(), arguments(tmp_path), train_dataset=bad, processing_class=tiny_tokenizer())
 
 
 def test_reranking_metrics_at_every_evaluation(tmp_path: Path) -> None:
@@ -241,3 +238,86 @@ def test_two_processes_train_like_one_process_with_the_whole_batch(tmp_path: Pat
     for rank in range(2):
         for a, b in zip(single.parameters(), results[rank], strict=True):
             torch.testing.assert_close(a, torch.from_numpy(b), atol=1e-6, rtol=1e-5)
+
+
+def _with_column(data: Dataset, column: str, values: list) -> Dataset:
+    return data.remove_columns(column).add_column(column, values)
+
+
+def _scores(n: int = 8, **changes: object) -> list:
+    scores: list = [[0.5, 0.0, -0.5] for _ in range(n)]
+    for row, value in changes.items():
+        scores[int(row.removeprefix("row"))] = value
+    return scores
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (
+            lambda: _with_column(triples(), "teacher_scores", _scores(row5=[0.1, float("nan"), 0.2])),
+            r"`teacher_scores` must be finite; NaN or inf at rows \[5\]",
+        ),
+        (
+            lambda: _with_column(triples(), "teacher_scores", _scores(row6=[0.1, float("inf"), 0.2])),
+            r"NaN or inf at rows \[6\]",
+        ),
+        (
+            lambda: _with_column(triples(), "teacher_scores", _scores(row4=[0.1, 0.2])),
+            r"`teacher_scores` must hold 3 numbers per row \(one per passage column\); 2 at rows \[4\]",
+        ),
+        (
+            lambda: _with_column(triples(), "teacher_scores", [["0.5", "0.1", "0.2"]] * 8),
+            r"`teacher_scores` must hold lists of numbers, got list<item: string>",
+        ),
+        (
+            lambda: _with_column(triples(), "teacher_scores", _scores(row2=None)),
+            r"`teacher_scores` must have no missing values; missing at rows \[2\]",
+        ),
+        (lambda: triples().rename_column("query", "question"), r"needs a `query` column in `train_dataset`"),
+        (lambda: _with_column(triples(), "positive", list(range(8))), r"`positive` must hold text, got int64"),
+        (lambda: triples().select([]), r"`train_dataset` is empty"),
+    ],
+)
+def test_bad_datasets_are_refused_at_construction(tmp_path: Path, make: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        MarginMSETrainer(
+            cross_encoder(),
+            arguments(tmp_path),
+            train_dataset=make(),
+            processing_class=tiny_tokenizer(),  # type: ignore[operator]
+        )
+
+
+def test_bad_eval_datasets_are_refused_at_construction(tmp_path: Path) -> None:
+    bad = _with_column(triples(), "teacher_scores", _scores(row1=[float("nan")] * 3))
+    with pytest.raises(
+        ValueError, match=r"`teacher_scores` must be finite; NaN or inf at rows \[1\] of `eval_dataset`"
+    ):
+        MarginMSETrainer(
+            cross_encoder(),
+            arguments(tmp_path),
+            train_dataset=triples(),
+            eval_dataset=bad,
+            processing_class=tiny_tokenizer(),
+        )
+
+
+def test_rows_are_validated_in_the_view_after_select(tmp_path: Path) -> None:
+    data = _with_column(triples(), "teacher_scores", _scores(row0=[float("nan")] * 3))
+    MarginMSETrainer(  # row 0 is not selected: nothing to refuse
+        cross_encoder(), arguments(tmp_path), train_dataset=data.select(range(1, 8)), processing_class=tiny_tokenizer()
+    )
+    with pytest.raises(ValueError, match=r"NaN or inf at rows \[2\]"):  # the bad row is the view's third
+        MarginMSETrainer(
+            cross_encoder(),
+            arguments(tmp_path),
+            train_dataset=data.select([3, 4, 0]),
+            processing_class=tiny_tokenizer(),
+        )
+
+
+def test_streaming_and_torch_datasets_are_not_inspected(tmp_path: Path) -> None:
+    rows = list(triples())
+    streamed = Dataset.from_list(rows).to_iterable_dataset()
+    MarginMSETrainer(cross_encoder(), arguments(tmp_path), train_dataset=streamed, processing_class=tiny_tokenizer())

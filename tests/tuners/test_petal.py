@@ -420,3 +420,56 @@ def test_quality_column_reaches_the_model_through_petal_trainer(tmp_path: Path) 
     )
     PetalTrainer(model=model, args=args, train_dataset=data).train()
     assert sorted(round(v, 4) for q in seen for v in q.tolist()) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+
+
+def _petal_trainer_parts(tmp_path: Path, **config: object) -> tuple[PeftModel, object]:
+    from transformers import BertForSequenceClassification, TrainingArguments
+
+    torch.manual_seed(0)
+    model = _petal(BertForSequenceClassification(_bert().config), target_modules=["query", "value"], **config)
+    args = TrainingArguments(
+        str(tmp_path), max_steps=1, per_device_train_batch_size=4, report_to=[], save_strategy="no", use_cpu=True
+    )
+    return model, args
+
+
+def _quality_rows(quality: list | None) -> object:
+    datasets = pytest.importorskip("datasets")
+    rows = {"input_ids": _ids(4).tolist(), "labels": [0, 1, 0, 1]}
+    return datasets.Dataset.from_dict(rows if quality is None else rows | {"petal_quality": quality})
+
+
+@pytest.mark.parametrize(
+    ("quality", "config", "match"),
+    [
+        (None, {}, r"PetalTrainer needs a `petal_quality` column in `train_dataset`.*or set `default_quality`"),
+        (["high", "low", "high", "low"], {}, r"`petal_quality` must hold numbers, got string"),
+        ([0.1, 0.2, float("nan"), 0.4], {}, r"`petal_quality` must be finite; NaN or inf at rows \[2\]"),
+        ([0.1, None, 0.3, 0.4], {}, r"`petal_quality` must have no missing values; missing at rows \[1\]"),
+        ([[0.1], [0.2], [0.3], [0.4]], {}, r"`petal_quality` must hold numbers, got list<item: double>"),
+        (
+            [0.1, 1.5, 0.3, -0.2],
+            {"clip_quality": False},
+            r"`petal_quality` must lie in \[0, 1\] \(clip_quality=False\); outside at rows \[1, 3\]",
+        ),
+        ([], {}, r"`train_dataset` is empty"),
+    ],
+)
+def test_petal_trainer_refuses_bad_quality_columns_at_construction(
+    tmp_path: Path, quality: list | None, config: dict, match: str
+) -> None:
+    from hf_margin.trainers import PetalTrainer
+
+    model, args = _petal_trainer_parts(tmp_path, **config)
+    data = _quality_rows(quality) if quality != [] else _quality_rows([0.1] * 4).select([])
+    with pytest.raises(ValueError, match=match):
+        PetalTrainer(model=model, args=args, train_dataset=data)
+
+
+def test_petal_trainer_needs_no_quality_column_with_a_default_quality(tmp_path: Path) -> None:
+    from hf_margin.trainers import PetalTrainer
+
+    model, args = _petal_trainer_parts(tmp_path, default_quality=0.5)
+    PetalTrainer(model=model, args=args, train_dataset=_quality_rows(None)).train()
+    model, args = _petal_trainer_parts(tmp_path, clip_quality=True)
+    PetalTrainer(model=model, args=args, train_dataset=_quality_rows([0.1, 1.5, 0.3, -0.2]))  # clipped: fine
