@@ -148,3 +148,9 @@ def check_flags(**values: object) -> None:
     for name, value in values.items():
         if not isinstance(value, bool | np.bool_):
             raise TypeError(f"`{name}` must be a bool (True or False), got {type(value).__name__} {value!r}")
+
+
+def check_positive_number(value: object, name: str) -> None:
+    """:func:`check_positive` after :func:`check_numbers`: a wrongly typed value is a TypeError naming it."""
+    check_numbers(**{name: value})
+    check_positive(value, name)  # type: ignore[arg-type]

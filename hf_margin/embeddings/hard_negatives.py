@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 
 from hf_margin._extras import require
-from hf_margin._validation import check_choice, check_in_range, check_positive_int
+from hf_margin._validation import check_choice, check_number_in_range, check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def mine_hard_negatives(
         if column not in dataset.column_names:
             raise ValueError(f"`dataset` has no column {column!r}; its columns are {dataset.column_names}")
     if recipe == "lg_anna":
-        check_in_range(relative_margin, "relative_margin", 0.0, 1.0)
+        check_number_in_range(relative_margin, "relative_margin", 0.0, 1.0)
         hard_negatives = require("sentence_transformers.util", "st", "mine_hard_negatives")
         return hard_negatives.mine_hard_negatives(
             dataset.select_columns([anchor_column, positive_column]),

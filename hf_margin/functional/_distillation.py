@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_embeddings, check_positive
+from hf_margin._validation import check_embeddings, check_positive_number
 
 
 def check_same_shape(reference: object, reference_name: str, **others: object) -> None:
@@ -47,7 +47,7 @@ def softmax_kl_per_sample(student_logits: Tensor, teacher_logits: Tensor, temper
 
     Computed from log-probabilities on both sides, so it is exact (and finite) for saturated teachers.
     """
-    check_positive(temperature, "temperature")
+    check_positive_number(temperature, "temperature")
     student = at_least_float32(student_logits)
     teacher = at_least_float32(teacher_logits).to(student.dtype)
     log_p_teacher = torch.log_softmax(teacher / temperature, dim=1)

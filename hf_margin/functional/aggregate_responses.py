@@ -25,7 +25,7 @@ from torch import Tensor
 
 from hf_margin._precision import at_least_float32
 from hf_margin._reduction import REDUCTIONS, reduce_losses
-from hf_margin._validation import check_choice, check_in_range, check_label_vector, check_positive_int
+from hf_margin._validation import check_choice, check_label_vector, check_number_in_range, check_positive_int
 
 
 def _check_predictions(predictions: object, name: str = "predictions") -> Tensor:
@@ -136,7 +136,7 @@ def interpolating_aggregate_loss(
     Example:
         >>> interpolating_aggregate_loss(model(x).squeeze(1), bag_ids, bag_responses, rho=0.5)
     """
-    check_in_range(rho, "rho", 0.0, 1.0)
+    check_number_in_range(rho, "rho", 0.0, 1.0)
     check_choice(reduction, "reduction", REDUCTIONS)
     f, ids, bag_predictions, targets = _bag_terms(predictions, bag_ids, bag_responses)
     fbar = bag_predictions[ids]

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_choice, check_class_labels, check_positive
+from hf_margin._validation import check_choice, check_class_labels, check_positive_number
 
 Metric = Literal["accuracy", "f_beta", "g_mean", "balanced_accuracy"]
 InputKind = Literal["logits", "probabilities"]
@@ -75,7 +75,7 @@ class SoftConfusion(NamedTuple):
 
 def amplifying_sigmoid(probabilities: Tensor, amplification: float = DEFAULT_AMPLIFICATION) -> Tensor:
     """``A(p) = 1 / (1 + exp(-L (p - 0.5)))``: A(0.5) = 0.5, increasing, towards a 0/1 step at 0.5 as L grows."""
-    check_positive(amplification, "amplification")
+    check_positive_number(amplification, "amplification")
     return torch.sigmoid(amplification * (probabilities - 0.5))
 
 
@@ -127,8 +127,8 @@ def anyloss(
         A scalar loss; the macro average over the classes present in `labels` for multi-class input.
     """
     check_choice(metric, "metric", METRICS)
-    check_positive(beta, "beta")
-    check_positive(eps, "eps")
+    check_positive_number(beta, "beta")
+    check_positive_number(eps, "eps")
     predictions, targets = _soft_predictions(scores, labels, amplification, inputs)
     tp, _, fp, tn = _confusion(predictions, targets)
     positives = targets.sum(0)  # N1 (per class for multi-class)
@@ -152,7 +152,7 @@ def anyloss(
 def _soft_predictions(scores: Tensor, labels: Tensor, amplification: float, inputs: str) -> tuple[Tensor, Tensor]:
     """Amplified predictions and 0/1 targets, both (batch,) (binary) or (batch, num_classes) (multi-class)."""
     check_choice(inputs, "inputs", INPUT_KINDS)
-    check_positive(amplification, "amplification")
+    check_positive_number(amplification, "amplification")
     if not isinstance(scores, Tensor) or not scores.is_floating_point():
         raise TypeError(f"`scores` must be a floating-point torch.Tensor, got {getattr(scores, 'dtype', type(scores))}")
     if scores.dim() not in (1, 2) or scores.shape[0] == 0:

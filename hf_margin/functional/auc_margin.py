@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_choice, check_in_range
+from hf_margin._validation import check_choice, check_number_in_range
 
 VERSIONS = ("v1", "v2")
 SCORE_TYPES = ("probabilities", "logits")
@@ -100,7 +100,7 @@ def auc_margin_loss(
     """
     h, pos = _prepare(scores, labels, score_type)
     num_labels = h.shape[1]
-    check_in_range(margin, "margin", 0.0, float("inf"))
+    check_number_in_range(margin, "margin", 0.0, float("inf"))
     check_choice(version, "version", VERSIONS)
     check_imratio(imratio, version, num_labels)
     if libauc_compat and num_labels > 1:
@@ -165,7 +165,7 @@ def auc_margin_saddle(
     """
     with torch.no_grad():
         h, pos = _prepare(scores, labels, score_type)
-        check_in_range(margin, "margin", 0.0, float("inf"))
+        check_number_in_range(margin, "margin", 0.0, float("inf"))
         check_imratio(imratio, "v1", h.shape[1])
         n = pos.shape[0]
         n_pos = pos.sum(0)

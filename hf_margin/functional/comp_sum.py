@@ -32,11 +32,12 @@ from torch import Tensor
 
 from hf_margin._precision import at_least_float32
 from hf_margin._reduction import REDUCTIONS, reduce_losses
-from hf_margin._validation import check_choice, check_class_labels
+from hf_margin._validation import check_choice, check_class_labels, check_numbers
 
 
 def check_tau(tau: float) -> None:
     """Raise unless tau is a finite number >= 0."""
+    check_numbers(tau=tau)
     if not 0.0 <= tau < math.inf:
         raise ValueError(f"`tau` must be a finite number >= 0 (1 is cross-entropy), got {tau!r}")
 

@@ -35,11 +35,10 @@ from hf_margin._precision import at_least_float32, full_precision
 from hf_margin._validation import (
     check_choice,
     check_embeddings,
-    check_in_range,
     check_label_vector,
-    check_numbers,
-    check_positive,
+    check_number_in_range,
     check_positive_int,
+    check_positive_number,
 )
 from hf_margin.functional._distillation import softmax_kl_per_sample
 
@@ -85,21 +84,12 @@ class InfoNCEOptions:
     teacher_temperature: float = 0.05
 
     def __post_init__(self) -> None:
-        check_numbers(
-            scale=self.scale,
-            focal_gamma=self.focal_gamma,
-            filter_margin=self.filter_margin,
-            mix_temperature=self.mix_temperature,
-            distill_weight=self.distill_weight,
-            teacher_temperature=self.teacher_temperature,
-            **({} if self.mix_lambda is None else {"mix_lambda": self.mix_lambda}),
-        )
-        check_positive(self.scale, "scale")
+        check_positive_number(self.scale, "scale")
         check_choice(self.similarity, "similarity", ("cosine", "dot"))
-        check_in_range(self.focal_gamma, "focal_gamma", 0.0, float("inf"))
+        check_number_in_range(self.focal_gamma, "focal_gamma", 0.0, float("inf"))
         check_choice(self.filter_strategy, "filter_strategy", (None, "relative", "absolute"))  # type: ignore[arg-type]
         high = 1.0 if self.filter_strategy == "relative" else float("inf")
-        check_in_range(self.filter_margin, "filter_margin", 0.0, high)
+        check_number_in_range(self.filter_margin, "filter_margin", 0.0, high)
         check_choice(self.mixing, "mixing", (None, "pairwise", "similarity"))  # type: ignore[arg-type]
         check_positive_int(self.num_mixed, "num_mixed")
         if self.mixing == "similarity" and self.num_mixed != 1:
@@ -107,10 +97,10 @@ class InfoNCEOptions:
                 f"`num_mixed` must be 1 with mixing='similarity' (one mix per query), got {self.num_mixed}"
             )
         if self.mix_lambda is not None:
-            check_in_range(self.mix_lambda, "mix_lambda", 0.0, 1.0)
-        check_positive(self.mix_temperature, "mix_temperature")
-        check_in_range(self.distill_weight, "distill_weight", 0.0, float("inf"))
-        check_positive(self.teacher_temperature, "teacher_temperature")
+            check_number_in_range(self.mix_lambda, "mix_lambda", 0.0, 1.0)
+        check_positive_number(self.mix_temperature, "mix_temperature")
+        check_number_in_range(self.distill_weight, "distill_weight", 0.0, float("inf"))
+        check_positive_number(self.teacher_temperature, "teacher_temperature")
 
 
 @dataclass

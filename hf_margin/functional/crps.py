@@ -27,7 +27,7 @@ from torch import Tensor
 
 from hf_margin._precision import at_least_float32
 from hf_margin._reduction import REDUCTIONS, reduce_losses
-from hf_margin._validation import check_choice, check_in_range
+from hf_margin._validation import check_choice, check_number_in_range
 
 METHODS = ("sorted", "pairwise")
 
@@ -65,7 +65,7 @@ def afcrps(
         >>> afcrps(model(x).view(batch, members), y)  # a (batch, members) ensemble head, y of shape (batch,)
     """
     members, observed = _check_ensemble(ensemble, target, member_dim)
-    check_in_range(alpha, "alpha", 0.0, 1.0)
+    check_number_in_range(alpha, "alpha", 0.0, 1.0)
     check_choice(method, "method", METHODS)
     check_choice(reduction, "reduction", REDUCTIONS)
     size = members.shape[-1]

@@ -30,13 +30,13 @@ from torch import Tensor, nn
 
 from hf_margin._precision import at_least_float32
 from hf_margin._reduction import reduce_losses
-from hf_margin._validation import check_positive
+from hf_margin._validation import check_positive_number
 from hf_margin.functional._distillation import check_student_teacher, softmax_kl_per_sample
 
 
 def _scaled(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
     check_student_teacher(student_logits, teacher_logits, "student_logits", "teacher_logits")
-    check_positive(temperature, "temperature")
+    check_positive_number(temperature, "temperature")
     student = at_least_float32(student_logits)
     return student / temperature, at_least_float32(teacher_logits).to(student.dtype) / temperature
 

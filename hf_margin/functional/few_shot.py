@@ -43,10 +43,11 @@ from hf_margin._precision import at_least_float32
 from hf_margin._reduction import reduce_losses
 from hf_margin._validation import (
     check_embeddings,
-    check_in_range,
+    check_integers,
     check_label_vector,
-    check_positive,
+    check_number_in_range,
     check_positive_int,
+    check_positive_number,
 )
 
 
@@ -80,7 +81,7 @@ def prototype_distances(queries: Tensor, prototypes: Tensor, eps: float = 1e-6) 
 
 def prototype_logits(queries: Tensor, prototypes: Tensor, temperature: float = 1.0) -> Tensor:
     """ProtoNet's logits ``-||q - c_k||^2 / T`` (the paper's "cross" component with T = 1), shape (Q, K)."""
-    check_positive(temperature, "temperature")
+    check_positive_number(temperature, "temperature")
     return -(queries.unsqueeze(1) - prototypes.unsqueeze(0)).pow(2).sum(-1) / temperature
 
 
@@ -114,7 +115,7 @@ def proto_triplet_loss(
     Example:
         >>> proto_triplet_loss(model(support_x), support_y, model(query_x), query_y)
     """
-    check_in_range(margin, "margin", 0.0, float("inf"))
+    check_number_in_range(margin, "margin", 0.0, float("inf"))
     prototypes, target = _episode(support, support_labels, queries, query_labels)
     if len(prototypes) < 2:
         raise ValueError(
@@ -161,6 +162,7 @@ def icnn_score(
             code does (it assumes the point itself is there); ignored when the reference is the points.
         clamp_k: the official ``k = |T| - 2, gamma = 1`` when ``k + 2 >= |T|``; False raises instead.
     """
+    check_integers(k=k)
     check_positive_int(k, "k")
     check_embeddings(points, name="points")
     check_label_vector(labels, points.shape[0], "labels")

@@ -18,7 +18,12 @@ from torch import Tensor
 
 from hf_margin._precision import at_least_float32
 from hf_margin._reduction import REDUCTIONS, reduce_losses
-from hf_margin._validation import check_choice, check_class_labels, check_embeddings, check_in_range
+from hf_margin._validation import check_choice, check_class_labels, check_embeddings, check_number_in_range
+
+
+def check_gamma(gamma: float) -> None:
+    """The focusing parameter must be a number >= 0 (`FocalLoss` checks it when built, `focal_loss` per call)."""
+    check_number_in_range(gamma, "gamma", 0.0, float("inf"))
 
 
 def focal_loss(
@@ -42,7 +47,7 @@ def focal_loss(
     """
     check_embeddings(logits, name="logits")
     check_class_labels(labels, logits.shape[0], logits.shape[1])
-    check_in_range(gamma, "gamma", 0.0, float("inf"))
+    check_gamma(gamma)
     check_choice(reduction, "reduction", REDUCTIONS)
     log_p = torch.log_softmax(at_least_float32(logits), dim=1).gather(1, labels.unsqueeze(1)).squeeze(1)
     # (1 - p)^gamma through expm1 keeps precision when p is near 1; gamma = 0 gives exactly 1.
@@ -60,8 +65,8 @@ def focal_loss(
 
 def generalized_focal_weight(likelihood: Tensor, eta: float = 1.0, gamma: float = 5.0) -> Tensor:
     """DatasetEquity's per-example weight ``(eta + (1 - p)^gamma) / (eta + 1)`` for likelihoods p in [0, 1]."""
-    check_in_range(eta, "eta", 0.0, float("inf"))
-    check_in_range(gamma, "gamma", 0.0, float("inf"))
+    check_number_in_range(eta, "eta", 0.0, float("inf"))
+    check_number_in_range(gamma, "gamma", 0.0, float("inf"))
     p = at_least_float32(torch.as_tensor(likelihood))
     if p.numel() and (p.min() < 0 or p.max() > 1 or not torch.isfinite(p).all()):
         raise ValueError(f"`likelihood` must lie in [0, 1], got values in [{float(p.min())}, {float(p.max())}]")

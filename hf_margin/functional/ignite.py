@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from hf_margin._validation import check_positive
+from hf_margin._validation import check_positive_number
 
 
 def _check_mean_prediction(value: object) -> Tensor:
@@ -79,8 +79,8 @@ def ignite_penalty_gradients(
         >>> norm, grads = ignite_penalty_gradients(lambda: model(x).mean(), list(model.parameters()))
         >>> for p, g in zip(model.parameters(), grads): p.grad += lam * g
     """
-    check_positive(rho, "rho")
-    check_positive(radius, "radius")
+    check_positive_number(rho, "rho")
+    check_positive_number(radius, "radius")
     checked = _check_params(params)
 
     def gradients() -> list[Tensor]:
@@ -130,8 +130,8 @@ def dual_ascent_step(
     Example:
         >>> lam = dual_ascent_step(lam, float(norm), rho=0.05, epsilon=0.1, learning_rate=1e-3)
     """
-    check_positive(rho, "rho")
-    check_positive(learning_rate, "learning_rate")
+    check_positive_number(rho, "rho")
+    check_positive_number(learning_rate, "learning_rate")
     if not epsilon >= 0:
         raise ValueError(f"`epsilon` must be a number >= 0, got {epsilon}")
     updated = multiplier + learning_rate * (rho * gradient_norm - epsilon)

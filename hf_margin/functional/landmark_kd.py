@@ -22,11 +22,13 @@ non-differentiable where P crosses G, B, T' or |G - P| = d.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_in_range
+from hf_margin._validation import check_number_in_range
 from hf_margin.functional._distillation import check_same_shape
 
 
@@ -52,7 +54,7 @@ def assistive_loss(
         >>> assistive_loss(student(x), landmarks, tough_teacher(x).detach(), alpha=1.9, alpha_minus=-0.45)
     """
     check_same_shape(predictions, "predictions", ground_truth=ground_truth, teacher=teacher)
-    check_in_range(band, "band", 0.0, 1.0)
+    check_number_in_range(band, "band", 0.0, 1.0)
     p = at_least_float32(predictions)
     g, t = ground_truth.to(p), teacher.detach().to(p)
     side = torch.sign(p - g).detach()
@@ -72,6 +74,34 @@ def landmark_main_loss(predictions: Tensor, ground_truth: Tensor, tolerant_teach
     error = (ground_truth.to(p) - p).abs()
     d = (ground_truth.to(p) - tolerant_teacher.detach().to(p)).abs()
     return torch.where(error <= d, 3 * error, error.square() + 3 * d - d.square()).mean()
+
+
+def check_landmark_kd_options(
+    main_weight: float,
+    tough_weight: float,
+    tolerant_weight: float,
+    alpha_tough: float,
+    alpha_minus_tough: float,
+    alpha_tolerant: float,
+    alpha_minus_tolerant: float,
+    band: float,
+) -> None:
+    """Check KD-Loss's settings (`LandmarkKDLoss` when built, :func:`landmark_kd_loss` on every call): weights
+    >= 0, ALoss weights finite (either sign), band in [0, 1]."""
+    weights = {"main_weight": main_weight, "tough_weight": tough_weight, "tolerant_weight": tolerant_weight}
+    for name, weight in weights.items():
+        check_number_in_range(weight, name, 0.0, math.inf)
+    alphas = {
+        "alpha_tough": alpha_tough,
+        "alpha_minus_tough": alpha_minus_tough,
+        "alpha_tolerant": alpha_tolerant,
+        "alpha_minus_tolerant": alpha_minus_tolerant,
+    }
+    for name, alpha in alphas.items():
+        check_number_in_range(alpha, name, -math.inf, math.inf)
+        if not math.isfinite(alpha):
+            raise ValueError(f"`{name}` must be a finite number, got {alpha!r}")
+    check_number_in_range(band, "band", 0.0, 1.0)
 
 
 def landmark_kd_loss(
@@ -102,6 +132,16 @@ def landmark_kd_loss(
     Example:
         >>> landmark_kd_loss(student(x), landmarks, tough(x).detach(), tolerant(x).detach())
     """
+    check_landmark_kd_options(
+        main_weight,
+        tough_weight,
+        tolerant_weight,
+        alpha_tough,
+        alpha_minus_tough,
+        alpha_tolerant,
+        alpha_minus_tolerant,
+        band,
+    )
     check_same_shape(
         predictions,
         "predictions",

@@ -22,9 +22,8 @@ from hf_margin._validation import (
     check_choice,
     check_class_labels,
     check_embeddings,
-    check_in_range,
-    check_numbers,
-    check_positive,
+    check_number_in_range,
+    check_positive_number,
 )
 
 
@@ -51,14 +50,13 @@ def ldam_margins(
     """
     if (c is None) == (max_m is None):
         raise ValueError(f"give exactly one of `c` (TransICD) or `max_m` (Cao et al.); got c={c}, max_m={max_m}")
-    check_numbers(power=power, **({"c": c} if c is not None else {"max_m": max_m}))
-    check_positive(power, "power")
+    check_positive_number(power, "power")
     raw = _counts(class_counts).clamp_min(1.0).pow(-power)
     if c is not None:
-        check_in_range(c, "c", 0.0, float("inf"))
+        check_number_in_range(c, "c", 0.0, float("inf"))
         return (c * raw).float()
     assert max_m is not None
-    check_in_range(max_m, "max_m", 0.0, float("inf"))
+    check_number_in_range(max_m, "max_m", 0.0, float("inf"))
     return (raw * (max_m / raw.max())).float()
 
 
@@ -67,8 +65,7 @@ def effective_number_weights(class_counts: Tensor | list[int] | list[float], bet
 
     beta = 0 gives uniform weights; counts of 0 are treated as 1 (the weight stays finite).
     """
-    check_numbers(beta=beta)
-    check_in_range(beta, "beta", 0.0, 1.0 - 1e-12)
+    check_number_in_range(beta, "beta", 0.0, 1.0 - 1e-12)
     counts = _counts(class_counts).clamp_min(1.0)
     weights = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64, device="cpu"), counts))
     return (weights * (counts.numel() / weights.sum())).float()
@@ -133,8 +130,7 @@ def ldam_loss(
 
 def check_ldam_options(scale: float, reduction: str = "mean") -> None:
     """Check LDAM's settings (`LDAMLoss` when built, :func:`ldam_loss` on every call)."""
-    check_numbers(scale=scale)
-    check_positive(scale, "scale")
+    check_positive_number(scale, "scale")
     check_choice(reduction, "reduction", REDUCTIONS)
 
 

@@ -33,9 +33,9 @@ from hf_margin._validation import (
     check_choice,
     check_class_labels,
     check_embeddings,
-    check_in_range,
+    check_number_in_range,
     check_numbers,
-    check_positive,
+    check_positive_number,
 )
 
 NORMALIZATIONS = ("none", "l1", "softplus_l1")
@@ -43,9 +43,8 @@ NORMALIZATIONS = ("none", "l1", "softplus_l1")
 
 def check_ldr_options(lam: float, margin: float, logit_normalization: str, name: str = "lam") -> None:
     """Check LDR-KL's settings (a module checks them when built, the functions on every call)."""
-    check_numbers(**{name: lam, "margin": margin})
-    check_positive(lam, name)
-    check_in_range(margin, "margin", 0.0, float("inf"))
+    check_positive_number(lam, name)
+    check_number_in_range(margin, "margin", 0.0, float("inf"))
     check_choice(logit_normalization, "logit_normalization", NORMALIZATIONS)
 
 
@@ -125,7 +124,7 @@ def aldr_kl_temperatures(logits: Tensor, lambdas: Tensor, lam0: float = 10.0, al
 
     ``p = normalise(softmax(f / lambda_i) + 1e-5)``, ``lambda_i = lambda_0 - lambda_0 KL(p || u) / (alpha log K)``.
     """
-    check_positive(lam0, "lam0")
+    check_positive_number(lam0, "lam0")
     check_alpha(alpha)
     num_classes = logits.shape[1]
     with torch.no_grad():

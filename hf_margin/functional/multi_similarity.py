@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from hf_margin._validation import check_in_range, check_pair_masks, check_positive
+from hf_margin._validation import check_number_in_range, check_numbers, check_pair_masks, check_positive_number
 from hf_margin.functional._masked import masked_logsumexp
 
 
@@ -43,11 +43,20 @@ def multi_similarity_mine(
         >>> hard_pos, hard_neg = multi_similarity_mine(sim, same & ~torch.eye(len(labels), dtype=torch.bool), ~same)
     """
     check_pair_masks(similarities, pos_mask=pos_mask, neg_mask=neg_mask)
-    check_in_range(epsilon, "epsilon", 0.0, float("inf"))
+    check_number_in_range(epsilon, "epsilon", 0.0, float("inf"))
     sim = similarities.detach()
     hardest_pos = sim.masked_fill(~pos_mask, float("inf")).amin(dim=1, keepdim=True)
     hardest_neg = sim.masked_fill(~neg_mask, float("-inf")).amax(dim=1, keepdim=True)
     return pos_mask & (sim - epsilon < hardest_neg), neg_mask & (sim + epsilon > hardest_pos)
+
+
+def check_multi_similarity_options(alpha: float, beta: float, base: float) -> None:
+    """Check the MS loss's settings (`MultiSimilarityLoss` when built, the function on every call)."""
+    check_positive_number(alpha, "alpha")
+    check_positive_number(beta, "beta")
+    check_numbers(base=base)
+    if not abs(base) < float("inf"):
+        raise ValueError(f"`base` must be a finite number, got {base}")
 
 
 def multi_similarity_loss(
@@ -71,10 +80,7 @@ def multi_similarity_loss(
         >>> losses = multi_similarity_loss(sim, *multi_similarity_mine(sim, pos, neg))  # mean() is PML's value
     """
     check_pair_masks(similarities, pos_mask=pos_mask, neg_mask=neg_mask)
-    check_positive(alpha, "alpha")
-    check_positive(beta, "beta")
-    if not abs(base) < float("inf"):
-        raise ValueError(f"`base` must be a finite number, got {base}")
+    check_multi_similarity_options(alpha, beta, base)
     positive = log1p_sum_exp(-alpha * (similarities - base), pos_mask) / alpha
     negative = log1p_sum_exp(beta * (similarities - base), neg_mask) / beta
     return positive + negative

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from hf_margin._precision import at_least_float32
 from hf_margin._reduction import reduce_losses
-from hf_margin._validation import check_class_labels, check_embeddings, check_in_range, check_label_vector
+from hf_margin._validation import check_class_labels, check_embeddings, check_label_vector, check_number_in_range
 from hf_margin.functional._distillation import check_student_teacher, softmax_kl_per_sample
 
 
@@ -62,7 +62,7 @@ def logit_bias_cross_entropy(
     """
     check_embeddings(logits, name="logits")
     check_class_labels(labels, logits.shape[0], logits.shape[1])
-    check_in_range(bias, "bias", 0.0, float("inf"))
+    check_number_in_range(bias, "bias", 0.0, float("inf"))
     offset = torch.zeros(logits.shape[1], dtype=torch.float64)
     offset[_class_ids(new_class_ids, logits.shape[1])] = bias
     biased = at_least_float32(logits)
@@ -74,8 +74,8 @@ def focal_weights(teacher_logits: Tensor, labels: Tensor, alpha_fd: float = 1.0,
     """(batch,) ``alpha_fd + beta_fd 1[argmax teacher = y]``; a label outside the teacher's classes gets alpha_fd."""
     check_embeddings(teacher_logits, name="teacher_logits")
     check_label_vector(labels, teacher_logits.shape[0])
-    check_in_range(alpha_fd, "alpha_fd", 0.0, float("inf"))
-    check_in_range(beta_fd, "beta_fd", 0.0, float("inf"))
+    check_number_in_range(alpha_fd, "alpha_fd", 0.0, float("inf"))
+    check_number_in_range(beta_fd, "beta_fd", 0.0, float("inf"))
     correct = teacher_logits.argmax(dim=1) == labels.to(teacher_logits.device)
     return alpha_fd + beta_fd * correct.to(at_least_float32(teacher_logits).dtype)
 
@@ -141,7 +141,7 @@ def focal_distillation_l2(
         >>> focal_distillation_l2(logits, new_logits, labels)
     """
     teacher, weights = _detached_teacher_and_weights(student_logits, teacher_logits, labels, alpha_fd, beta_fd)
-    check_in_range(scale, "scale", 0.0, float("inf"))
+    check_number_in_range(scale, "scale", 0.0, float("inf"))
     student = at_least_float32(student_logits)
     squared = 0.5 * (student - teacher.to(student.dtype)).square().mean(dim=1)
     return reduce_losses(scale * weights.to(student.dtype) * squared, reduction)

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from hf_margin._validation import check_in_range, check_pair_masks
+from hf_margin._validation import check_number_in_range, check_pair_masks
 
 
 def check_tcm_options(lambda_plus: float, lambda_minus: float, margin_plus: float, margin_minus: float) -> None:
     """Raise unless the weights are >= 0 and the thresholds lie in [-1, 1]."""
-    check_in_range(lambda_plus, "lambda_plus", 0.0, float("inf"))
-    check_in_range(lambda_minus, "lambda_minus", 0.0, float("inf"))
-    check_in_range(margin_plus, "margin_plus", -1.0, 1.0)
-    check_in_range(margin_minus, "margin_minus", -1.0, 1.0)
+    check_number_in_range(lambda_plus, "lambda_plus", 0.0, float("inf"))
+    check_number_in_range(lambda_minus, "lambda_minus", 0.0, float("inf"))
+    check_number_in_range(margin_plus, "margin_plus", -1.0, 1.0)
+    check_number_in_range(margin_minus, "margin_minus", -1.0, 1.0)
 
 
 def tcm_hard_pairs(

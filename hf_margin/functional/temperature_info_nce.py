@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hf_margin._validation import check_pair_masks, check_positive
+from hf_margin._validation import check_pair_masks, check_positive_number
 from hf_margin.functional._masked import masked_logsumexp
 
 
@@ -38,7 +38,7 @@ def info_nce_pair_losses(similarities: Tensor, pos_mask: Tensor, neg_mask: Tenso
         neg_mask: (B, R) bool, negative pairs (each anchor's denominator).
         temperature: tau > 0.
     """
-    check_positive(temperature, "temperature")
+    check_positive_number(temperature, "temperature")
     check_pair_masks(similarities, pos_mask=pos_mask, neg_mask=neg_mask)
     lse = negative_log_normaliser(similarities, neg_mask, temperature).unsqueeze(1)
     losses = F.softplus(lse - similarities / temperature)
@@ -50,7 +50,7 @@ def relative_penalty(similarities: Tensor, neg_mask: Tensor, temperature: float)
 
     Returns (B, R): a softmax over each row's negatives (rows sum to 1), 0 off the negatives and on rows without any.
     """
-    check_positive(temperature, "temperature")
+    check_positive_number(temperature, "temperature")
     check_pair_masks(similarities, neg_mask=neg_mask)
     lse = negative_log_normaliser(similarities, neg_mask, temperature).unsqueeze(1)
     # Masked before the exponential: off the negatives (and on rows without any, where lse = -inf) the exponent

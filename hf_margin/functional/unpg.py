@@ -31,7 +31,9 @@ from hf_margin.functional.cosine_softmax import margin_cross_entropy
 
 def check_whisker(whisker: float) -> None:
     """Raise unless `whisker` is a number (not NaN); +-inf are allowed (keep every / no negative pair)."""
-    if isinstance(whisker, bool) or not isinstance(whisker, int | float) or math.isnan(whisker):
+    if isinstance(whisker, bool) or not isinstance(whisker, int | float):
+        raise TypeError(f"`whisker` must be a number (the paper uses 1.5), got {type(whisker).__name__} {whisker!r}")
+    if math.isnan(whisker):
         raise ValueError(f"`whisker` must be a number in [-inf, inf] (the paper uses 1.5), got {whisker!r}")
 
 

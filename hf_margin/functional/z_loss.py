@@ -27,7 +27,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_choice, check_class_labels, check_in_range, check_numbers, check_positive
+from hf_margin._validation import (
+    check_choice,
+    check_class_labels,
+    check_number_in_range,
+    check_numbers,
+    check_positive_number,
+)
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 DEFAULT_EPS = 1e-6
@@ -39,8 +45,7 @@ def standardized_logits(logits: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
     A class masked with -inf (as F.cross_entropy allows) is left out of the mean and variance and gets z = -inf.
     """
     _check_logits(logits, "logits")
-    check_numbers(eps=eps)
-    check_positive(eps, "eps")
+    check_positive_number(eps, "eps")
     logits = at_least_float32(logits)
     masked = logits == float("-inf")
     # Zeros in place of the masked entries keep both the values and their gradients finite.
@@ -53,18 +58,17 @@ def standardized_logits(logits: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
 
 def check_z_loss_options(a: float, b: float, eps: float, reduction: str) -> None:
     """Check the Z-loss's settings (the module when built, the function on every call)."""
-    check_numbers(a=a, b=b, eps=eps)
-    check_positive(a, "a")
+    check_numbers(b=b)
+    check_positive_number(a, "a")
     if not math.isfinite(b):
         raise ValueError(f"`b` must be a finite real number, got {b!r}")
-    check_positive(eps, "eps")
+    check_positive_number(eps, "eps")
     check_choice(reduction, "reduction", REDUCTIONS)
 
 
 def check_logit_z_loss_options(coefficient: float, reduction: str) -> None:
     """Check the logit z-loss's settings (the module when built, the function on every call)."""
-    check_numbers(coefficient=coefficient)
-    check_in_range(coefficient, "coefficient", 0.0, math.inf)
+    check_number_in_range(coefficient, "coefficient", 0.0, math.inf)
     if not math.isfinite(coefficient):
         raise ValueError(f"`coefficient` must be finite, got {coefficient!r}")
     check_choice(reduction, "reduction", REDUCTIONS)

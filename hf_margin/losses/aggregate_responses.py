@@ -9,7 +9,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from hf_margin._reduction import REDUCTIONS
-from hf_margin._validation import check_choice, check_in_range
+from hf_margin._validation import check_choice, check_number_in_range
 from hf_margin.functional.aggregate_responses import (
     aggregate_responses,
     bag_level_loss,
@@ -40,7 +40,7 @@ class AggregateResponseLoss(nn.Module):
     def __init__(self, level: str = "instance", rho: float = 0.5, reduction: str = "mean") -> None:
         super().__init__()
         check_choice(level, "level", LEVELS)
-        check_in_range(rho, "rho", 0.0, 1.0)
+        check_number_in_range(rho, "rho", 0.0, 1.0)
         check_choice(reduction, "reduction", REDUCTIONS)
         self.level, self.rho, self.reduction = level, rho, reduction
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from hf_margin._validation import check_choice, check_positive
+from hf_margin._validation import check_choice, check_positive_number
 from hf_margin.functional.anyloss import (
     DEFAULT_AMPLIFICATION,
     DEFAULT_EPS,
@@ -49,9 +49,9 @@ class AnyLoss(nn.Module):
         super().__init__()
         check_choice(metric, "metric", METRICS)
         check_choice(inputs, "inputs", INPUT_KINDS)
-        check_positive(beta, "beta")
-        check_positive(amplification, "amplification")
-        check_positive(eps, "eps")
+        check_positive_number(beta, "beta")
+        check_positive_number(amplification, "amplification")
+        check_positive_number(eps, "eps")
         self.metric = metric
         self.beta = beta
         self.amplification = amplification

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from hf_margin._validation import check_choice, check_in_range, check_positive_int
+from hf_margin._validation import check_choice, check_integers, check_number_in_range, check_positive_int
 from hf_margin.functional.auc_margin import (
     SCORE_TYPES,
     VERSIONS,
@@ -90,8 +90,9 @@ class AUCMarginLoss(nn.Module):
         num_labels: int = 1,
     ) -> None:
         super().__init__()
+        check_integers(num_labels=num_labels)
         check_positive_int(num_labels, "num_labels")
-        check_in_range(margin, "margin", 0.0, float("inf"))
+        check_number_in_range(margin, "margin", 0.0, float("inf"))
         check_choice(version, "version", VERSIONS)
         check_choice(score_type, "score_type", SCORE_TYPES)
         check_imratio(imratio, version, num_labels)

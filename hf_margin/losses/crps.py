@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from hf_margin._reduction import REDUCTIONS
-from hf_margin._validation import check_choice, check_in_range
+from hf_margin._validation import check_choice, check_integers, check_number_in_range
 from hf_margin.functional.crps import METHODS, afcrps
 
 
@@ -30,7 +30,8 @@ class AFCRPSLoss(nn.Module):
 
     def __init__(self, alpha: float = 0.95, member_dim: int = -1, method: str = "sorted", reduction: str = "mean"):
         super().__init__()
-        check_in_range(alpha, "alpha", 0.0, 1.0)
+        check_number_in_range(alpha, "alpha", 0.0, 1.0)
+        check_integers(member_dim=member_dim)
         check_choice(method, "method", METHODS)
         check_choice(reduction, "reduction", REDUCTIONS)
         self.alpha, self.member_dim, self.method, self.reduction = alpha, member_dim, method, reduction

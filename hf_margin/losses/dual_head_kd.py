@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_class_labels, check_embeddings, check_in_range, check_positive
+from hf_margin._validation import check_class_labels, check_embeddings, check_number_in_range, check_positive_number
 from hf_margin.functional.dual_head_kd import binary_kl, binary_kl_norm
 
 
@@ -31,9 +31,9 @@ class DualHeadKDLoss(nn.Module):
 
     def __init__(self, gamma: float = 1.0, alpha: float = 1.0, temperature: float = 2.0, normalized: bool = True):
         super().__init__()
-        check_in_range(gamma, "gamma", 0.0, float("inf"))
-        check_in_range(alpha, "alpha", 0.0, float("inf"))
-        check_positive(temperature, "temperature")
+        check_number_in_range(gamma, "gamma", 0.0, float("inf"))
+        check_number_in_range(alpha, "alpha", 0.0, float("inf"))
+        check_positive_number(temperature, "temperature")
         self.gamma, self.alpha, self.temperature, self.normalized = gamma, alpha, temperature, normalized
 
     def terms(

@@ -10,7 +10,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from hf_margin._reduction import REDUCTIONS
-from hf_margin._validation import check_choice, check_in_range, check_positive, check_positive_int
+from hf_margin._validation import (
+    check_choice,
+    check_integers,
+    check_number_in_range,
+    check_positive_int,
+    check_positive_number,
+)
 from hf_margin.functional.few_shot import icnn_loss, proto_triplet_loss
 
 
@@ -31,8 +37,8 @@ class ProtoTripletLoss(nn.Module):
 
     def __init__(self, margin: float = 0.5, eps: float = 1e-6, reduction: str = "mean") -> None:
         super().__init__()
-        check_in_range(margin, "margin", 0.0, float("inf"))
-        check_positive(eps, "eps")
+        check_number_in_range(margin, "margin", 0.0, float("inf"))
+        check_positive_number(eps, "eps")
         check_choice(reduction, "reduction", REDUCTIONS)
         self.margin, self.eps, self.reduction = float(margin), float(eps), reduction
 
@@ -63,6 +69,7 @@ class ICNNLoss(nn.Module):
 
     def __init__(self, k: int = 4, ipc: int | None = None, drop_nearest: bool = True, clamp_k: bool = True) -> None:
         super().__init__()
+        check_integers(k=k, **({} if ipc is None else {"ipc": ipc}))
         check_positive_int(k, "k")
         if ipc is not None:
             check_positive_int(ipc, "ipc")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from hf_margin.functional.focal import focal_loss
+from hf_margin.functional.focal import check_gamma, focal_loss
 from hf_margin.functional.ldam import effective_number_weights
 
 
@@ -27,6 +27,7 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, class_counts: Tensor | list[int] | None = None, beta: float | None = None):
         super().__init__()
+        check_gamma(gamma)
         if (class_counts is None) != (beta is None):
             raise ValueError(
                 f"give both `class_counts` and `beta` for class-balanced weights, or neither; got "

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from hf_margin._validation import check_in_range
-from hf_margin.functional.landmark_kd import landmark_kd_loss
+from hf_margin.functional.landmark_kd import check_landmark_kd_options, landmark_kd_loss
 
 
 class LandmarkKDLoss(nn.Module):
@@ -40,13 +39,6 @@ class LandmarkKDLoss(nn.Module):
         band: float = 0.15,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("main_weight", main_weight),
-            ("tough_weight", tough_weight),
-            ("tolerant_weight", tolerant_weight),
-        ):
-            check_in_range(value, name, 0.0, float("inf"))
-        check_in_range(band, "band", 0.0, 1.0)
         self.options = {
             "main_weight": main_weight,
             "tough_weight": tough_weight,
@@ -57,6 +49,7 @@ class LandmarkKDLoss(nn.Module):
             "alpha_minus_tolerant": alpha_minus_tolerant,
             "band": band,
         }
+        check_landmark_kd_options(**self.options)
 
     def forward(
         self, predictions: Tensor, ground_truth: Tensor, tough_teacher: Tensor, tolerant_teacher: Tensor

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hf_margin._validation import check_embeddings, check_positive_int
+from hf_margin._validation import check_embeddings, check_integers, check_positive_int
 from hf_margin.functional.ldr import aldr_kl_loss, check_alpha, check_ldr_options, ldr_kl_loss
 
 
@@ -66,6 +66,7 @@ class ALDRKLLoss(nn.Module):
         logit_normalization: str = "l1",
     ) -> None:
         super().__init__()
+        check_integers(num_examples=num_examples)
         check_positive_int(num_examples, "num_examples")
         check_ldr_options(lam0, margin, logit_normalization, name="lam0")
         check_alpha(alpha)

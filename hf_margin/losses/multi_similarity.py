@@ -12,8 +12,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hf_margin._validation import check_in_range, check_positive
-from hf_margin.functional.multi_similarity import multi_similarity_loss, multi_similarity_mine
+from hf_margin._validation import check_number_in_range
+from hf_margin.functional.multi_similarity import (
+    check_multi_similarity_options,
+    multi_similarity_loss,
+    multi_similarity_mine,
+)
 from hf_margin.losses.metric_learning import MetricLossBase, PairBatch, pair_batch
 
 
@@ -49,8 +53,7 @@ class MultiSimilarityLoss(MetricLossBase):
         gather_across_processes: bool = False,
     ):
         super().__init__(reduction, gather_across_processes)
-        check_positive(alpha, "alpha")
-        check_positive(beta, "beta")
+        check_multi_similarity_options(alpha, beta, base)
         self.alpha, self.beta, self.base = alpha, beta, base
 
     def compute_loss(self, batch: PairBatch) -> Tensor:
@@ -75,7 +78,7 @@ class MultiSimilarityMiner(nn.Module):
 
     def __init__(self, epsilon: float = 0.1, gather_across_processes: bool = False):
         super().__init__()
-        check_in_range(epsilon, "epsilon", 0.0, float("inf"))
+        check_number_in_range(epsilon, "epsilon", 0.0, float("inf"))
         self.epsilon = epsilon
         self.gather_across_processes = gather_across_processes
 

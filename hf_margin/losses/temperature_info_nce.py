@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from hf_margin._validation import check_positive
+from hf_margin._validation import check_positive_number
 from hf_margin.functional.temperature_info_nce import info_nce_pair_losses
 from hf_margin.losses.metric_learning import MetricLossBase, PairBatch
 
@@ -38,7 +38,7 @@ class TemperatureInfoNCELoss(MetricLossBase):
 
     def __init__(self, temperature: float = 0.07, reduction: str = "mean", gather_across_processes: bool = False):
         super().__init__(reduction, gather_across_processes)
-        check_positive(temperature, "temperature")
+        check_positive_number(temperature, "temperature")
         self.temperature = float(temperature)
 
     def compute_loss(self, batch: PairBatch) -> Tensor:
