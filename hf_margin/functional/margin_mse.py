@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
+from hf_margin._reduction import REDUCTIONS
 from hf_margin._validation import check_choice
 
 Aggregation = Literal["mean", "median", "max", "min"]
@@ -39,6 +40,7 @@ def margin_mse_loss(student_scores: Tensor, teacher_scores: Tensor, reduction: s
         teacher_scores: the teacher's scores for the same (query, passage) pairs (treated as constants).
         reduction: "mean" (over batch x negatives), "sum" or "none" (batch, N).
     """
+    check_choice(reduction, "reduction", REDUCTIONS)
     _check_scores(student_scores, "student_scores")
     _check_scores(teacher_scores, "teacher_scores")
     if student_scores.shape != teacher_scores.shape:

@@ -19,6 +19,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hf_margin._gather import distributed_world
+from hf_margin._reduction import REDUCTIONS
+from hf_margin._validation import check_choice, check_positive_number
 
 NOT_OWNED = -1  # local label of a row whose class lives on another process
 
@@ -86,4 +88,6 @@ def sharded_margin_cross_entropy(
     Every process returns the same value. Without torch.distributed this is
     ``F.cross_entropy(s * cosine with s * target at each labelled entry, local_labels)``.
     """
+    check_positive_number(scale, "scale")
+    check_choice(reduction, "reduction", REDUCTIONS)
     return _ShardedMarginCrossEntropy.apply(cosine, target, local_labels, scale, reduction)

@@ -68,3 +68,10 @@ def test_bad_input() -> None:
         margin_mse_loss(student, teacher.masked_fill(teacher > 1, float("nan")))
     with pytest.raises(ValueError, match=r"`student_scores` must be a \(batch, 1 \+ negatives\)"):
         margin_mse_loss(student[:, :1], teacher[:, :1])
+
+
+def test_bad_reduction_names_the_argument() -> None:
+    """#19 item 2: an unknown reduction is a ValueError naming `reduction` (not torch's unnamed message)."""
+    scores = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="`reduction`"):
+        margin_mse_loss(scores, scores, reduction="avg")
