@@ -148,5 +148,8 @@ def _check_ensemble(ensemble: object, target: object, member_dim: int) -> tuple[
             f"`target` must have shape {tuple(members.shape[:-1])} (`ensemble` {tuple(ensemble.shape)} "
             f"without member_dim={member_dim}), got shape {tuple(target.shape)}"
         )
+    if ensemble.numel() == 0:
+        # The mean score of no forecasts is 0 / 0: an error, not a NaN loss.
+        raise ValueError(f"`ensemble` is empty (shape {tuple(ensemble.shape)}); need at least one forecast")
     dtype = torch.promote_types(at_least_float32(members).dtype, at_least_float32(target).dtype)
     return members.to(dtype), target.to(dtype)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hf_margin.functional.crps import afcrps, crps, fair_crps
+from hf_margin.losses import AFCRPSLoss
 
 
 def naive(ensemble: torch.Tensor, target: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -180,3 +181,11 @@ def test_errors_name_the_argument() -> None:
         afcrps(torch.ones(4, 3, dtype=torch.long), target)
     with pytest.raises(TypeError, match="`target`"):
         afcrps(ensemble, [0.0] * 4)  # type: ignore[arg-type]
+
+
+def test_empty_forecast_raises_instead_of_a_nan_mean() -> None:
+    """#19 item 3: a forecast with no values names `ensemble` instead of returning the NaN mean of nothing."""
+    with pytest.raises(ValueError, match=r"`ensemble`.*empty"):
+        afcrps(torch.zeros(0, 4), torch.zeros(0))
+    with pytest.raises(ValueError, match=r"`ensemble`.*empty"):
+        AFCRPSLoss()(torch.zeros(0, 4), torch.zeros(0))
