@@ -45,11 +45,20 @@ def check_student_teacher(student: object, teacher: object, student_name: str, t
 def softmax_kl_per_sample(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """(batch,) ``KL(softmax(t / T) || softmax(s / T))`` per row, in float32 or better; the teacher is not detached.
 
-    Computed from log-probabilities on both sides, so it is exact (and finite) for saturated teachers.
+    Computed from log-probabilities on both sides, so it is exact (and finite) for saturated teachers. A class the
+    teacher gives probability 0 (e.g. masked with -inf in both) adds 0 (the convention 0 log 0 = 0).
     """
     check_positive_number(temperature, "temperature")
     student = at_least_float32(student_logits)
     teacher = at_least_float32(teacher_logits).to(student.dtype)
     log_p_teacher = torch.log_softmax(teacher / temperature, dim=1)
     log_p_student = torch.log_softmax(student / temperature, dim=1)
-    return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1)
+    p_teacher = log_p_teacher.exp()
+    # Filling before the product keeps -inf - -inf out of both the value and the gradients.
+    log_ratio = (log_p_teacher - log_p_student).masked_fill(p_teacher == 0, 0.0)
+    return (p_teacher * log_ratio).sum(dim=1)
+
+
+def masked_in_both(student: Tensor, teacher: Tensor) -> Tensor:
+    """Bool mask of the logits that are -inf in both `student` and `teacher` (a class masked out on both sides)."""
+    return (student == float("-inf")) & (teacher == float("-inf"))

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from hf_margin._precision import at_least_float32
 from hf_margin._reduction import reduce_losses
 from hf_margin._validation import check_positive_number
-from hf_margin.functional._distillation import check_student_teacher, softmax_kl_per_sample
+from hf_margin.functional._distillation import check_student_teacher, masked_in_both, softmax_kl_per_sample
 
 
 def _scaled(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
@@ -62,10 +62,10 @@ def binary_kl(
     """
     s, t = _scaled(student_logits, teacher_logits, temperature)
     p_teacher = torch.sigmoid(t)
-    # KL(Bern(p) || Bern(q)) = p (log p - log q) + (1 - p) (log(1 - p) - log(1 - q)), all logs via log-sigmoid.
-    per_logit = p_teacher * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p_teacher) * (
-        F.logsigmoid(-t) - F.logsigmoid(-s)
-    )
+    # KL(Bern(p) || Bern(q)) = p (log p - log q) + (1 - p) (log(1 - p) - log(1 - q)), all logs via log-sigmoid;
+    # a term with p = 0 is 0 (0 log 0 = 0), filled before the product so that -inf - -inf never appears.
+    positive = (F.logsigmoid(t) - F.logsigmoid(s)).masked_fill(p_teacher == 0, 0.0)
+    per_logit = p_teacher * positive + (1 - p_teacher) * (F.logsigmoid(-t) - F.logsigmoid(-s))
     return reduce_losses(temperature**2 * per_logit.sum(dim=1), reduction, sample_weight)
 
 
@@ -91,7 +91,7 @@ def binary_kl_norm(
         >>> binary_kl_norm(aux_logits, teacher_logits.detach(), temperature=2.0)
     """
     s, t = _scaled(student_logits, teacher_logits, temperature)
-    half = (s - t).abs() / 2
+    half = (s - t).masked_fill(masked_in_both(s, t), 0.0).abs() / 2  # a class masked in both adds log cosh 0 = 0
     # log cosh(y) = |y| + log(1 + exp(-2|y|)) - log 2: no overflow for any y.
     log_cosh = half + F.softplus(-2 * half) - math.log(2.0)
     return reduce_losses(temperature**2 * log_cosh.sum(dim=1), reduction, sample_weight)

@@ -27,7 +27,7 @@ from torch import Tensor
 from hf_margin._precision import at_least_float32
 from hf_margin._reduction import reduce_losses
 from hf_margin._validation import check_class_labels, check_embeddings, check_label_vector, check_number_in_range
-from hf_margin.functional._distillation import check_student_teacher, softmax_kl_per_sample
+from hf_margin.functional._distillation import check_student_teacher, masked_in_both, softmax_kl_per_sample
 
 
 def _class_ids(new_class_ids: Sequence[int] | Tensor, num_classes: int) -> Tensor:
@@ -143,5 +143,7 @@ def focal_distillation_l2(
     teacher, weights = _detached_teacher_and_weights(student_logits, teacher_logits, labels, alpha_fd, beta_fd)
     check_number_in_range(scale, "scale", 0.0, float("inf"))
     student = at_least_float32(student_logits)
-    squared = 0.5 * (student - teacher.to(student.dtype)).square().mean(dim=1)
+    teacher = teacher.to(student.dtype)
+    # A class masked with -inf in both counts as a zero difference (not -inf - -inf).
+    squared = 0.5 * (student - teacher).masked_fill(masked_in_both(student, teacher), 0.0).square().mean(dim=1)
     return reduce_losses(scale * weights.to(student.dtype) * squared, reduction)

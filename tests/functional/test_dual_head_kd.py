@@ -167,3 +167,18 @@ def test_aligned_backward_reports_a_per_parameter_projection(per_parameter: bool
     expected_a = torch.tensor([1.0]) if per_parameter else torch.tensor([0.5])  # g_KD of `a` removed when projected
     torch.testing.assert_close(a.grad, expected_a)
     torch.testing.assert_close(b.grad, torch.tensor([3.0]))
+
+
+@pytest.mark.parametrize("name", ["binary_kl", "binary_kl_norm", "softmax_kd_loss"])
+def test_a_class_masked_in_both_student_and_teacher_adds_nothing(name: str) -> None:
+    """#19 item 3: a class masked with -inf in both (e.g. a vocabulary mask) contributes 0, as a term 0 log 0, instead
+    of turning the loss NaN; the value equals the loss over the unmasked classes, with finite gradients."""
+    fn = {"binary_kl": binary_kl, "binary_kl_norm": binary_kl_norm, "softmax_kd_loss": softmax_kd_loss}[name]
+    g = torch.Generator().manual_seed(3)
+    student, teacher = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g)
+    mask = torch.tensor([False, False, False, False, True])
+    x = student.clone().requires_grad_(True)
+    value = fn(x.masked_fill(mask, -math.inf), teacher.masked_fill(mask, -math.inf), 2.0)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(value, fn(student[:, :4], teacher[:, :4], 2.0))

@@ -118,3 +118,19 @@ def test_errors_name_the_argument() -> None:
         focal_distillation_l2(s, t, y, beta_fd=-1.0)
     with pytest.raises(ValueError, match="`temperature`"):
         focal_distillation_kl(s, t, y, temperature=0.0)
+
+
+@pytest.mark.parametrize("name", ["kl", "l2"])
+def test_a_class_masked_in_both_student_and_teacher_is_finite(name: str) -> None:
+    """#19 item 3: a class masked with -inf in student and teacher gives a finite loss with finite gradients."""
+    g = torch.Generator().manual_seed(4)
+    student, teacher = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g)
+    labels = torch.tensor([0, 1, 2, 3])
+    mask = torch.tensor([False, False, False, False, True])
+    x = student.clone().requires_grad_(True)
+    fn = focal_distillation_kl if name == "kl" else focal_distillation_l2
+    value = fn(x.masked_fill(mask, float("-inf")), teacher.masked_fill(mask, float("-inf")), labels)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all()
+    if name == "kl":  # the masked class has probability 0 on both sides: the KL over the other four
+        torch.testing.assert_close(value, fn(student[:, :4], teacher[:, :4], labels))
