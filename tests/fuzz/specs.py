@@ -1015,13 +1015,13 @@ SPECS: tuple[Spec, ...] = (
         "metrics.negative_flip_compute_metrics",
         "metric",
         lambda hp: (
-            lambda old_predictions, logits, labels: metrics.negative_flip_compute_metrics(old_predictions, **hp)(
-                EvalPrediction(logits, labels)
+            lambda old_predictions, predictions, labels: metrics.negative_flip_compute_metrics(old_predictions, **hp)(
+                EvalPrediction(predictions, labels)
             )
         ),
         lambda d: {
             "old_predictions": metric_array(d, d.labels()),
-            "logits": metric_array(d, d.floats(d.n, C)),
+            "predictions": metric_array(d, d.floats(d.n, C)),
             "labels": metric_array(d, d.labels()),
         },
         bad(extra=(("num_old_classes", 0),)),
