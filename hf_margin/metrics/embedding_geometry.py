@@ -7,7 +7,8 @@
   same-class samples stay, here the mean cosine similarity over distinct same-class pairs, in [-1, 1]. The paper
   writes it as an expectation of ``f(x)^T f(y) 1[l(x) = l(y)]`` (not checked against its PDF); we average over the
   same-class pairs only, so the value does not depend on the number of classes.
-Both are differentiable (uniformity is Wang & Isola's loss term as well).
+Both are differentiable (uniformity is Wang & Isola's loss term as well). As evaluation metrics they refuse
+non-finite embeddings with a ValueError that counts them (a host sync each call).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_embeddings, check_positive
+from hf_margin._validation import check_embeddings, check_finite, check_positive_number
 from hf_margin.functional.contrastive import labelled_pair_cosines
 
 
@@ -35,7 +36,8 @@ def uniformity(embeddings: Tensor, t: float = 2.0, normalize: bool = True) -> Te
         >>> uniformity(model.encode(texts, convert_to_tensor=True))
     """
     check_embeddings(embeddings)
-    check_positive(t, "t")
+    check_finite(embeddings, "embeddings")
+    check_positive_number(t, "t")
     if embeddings.shape[0] < 2:
         raise ValueError(f"`embeddings` needs at least 2 rows for a pair, got shape {tuple(embeddings.shape)}")
     x = at_least_float32(embeddings)
@@ -51,6 +53,8 @@ def tolerance(embeddings: Tensor, labels: Tensor) -> Tensor:
         embeddings: (N, D).
         labels: (N,) integer classes; at least one class must have two rows.
     """
+    check_embeddings(embeddings)
+    check_finite(embeddings, "embeddings")
     cosines, same = labelled_pair_cosines(embeddings, labels)
     if not same.any():
         raise ValueError("`labels` has no class with two rows: tolerance needs at least one same-class pair")

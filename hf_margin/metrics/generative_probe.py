@@ -19,7 +19,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hf_margin._validation import check_embeddings, check_label_vector, check_positive_int
+from hf_margin._validation import (
+    check_embeddings,
+    check_finite,
+    check_integers,
+    check_label_vector,
+    check_numbers,
+    check_positive_int,
+)
 
 
 class NaiveBayesProbe:
@@ -42,7 +49,9 @@ class NaiveBayesProbe:
     def __init__(
         self, num_classes: int, priors: Tensor | Sequence[float] | None = None, var_smoothing: float = 1e-9
     ) -> None:
+        check_integers(num_classes=num_classes)
         check_positive_int(num_classes, "num_classes")
+        check_numbers(var_smoothing=var_smoothing)
         if not var_smoothing >= 0 or var_smoothing == float("inf"):
             raise ValueError(f"`var_smoothing` must be a finite number >= 0, got {var_smoothing}")
         self.num_classes = num_classes
@@ -64,6 +73,7 @@ class NaiveBayesProbe:
     def _check_batch(self, features: object, labels: object) -> tuple[Tensor, Tensor]:
         check_embeddings(features, name="features")
         assert isinstance(features, Tensor)
+        check_finite(features, "features")  # a NaN would poison the statistics of every later prediction
         if self.mean_ is not None and features.shape[1] != self.mean_.shape[1]:
             raise ValueError(
                 f"`features` must have shape (batch, {self.mean_.shape[1]}) as in the earlier fit, got "
@@ -103,7 +113,7 @@ class NaiveBayesProbe:
             raise RuntimeError("NaiveBayesProbe is not fitted; call `fit(features, labels)` first")
         if (self.count_ == 0).any():
             missing = torch.nonzero(self.count_ == 0).flatten().tolist()
-            raise ValueError(f"every class needs at least one training row; classes {missing} have none")
+            raise ValueError(f"`labels` must give every class a training row; classes {missing} have none")
         return self.count_, self.mean_, self.sq_dev_
 
     @property
@@ -132,6 +142,7 @@ class NaiveBayesProbe:
     def decision_function(self, features: Tensor) -> Tensor:
         """(N, K) linear scores ``x W^T + b`` (float64): the log joint likelihood up to a per-row constant."""
         check_embeddings(features, self._fitted()[1].shape[1], name="features")
+        check_finite(features, "features")
         return features.detach().double() @ self.coef_.T + self.intercept_
 
     def predict_log_proba(self, features: Tensor) -> Tensor:
@@ -183,9 +194,13 @@ def learning_curve(
 
     check_embeddings(features, name="features")
     check_embeddings(test_features, features.shape[1], name="test_features")
+    check_finite(features, "features")
+    check_finite(test_features, "test_features")
     check_label_vector(labels, features.shape[0], "labels", kind="class indices")
     check_label_vector(test_labels, test_features.shape[0], "test_labels", kind="class indices")
     num_classes = int(labels.max()) + 1
+    if num_classes < 2:
+        raise ValueError("`labels` must hold at least 2 classes (0 and 1, ...) to train a classifier")
     curve: dict[str, dict[int, list[float]]] = {"naive Bayes": {}, "logistic regression": {}}
     truth = test_labels.numpy()
     for shots in shots_per_class:

@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-ArrayLike = Any  # a torch tensor, numpy array or list of class indices
+from hf_margin._validation import check_integers, check_positive_int
+from hf_margin.metrics._arrays import ArrayLike, real_array, to_numpy
 
 
 def _as_labels(values: ArrayLike, name: str, size: int | None = None) -> np.ndarray:
-    array = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    array = to_numpy(values, name)
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
         raise ValueError(
             f"`{name}` must be a 1-D array of integer class indices, got dtype {array.dtype} and shape {array.shape}"
@@ -90,10 +91,16 @@ def negative_flip_compute_metrics(
         >>> Trainer(model, args, eval_dataset=test, compute_metrics=negative_flip_compute_metrics(old_pred, 5))
     """
     old = _as_labels(old_predictions, "old_predictions")
+    if num_old_classes is not None:
+        check_integers(num_old_classes=num_old_classes)
+        check_positive_int(num_old_classes, "num_old_classes")
 
     def compute_metrics(prediction: Any) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        new, labels = np.asarray(logits).argmax(axis=-1), _as_labels(prediction.label_ids, "label_ids", old.shape[0])
+        new, labels = (
+            real_array(logits, "predictions").argmax(axis=-1),
+            _as_labels(prediction.label_ids, "label_ids", old.shape[0]),
+        )
         counted = labels < num_old_classes if num_old_classes is not None else np.ones_like(labels, dtype=bool)
         if not counted.any():
             raise ValueError(

@@ -28,14 +28,27 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from hf_margin._validation import check_choice, check_in_range, check_label_vector, check_positive_int
+from hf_margin._validation import (
+    check_choice,
+    check_finite,
+    check_in_range,
+    check_integers,
+    check_label_vector,
+    check_numbers,
+    check_positive_int,
+)
 from hf_margin.functional.contrastive import upper_triangle
+from hf_margin.metrics._arrays import ArrayLike, to_tensor
 
 Ranking = Literal["per_threshold", "fixed"]
 
 
-def _pair_similarities(similarities: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The unordered pairs (i < j): their float64 similarities and the labels of their two ends, each (P,)."""
+def _pair_similarities(similarities: ArrayLike, labels: ArrayLike) -> tuple[Tensor, Tensor, Tensor]:
+    """The unordered pairs (i < j): their float64 similarities and the labels of their two ends, each (P,).
+
+    Tensors (any device) or numpy arrays; non-finite similarities raise a ValueError naming them.
+    """
+    similarities, labels = to_tensor(similarities), to_tensor(labels)
     if (
         not isinstance(similarities, Tensor)
         or similarities.dim() != 2
@@ -43,6 +56,7 @@ def _pair_similarities(similarities: Tensor, labels: Tensor) -> tuple[Tensor, Te
     ):
         got = tuple(similarities.shape) if isinstance(similarities, Tensor) else type(similarities).__name__
         raise ValueError(f"`similarities` must be a square (n, n) matrix of the set against itself, got {got}")
+    check_finite(similarities, "similarities")
     n = similarities.shape[0]
     ends = check_label_vector(labels, n).to(similarities.device).unsqueeze(1).expand(n, n)
     return upper_triangle(similarities.detach().double()), upper_triangle(ends), upper_triangle(ends.T)
@@ -68,14 +82,16 @@ def linear_quantiles(values: Tensor, q: Tensor) -> Tensor:
 
 
 def calibration_thresholds(
-    similarities: Tensor,
-    labels: Tensor,
+    similarities: ArrayLike,
+    labels: ArrayLike,
     far_range: tuple[float, float] = (1e-2, 1e-1),
     num_thresholds: int = 101,
 ) -> Tensor:
     """The threshold grid (num_thresholds,) spanning the global false-accept-rate range `far_range`."""
+    check_integers(num_thresholds=num_thresholds)
     check_positive_int(num_thresholds, "num_thresholds")
     low, high = far_range
+    check_numbers(**{"far_range[0]": low, "far_range[1]": high})
     check_in_range(low, "far_range[0]", 0.0, 1.0)
     check_in_range(high, "far_range[1]", low, 1.0)
     scores, first, second = _pair_similarities(similarities, labels)
@@ -86,13 +102,15 @@ def calibration_thresholds(
     return torch.linspace(float(bottom), float(top), num_thresholds, dtype=torch.float64)
 
 
-def utility_curves(similarities: Tensor, labels: Tensor, thresholds: Tensor) -> Tensor:
+def utility_curves(similarities: ArrayLike, labels: ArrayLike, thresholds: ArrayLike) -> Tensor:
     """Per-class utility U_c(d), harmonic mean of TPR_c and TNR_c, as a (classes, thresholds) matrix.
 
     Classes without a within-class pair are left out (rows follow the sorted labels of the remaining classes).
+    `thresholds` must be finite.
     """
     scores, first, second = _pair_similarities(similarities, labels)
-    grid = thresholds.to(scores)
+    grid = torch.as_tensor(to_tensor(thresholds)).to(scores)
+    check_finite(grid, "thresholds")
     curves = []
     for label in torch.unique(torch.cat([first, second])):
         positive = scores[(first == label) & (second == label)]
@@ -103,12 +121,12 @@ def utility_curves(similarities: Tensor, labels: Tensor, thresholds: Tensor) -> 
         tnr = (negative.unsqueeze(1) < grid).double().mean(dim=0) if negative.numel() else torch.ones_like(grid)
         curves.append(torch.where(tpr + tnr > 0, 2 * tpr * tnr / (tpr + tnr).clamp_min(1e-300), 0.0))
     if not curves:
-        raise ValueError("no class has two or more members: OPIS needs within-class pairs")
+        raise ValueError("`labels` has no class with two or more members: OPIS needs within-class pairs")
     return torch.stack(curves)
 
 
 def _calibrated_curves(
-    similarities: Tensor, labels: Tensor, far_range: tuple[float, float], num_thresholds: int
+    similarities: ArrayLike, labels: ArrayLike, far_range: tuple[float, float], num_thresholds: int
 ) -> Tensor:
     """`utility_curves` over the calibration grid of `calibration_thresholds`: (classes, num_thresholds)."""
     thresholds = calibration_thresholds(similarities, labels, far_range, num_thresholds)
@@ -116,15 +134,16 @@ def _calibrated_curves(
 
 
 def opis(
-    similarities: Tensor,
-    labels: Tensor,
+    similarities: ArrayLike,
+    labels: ArrayLike,
     far_range: tuple[float, float] = (1e-2, 1e-1),
     num_thresholds: int = 101,
 ) -> float:
     """OPIS: the across-class variance of the threshold utility, averaged over the calibration range.
 
     Args:
-        similarities: (n, n) cosine similarities of an evaluation set against itself.
+        similarities: (n, n) finite cosine similarities of an evaluation set against itself (a tensor on any
+            device or a numpy array; non-finite entries raise a ValueError that counts them).
         labels: (n,) its integer class labels.
         far_range: global false-accept rates that bound the calibration range (our choice, see the module).
         num_thresholds: grid points over the range.
@@ -138,8 +157,8 @@ def opis(
 
 
 def epsilon_opis(
-    similarities: Tensor,
-    labels: Tensor,
+    similarities: ArrayLike,
+    labels: ArrayLike,
     epsilon: float,
     far_range: tuple[float, float] = (1e-2, 1e-1),
     num_thresholds: int = 101,
@@ -157,6 +176,7 @@ def epsilon_opis(
     Example:
         >>> epsilon_opis(x @ x.T, labels, epsilon=0.05)
     """
+    check_numbers(epsilon=epsilon)
     check_in_range(epsilon, "epsilon", 1e-12, 0.5)
     check_choice(ranking, "ranking", ("per_threshold", "fixed"))
     curves = _calibrated_curves(similarities, labels, far_range, num_thresholds)

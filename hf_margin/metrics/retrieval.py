@@ -14,19 +14,21 @@ left out of the averages.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from hf_margin._validation import check_embeddings, check_label_vector
+from hf_margin._validation import check_embeddings, check_finite, check_label_vector
 from hf_margin.functional.contrastive import similarity_matrix
+from hf_margin.metrics._arrays import ArrayLike, to_tensor
 
 
 def retrieval_metrics(
-    query_emb: Tensor,
-    query_labels: Tensor,
-    ref_emb: Tensor | None = None,
-    ref_labels: Tensor | None = None,
+    query_emb: ArrayLike,
+    query_labels: ArrayLike,
+    ref_emb: ArrayLike | None = None,
+    ref_labels: ArrayLike | None = None,
 ) -> dict[str, float]:
     """Recall@1 and MAP@R of cosine-similarity retrieval.
+
+    Tensors (any device) or numpy arrays; non-finite embeddings raise a ValueError naming them.
 
     Args:
         query_emb: (Q, D) query embeddings.
@@ -36,7 +38,11 @@ def retrieval_metrics(
     Example:
         >>> retrieval_metrics(test_embeddings, test_labels)  # {"R@1": 0.91, "MAP@R": 0.64}
     """
+    query_emb, query_labels, ref_emb, ref_labels = (
+        to_tensor(x) for x in (query_emb, query_labels, ref_emb, ref_labels)
+    )
     check_embeddings(query_emb, name="query_emb")
+    check_finite(query_emb, "query_emb")
     query_labels = check_label_vector(query_labels, query_emb.shape[0], "query_labels")
     leave_one_out = ref_emb is None
     if (ref_emb is None) != (ref_labels is None):
@@ -44,6 +50,8 @@ def retrieval_metrics(
     if ref_emb is None or ref_labels is None:
         ref_emb, ref_labels = query_emb, query_labels
     check_embeddings(ref_emb, query_emb.shape[1], name="ref_emb")
+    if not leave_one_out:
+        check_finite(ref_emb, "ref_emb")
     ref_labels = check_label_vector(ref_labels, ref_emb.shape[0], "ref_labels").to(query_labels.device)
     sim = similarity_matrix(query_emb.detach().double(), ref_emb.detach().double().to(query_emb.device))
     relevant = query_labels.unsqueeze(1) == ref_labels.unsqueeze(0)
@@ -53,7 +61,10 @@ def retrieval_metrics(
     counts = relevant.sum(dim=1)
     keep = counts > 0
     if not keep.any():
-        raise ValueError("no query has a relevant reference (every query label is absent from the references)")
+        raise ValueError(
+            "no query has a relevant reference: every label in `query_labels` is absent from `ref_labels` "
+            "(or, without references, occurs only once)"
+        )
     sim, relevant, counts = sim[keep], relevant[keep], counts[keep]
     depth = int(counts.max())
     order = sim.topk(depth, dim=1).indices

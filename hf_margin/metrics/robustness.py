@@ -36,7 +36,14 @@ from tqdm.auto import tqdm
 
 from hf_margin._outputs import output_logits
 from hf_margin._precision import at_least_float32
-from hf_margin._validation import check_choice, check_class_labels, check_positive_int
+from hf_margin._validation import (
+    check_choice,
+    check_class_labels,
+    check_finite,
+    check_integers,
+    check_numbers,
+    check_positive_int,
+)
 from hf_margin.functional.probability_margin import class_probabilities
 
 Bounds = tuple[float, float] | None
@@ -67,13 +74,58 @@ def logits_of(model: Callable[[Tensor], Any], inputs: Tensor) -> Tensor:
 
 
 def project_linf(inputs: Tensor, clean: Tensor, epsilon: float, bounds: Bounds = (0.0, 1.0)) -> Tensor:
-    """Closest point (per coordinate) of the epsilon-ball around `clean` intersected with the `bounds` box."""
+    """Closest point (per coordinate) of the epsilon-ball around `clean` intersected with the `bounds` box.
+
+    `inputs` and `clean` are finite tensors of one shape, `epsilon` a finite number >= 0.
+    """
+    for name, tensor in (("inputs", inputs), ("clean", clean)):
+        if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
+            got = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise TypeError(f"`{name}` must be a floating-point tensor, got {got}")
+        check_finite(tensor, name)
+    if inputs.shape != clean.shape:
+        raise ValueError(
+            f"`inputs` and `clean` must have one shape, got {tuple(inputs.shape)} and {tuple(clean.shape)}"
+        )
+    _check_radius(epsilon)
+    _check_bounds(bounds)
+    return _project(inputs, clean, epsilon, bounds)
+
+
+def _project(inputs: Tensor, clean: Tensor, epsilon: float, bounds: Bounds) -> Tensor:
+    """`project_linf` without the checks (inside the attack loop, on checked tensors)."""
     projected = torch.clamp(inputs, clean - epsilon, clean + epsilon)
     return projected if bounds is None else projected.clamp(bounds[0], bounds[1])
 
 
+def _check_radius(epsilon: object) -> None:
+    check_numbers(epsilon=epsilon)
+    if not 0 <= epsilon < math.inf:  # type: ignore[operator]
+        raise ValueError(f"`epsilon` must be a finite number >= 0 (an L-infinity radius), got {epsilon}")
+
+
+def _check_settings(epsilon: object, steps: object, restarts: object) -> None:
+    """Raise unless the attack's radius and budget are usable (before any is used), naming the argument."""
+    _check_radius(epsilon)
+    check_integers(steps=steps, restarts=restarts)
+    check_positive_int(steps, "steps")
+    check_positive_int(restarts, "restarts")
+
+
+def _check_bounds(bounds: Bounds) -> None:
+    if bounds is not None and (
+        not isinstance(bounds, tuple | list)
+        or len(bounds) != 2
+        or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+        or not bounds[0] < bounds[1]
+    ):
+        raise ValueError(f"`bounds` must be None or (low, high) with low < high, got {bounds}")
+
+
 def pma_step_sizes(epsilon: float, steps: int) -> list[float]:
     """PMA's cosine step sizes a_0..a_{K-1}: from 2 epsilon down, restarted at the change point K//2 (K >= 3)."""
+    _check_radius(epsilon)
+    check_integers(steps=steps)
     check_positive_int(steps, "steps")
     if steps < 3:
         raise ValueError(
@@ -172,6 +224,7 @@ def _pma(
     seed: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`pma_attack`'s (adversarial inputs, still-robust mask, clean-correct mask)."""
+    _check_settings(epsilon, steps, restarts)
     sizes = pma_step_sizes(epsilon, steps)
 
     def objective(logits: Tensor, targets: Tensor, round_index: int, step: int) -> Tensor:
@@ -193,6 +246,9 @@ def _pgd(
     seed: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`pgd_attack`'s (adversarial inputs, still-robust mask, clean-correct mask)."""
+    _check_settings(epsilon, steps, restarts)
+    if step_size is not None:
+        check_numbers(step_size=step_size)
     size = 2.5 * epsilon / steps if step_size is None else step_size
     if not 0 <= size < math.inf:
         raise ValueError(f"`step_size` must be a finite number >= 0, got {step_size}")
@@ -217,9 +273,11 @@ def _attack(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(adversarial inputs, still-robust mask, clean-correct mask): `rounds` random starts of `steps` sign-gradient
     ascent steps."""
-    _check_attack(inputs, labels, epsilon, steps, rounds, bounds)
+    _check_attack(inputs, labels, bounds)
     with torch.no_grad():
         clean_logits = logits_of(model, inputs)
+    # a diverged model's NaN logits would still give an argmax, hence a believable accuracy
+    check_finite(clean_logits, "the logits of `model`")
     check_class_labels(labels, inputs.shape[0], clean_logits.shape[1])
     clean = clean_logits.argmax(1) == labels
     robust = clean.clone()
@@ -228,7 +286,7 @@ def _attack(
     for round_index in range(rounds):
         # drawn for the whole batch, so restart r sees the same start whatever broke before (restarts only add)
         start = torch.rand(inputs.shape, generator=generator, device=inputs.device, dtype=inputs.dtype)
-        current = project_linf(inputs + (2 * start - 1) * epsilon, inputs, epsilon, bounds)
+        current = _project(inputs + (2 * start - 1) * epsilon, inputs, epsilon, bounds)
         for step in range(steps + 1):
             active = robust.nonzero().squeeze(1)
             if active.numel() == 0:
@@ -243,13 +301,14 @@ def _attack(
             value = objective(logits, labels[active], round_index, step).masked_fill(broken, 0.0).sum()
             (gradient,) = torch.autograd.grad(value, point)
             moved = point.detach() + step_sizes[step] * gradient.sign()
-            current[active] = project_linf(moved, inputs[active], epsilon, bounds)
+            current[active] = _project(moved, inputs[active], epsilon, bounds)
     adversarial[robust] = current[robust]
     return adversarial, robust, clean
 
 
-def _check_attack(inputs: Tensor, labels: Tensor, epsilon: float, steps: int, rounds: int, bounds: Bounds) -> None:
-    """Raise unless the attack's arguments are usable; each error names the argument."""
+def _check_attack(inputs: Tensor, labels: Tensor, bounds: Bounds) -> None:
+    """Raise unless the attack's inputs, labels and bounds are usable; each error names the argument (the radius
+    and budget are checked by `_check_settings` before the step sizes are computed)."""
     if not isinstance(inputs, Tensor) or not inputs.is_floating_point() or inputs.dim() < 1 or len(inputs) == 0:
         got = (
             f"shape {tuple(inputs.shape)}, dtype {inputs.dtype}"
@@ -257,16 +316,12 @@ def _check_attack(inputs: Tensor, labels: Tensor, epsilon: float, steps: int, ro
             else type(inputs).__name__
         )
         raise ValueError(f"`inputs` must be a non-empty floating-point tensor of shape (batch, ...), got {got}")
+    check_finite(inputs, "inputs")
     if not isinstance(labels, Tensor) or tuple(labels.shape) != (inputs.shape[0],):
         found = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"`labels` must be a tensor of shape ({inputs.shape[0]},) (one per input), got {found}")
-    if not isinstance(epsilon, int | float) or not 0 <= epsilon < math.inf:
-        raise ValueError(f"`epsilon` must be a finite number >= 0 (an L-infinity radius), got {epsilon}")
-    check_positive_int(steps, "steps")
-    check_positive_int(rounds, "restarts")
+    _check_bounds(bounds)
     if bounds is not None:
-        if len(bounds) != 2 or not bounds[0] < bounds[1]:
-            raise ValueError(f"`bounds` must be None or (low, high) with low < high, got {bounds}")
         low, high = float(inputs.min()), float(inputs.max())
         if low < bounds[0] or high > bounds[1]:
             raise ValueError(
@@ -319,6 +374,8 @@ def pma_robust_accuracy(
         RobustnessResult(attack='pma', epsilon=0.0156..., samples=1000, clean_accuracy=..., robust_accuracy=...)
     """
     check_choice(attack, "attack", ATTACKS)
+    _check_settings(epsilon, steps, restarts)
+    check_integers(batch_size=batch_size)
     check_positive_int(batch_size, "batch_size")
     if max_samples is not None:
         check_positive_int(max_samples, "max_samples")

@@ -56,3 +56,46 @@ def test_bad_input() -> None:
         multilabel_metrics(np.zeros((3, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="only 0 and 1"):
         multilabel_metrics(np.zeros((3, 2)), np.full((3, 2), 2))
+
+
+@pytest.mark.parametrize(
+    ("k", "error", "match"),
+    [
+        (0, ValueError, "`k` must be an integer >= 1, got 0"),  # issue 19 item 3: was NaN
+        (-1, ValueError, "`k` must be an integer >= 1, got -1"),
+        (5, ValueError, "`k` must be at most the number of labels, 4; got 5"),
+        (2.0, TypeError, "`k` must be an int, got float"),
+        ("2", TypeError, "`k` must be an int, got str"),
+    ],
+)
+def test_precision_at_k_rejects_a_bad_k(k: object, error: type[Exception], match: str) -> None:
+    scores, targets = np.random.default_rng(0).random((3, 4)), np.eye(3, 4, dtype=int)
+    with pytest.raises(error, match=match):
+        precision_at_k(scores, targets, k=k)  # type: ignore[arg-type]
+    with pytest.raises(error, match=match):
+        multilabel_metrics(scores, targets, k=k)  # type: ignore[arg-type]
+
+
+def test_empty_or_wrongly_typed_inputs_are_named() -> None:
+    with pytest.raises(ValueError, match=r"`scores` has no samples"):
+        precision_at_k(np.zeros((0, 4)), np.zeros((0, 4), dtype=int), k=1)
+    with pytest.raises(TypeError, match=r"`scores` must hold real numbers, got dtype <U1"):
+        precision_at_k(np.array([["a", "b"]]), np.array([[0, 1]]), k=1)
+    with pytest.raises(TypeError, match=r"`threshold` must be a real number \(int or float\), got str"):
+        multilabel_metrics(np.zeros((2, 2)), np.eye(2, dtype=int), threshold="0.5")  # type: ignore[arg-type]
+    for threshold in (1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"`threshold` must lie in \[0.0, 1.0\]"):
+            multilabel_metrics(np.zeros((2, 2)), np.eye(2, dtype=int), threshold=threshold)
+
+
+def test_all_equal_scores_give_finite_figures_and_an_undefined_auc_is_left_out() -> None:
+    targets = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 1]])
+    metrics = multilabel_metrics(np.full((3, 3), 0.5), targets, k=2)
+    assert metrics["micro_auc"] == 0.5 and metrics["macro_auc"] == 0.5  # the last label (always 1) is left out
+    assert all(np.isfinite(v) for v in metrics.values())
+    # no label has both classes: AUC is undefined and left out (it was NaN), the other figures stay finite
+    ones = multilabel_metrics(np.full((2, 2), 0.7), np.ones((2, 2), dtype=int), k=1)
+    assert ones == {"micro_f1": 1.0, "macro_f1": 1.0, "precision_at_1": 1.0}
+    # some label has both classes: micro AUC is defined, macro AUC over those labels only
+    mixed = multilabel_metrics(np.array([[0.9, 0.2], [0.1, 0.3]]), np.array([[1, 0], [0, 0]]), k=1)
+    assert mixed["micro_auc"] == 1.0 and mixed["macro_auc"] == 1.0

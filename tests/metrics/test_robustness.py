@@ -262,3 +262,44 @@ def test_pma_checks_the_labels_once(monkeypatch: pytest.MonkeyPatch) -> None:
     pma_attack(model, inputs, labels, 0.01, steps=6, restarts=2)
     assert model.calls > 20, "the attack ran many steps"
     assert len(calls) == 1
+
+
+def test_settings_are_checked_before_they_are_used() -> None:
+    # issue 19 items 3-5: a string radius crashed in the step sizes or the progress bar, steps=0 divided by zero
+    model = mlp()
+    inputs, labels = data(rows=8)
+    for call in (pma_attack, pgd_attack):
+        with pytest.raises(TypeError, match="`epsilon` must be a real number"):
+            call(model, inputs, labels, "0.5")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="`steps` must be an int"):
+            call(model, inputs, labels, 0.1, steps=3.0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="`restarts` must be an int"):
+            call(model, inputs, labels, 0.1, restarts="1")  # type: ignore[arg-type]
+    for epsilon in (-1.0, math.nan):
+        with pytest.raises(ValueError, match="`epsilon` must be a finite number >= 0"):
+            pgd_attack(model, inputs, labels, epsilon)
+    with pytest.raises(ValueError, match="`steps` must be an integer >= 1, got 0"):
+        pgd_attack(model, inputs, labels, 0.1, steps=0)
+    with pytest.raises(TypeError, match="`epsilon` must be a real number"):
+        pma_robust_accuracy(model, (inputs, labels), "0.5", progress=False)  # type: ignore[arg-type]
+
+
+def test_project_linf_checks_its_arguments() -> None:
+    clean = torch.rand(3, 4)
+    moved = clean + 0.3
+    torch.testing.assert_close(project_linf(moved, clean, 0.1, None), clean + 0.1)
+    with pytest.raises(TypeError, match="`epsilon` must be a real number"):
+        project_linf(moved, clean, "0.1")  # type: ignore[arg-type]
+    for epsilon in (-1.0, math.nan):  # were a silent all-zero projection and a NaN one
+        with pytest.raises(ValueError, match="`epsilon` must be a finite number >= 0"):
+            project_linf(moved, clean, epsilon)
+    for name, args in (
+        ("inputs", (moved.clone().fill_(math.nan), clean)),
+        ("clean", (moved, clean.clone().fill_(math.inf))),
+    ):
+        with pytest.raises(ValueError, match=rf"`{name}` has 12 non-finite"):
+            project_linf(*args, 0.1)
+    with pytest.raises(ValueError, match="`inputs` and `clean` must have one shape"):
+        project_linf(moved[:2], clean, 0.1)
+    with pytest.raises(ValueError, match="`bounds`"):
+        project_linf(moved, clean, 0.1, bounds=(1.0, 0.0))

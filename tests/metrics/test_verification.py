@@ -68,3 +68,52 @@ def test_pair_scores_are_float32_and_labels_integer() -> None:
     assert scores.dtype == np.float32 and scores.shape == same.shape == (15,)
     with pytest.raises(TypeError, match="`labels`"):
         pair_scores(x, torch.tensor([0.0, 1.0, 0.0, 1.0, 2.0, 2.0]))
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_tensors_give_the_numpy_figures(device: str) -> None:
+    # issue 19 item 5: tensors (any device, requiring grad) crashed verification_accuracy and tar_at_far
+    rng = np.random.default_rng(0)
+    same = np.arange(60) % 3 == 0
+    scores = np.where(same, 0.6, 0.3) + rng.normal(0, 0.2, 60)
+    as_tensor = torch.tensor(scores, device=device, requires_grad=True)
+    same_tensor = torch.tensor(same, device=device)
+    assert verification_accuracy(as_tensor, same_tensor, folds=5) == verification_accuracy(scores, same, folds=5)
+    assert tar_at_far(as_tensor, same_tensor, 0.1) == tar_at_far(scores, same, 0.1)
+    for got, expected in zip(roc_curve(as_tensor, same_tensor), roc_curve(scores, same), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    # 0/1 integer labels read as booleans (not as fancy indices, which silently gave wrong figures)
+    assert tar_at_far(scores, same.astype(int), 0.1) == tar_at_far(scores, same, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"folds": 0}, ValueError, "`folds` must be an integer >= 1, got 0"),
+        ({"folds": 3.0}, TypeError, "`folds` must be an int, got float"),
+        ({"folds": "3"}, TypeError, "`folds` must be an int, got str"),
+        ({"balance": "yes"}, TypeError, "`balance` must be a bool \\(True or False\\), got str"),
+        ({"seed": 0.5}, TypeError, "`seed` must be an int, got float"),
+    ],
+)
+def test_verification_accuracy_names_bad_arguments(kwargs: dict, error: type[Exception], match: str) -> None:
+    scores, same = np.linspace(0, 1, 20), np.arange(20) % 2 == 0
+    with pytest.raises(error, match=match):
+        verification_accuracy(scores, same, **kwargs)
+
+
+def test_wrongly_typed_pairs_are_named() -> None:
+    scores, same = np.linspace(0, 1, 4), np.array([True, False, True, False])
+    with pytest.raises(TypeError, match=r"`far` must be a real number \(int or float\), got str"):
+        tar_at_far(scores, same, far="0.1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`is_same` must hold booleans \(or 0/1\), got values"):
+        tar_at_far(scores, np.array([1, 0, 2, 0]))
+    with pytest.raises(TypeError, match="`scores` must hold real numbers, got dtype <U"):
+        roc_curve(np.array(["a", "b"]), np.array([True, False]))
+    with pytest.raises(TypeError, match="`scores` must be a numpy array, a torch tensor or a list, got dict"):
+        roc_curve({"a": 1}, same)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`scores` and `is_same` must be 1-D of equal length"):
+        roc_curve(np.zeros(0), np.zeros(0, dtype=bool))
