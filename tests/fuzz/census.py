@@ -24,9 +24,9 @@ def census() -> list[tuple[str, str, str, harness.Outcome]]:
             rows.append((spec.name, "finite", str(draw), harness.run_valid(spec, draw)))
         for case in harness.invalid_cases(spec, Draw(5)):
             rows.append((spec.name, "invalid", case.label, harness.run_invalid(spec, Draw(5), case)))
-        for target in harness.nonfinite_targets(spec, Draw(max(5, spec.min_rows))):
+        for target in harness.nonfinite_targets(spec, Draw(max(6, spec.min_rows))):
             for value in (float("nan"), float("inf")):
-                outcome = harness.run_nonfinite(spec, Draw(max(5, spec.min_rows)), target, value)
+                outcome = harness.run_nonfinite(spec, Draw(max(6, spec.min_rows)), target, value)
                 rows.append((spec.name, "non-finite", f"{target}[1] = {value}", outcome))
     return rows
 

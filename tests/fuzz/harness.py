@@ -240,7 +240,7 @@ def run_invalid(spec: Spec, draw: Draw, case: Invalid) -> Outcome:
 
 
 def nonfinite_targets(spec: Spec, draw: Draw) -> list[str]:
-    """The float inputs (leaf tensors or arrays, with at least two entries) where a NaN or inf can be put."""
+    """The float inputs (leaf tensors or arrays with at least two rows) where a NaN or inf can be put."""
     if not spec.nan_propagates:
         return []
     return [name for name, value in spec.inputs(draw).items() if _poisonable(value)]
@@ -248,8 +248,9 @@ def nonfinite_targets(spec: Spec, draw: Draw) -> list[str]:
 
 def _poisonable(value: Any) -> bool:
     if isinstance(value, Tensor):
-        return value.is_floating_point() and value.grad_fn is None and value.numel() > 1
-    return isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating) and value.size > 1
+        return value.is_floating_point() and value.grad_fn is None and value.dim() >= 1 and len(value) > 1
+    is_float_array = isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating)
+    return is_float_array and value.ndim >= 1 and len(value) > 1
 
 
 def run_nonfinite(spec: Spec, draw: Draw, target: str, value: float) -> Outcome:
@@ -257,9 +258,10 @@ def run_nonfinite(spec: Spec, draw: Draw, target: str, value: float) -> Outcome:
     (never a plausible finite number) or raises a clear error; a module's state is left unchanged."""
     fn, inputs = _build(spec, draw)
     before = _state(fn)
-    # Entry 1, not 0: the (0, 0) diagonal of a similarity matrix is masked out by design.
+    # All of row 1 (entry 1 of a vector): one entry could sit where the value is unused by design (the diagonal of
+    # a similarity matrix, a positive pair of a negatives-only term, the target column that `target` replaces).
     poisoned = inputs[target].clone() if isinstance(inputs[target], Tensor) else inputs[target].copy()
-    poisoned.reshape(-1)[1] = value
+    poisoned[1] = value
     inputs[target] = poisoned
     try:
         result = _call(fn, inputs)

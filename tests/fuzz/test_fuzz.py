@@ -96,7 +96,7 @@ def test_invalid_input_raises_a_clear_error(spec: Spec, case: harness.Invalid, d
         _check(harness.run_invalid(spec, draw, case), spec, draw, case.label)
 
 
-_NONFINITE = [(spec, target) for spec in SPECS for target in harness.nonfinite_targets(spec, Draw(5))]
+_NONFINITE = [(spec, target) for spec in SPECS for target in harness.nonfinite_targets(spec, Draw(6))]
 
 
 @pytest.mark.parametrize(("spec", "target"), _NONFINITE, ids=[f"{spec.name}-{target}" for spec, target in _NONFINITE])
@@ -104,7 +104,7 @@ _NONFINITE = [(spec, target) for spec in SPECS for target in harness.nonfinite_t
 def test_nonfinite_input_is_never_a_plausible_number_and_leaves_state_alone(
     spec: Spec, target: str, device: str, data: st.DataObject
 ) -> None:
-    draw = _draw(data, spec, device, rows=st.sampled_from([max(5, spec.min_rows), 8]))
+    draw = _draw(data, spec, device, rows=st.sampled_from([max(6, spec.min_rows), 8]))
     value = data.draw(st.sampled_from([float("nan"), float("inf")]), label="value")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
