@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hf_margin.metrics import ranking_metrics
@@ -57,6 +57,7 @@ def test_bad_arguments_are_named(args: tuple, error: type[Exception], match: str
         ranking_metrics(*args)
 
 
+@settings(max_examples=200)
 @given(
     st.lists(st.tuples(st.lists(st.booleans(), max_size=12), st.integers(0, 5)), min_size=1, max_size=6),
     st.integers(1, 15),
