@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from hf_margin._extras import require
+from hf_margin._validation import check_integers, check_positive_int
 from hf_margin.embeddings.margin_embedding_loss import MarginEmbeddingLoss
 
 require("sentence_transformers", "st", "hf_margin.embeddings")
@@ -44,6 +45,11 @@ class CachedMarginEmbeddingLoss(CachedLossMixin, nn.Module):
         **loss_kwargs: Any,
     ) -> None:
         super().__init__()
+        check_integers(mini_batch_size=mini_batch_size)
+        check_positive_int(mini_batch_size, "mini_batch_size")
+        if mini_batch_num_tokens is not None:
+            check_integers(mini_batch_num_tokens=mini_batch_num_tokens)
+            check_positive_int(mini_batch_num_tokens, "mini_batch_num_tokens")
         if has_static_embedding_input(model):
             raise ValueError("CachedMarginEmbeddingLoss cannot split StaticEmbedding inputs: use MarginEmbeddingLoss")
         self.model = model

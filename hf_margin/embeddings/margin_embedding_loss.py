@@ -8,6 +8,7 @@ where the papers are silent: :mod:`hf_margin.functional.contrastive`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -117,8 +118,10 @@ class MarginEmbeddingLoss(nn.Module):
         self.gather_across_devices = gather_across_devices
         self.seed = seed
         self._generator: torch.Generator | None = None
-        # Kept as tensors so that training never waits for the device; read only when logged.
+        # Kept as tensors so that training never waits for the device; read only when logged. A batch with a
+        # non-finite loss or statistic is left out on the device (no sync), so one bad batch cannot hide the rest.
         self._sums: dict[str, Tensor | float] = dict.fromkeys(STATISTICS, 0.0)
+        self._finite_steps: Tensor | float = 0.0
         self._steps = 0
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
@@ -162,8 +165,11 @@ class MarginEmbeddingLoss(nn.Module):
             generator=self._mixing_generator(embeddings[0].device),
         )
         if torch.is_grad_enabled():
-            for name in STATISTICS:
-                self._sums[name] = self._sums[name] + getattr(output, name).detach()
+            values = [getattr(output, name).detach() for name in STATISTICS]
+            finite = torch.isfinite(torch.stack([output.loss.detach(), *values])).all()
+            for name, value in zip(STATISTICS, values, strict=True):
+                self._sums[name] = self._sums[name] + torch.where(finite, value, torch.zeros_like(value))
+            self._finite_steps = self._finite_steps + finite.float()
             self._steps += 1
         return output.loss
 
@@ -175,11 +181,15 @@ class MarginEmbeddingLoss(nn.Module):
         return self._generator
 
     def pop_statistics(self) -> dict[str, float]:
-        """Means of the logged statistics over the training forward passes since the last call, then reset."""
+        """Means of the logged statistics over the training forward passes since the last call, then reset.
+
+        Batches with a non-finite loss are left out; NaN if every batch since the last call was non-finite.
+        """
         if self._steps == 0:
             return {}
-        means = {name: float(total) / self._steps for name, total in self._sums.items()}
-        self._sums, self._steps = dict.fromkeys(STATISTICS, 0.0), 0
+        count = float(self._finite_steps)
+        means = {name: float(total) / count if count else math.nan for name, total in self._sums.items()}
+        self._sums, self._finite_steps, self._steps = dict.fromkeys(STATISTICS, 0.0), 0.0, 0
         return means
 
     def get_config_dict(self) -> dict[str, Any]:

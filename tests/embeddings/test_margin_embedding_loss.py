@@ -4,6 +4,7 @@ trainer integration (statistics, soft labels, model card, save/load), multi-proc
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 
@@ -214,3 +215,27 @@ def test_empty_batch_raises_instead_of_a_nan_loss() -> None:
         loss.compute_loss_from_embeddings([torch.zeros(0, 4), torch.zeros(0, 4)], None)
     with pytest.raises(TypeError, match="`scale`"):
         MarginEmbeddingLoss(None, scale="20")
+
+
+def test_a_non_finite_batch_leaves_the_logged_statistics_unchanged() -> None:
+    """#19 item 1: a NaN batch gives a NaN loss but is left out of the running statistics (masked on the device),
+    so the logged means are those of the finite batches."""
+    g = torch.Generator().manual_seed(0)
+    columns = [torch.randn(6, 4, generator=g, dtype=torch.float64) for _ in range(3)]
+    clean = MarginEmbeddingLoss(None, filter_strategy="absolute", filter_margin=0.5, focal_gamma=2.0)
+    mixed = MarginEmbeddingLoss(None, filter_strategy="absolute", filter_margin=0.5, focal_gamma=2.0)
+    broken = [c.clone() for c in columns]
+    broken[1][2, 0] = float("nan")
+    for loss in (clean, mixed):
+        loss.compute_loss_from_embeddings(columns, None)
+    assert torch.isnan(mixed.compute_loss_from_embeddings(broken, None))
+    expected, got = clean.pop_statistics(), mixed.pop_statistics()
+    assert got == pytest.approx(expected) and all(math.isfinite(v) for v in got.values())
+
+
+def test_cached_loss_rejects_a_bad_mini_batch_size(model) -> None:
+    """#19 item 5: a wrongly typed or non-positive mini-batch size is named when built, not deep in the first step."""
+    with pytest.raises(TypeError, match="`mini_batch_size`"):
+        CachedMarginEmbeddingLoss(model, mini_batch_size="32")
+    with pytest.raises(ValueError, match="`mini_batch_size`"):
+        CachedMarginEmbeddingLoss(model, mini_batch_size=0)
