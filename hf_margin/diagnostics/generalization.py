@@ -50,7 +50,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from hf_margin._validation import check_class_labels, check_embeddings, check_positive_int
+from hf_margin._validation import check_class_labels, check_embeddings, check_finite, check_positive_int
 
 MARGIN_MEASURES = (
     "inverse_margin",
@@ -178,6 +178,8 @@ def generalization_measures(
     """
     if num_examples is not None:
         check_positive_int(num_examples, "num_examples")
+    check_embeddings(logits, name="logits")
+    check_finite(logits, "logits")  # a diverged model gets an error, not NaN measures
     # a zero margin would make every over-margin measure infinite: floor it so that the values stay finite (huge)
     gamma = margin_percentile(logits.detach(), labels).double().clamp_min(MARGIN_FLOOR)
     log_gamma2 = 2 * gamma.log()
@@ -185,6 +187,8 @@ def generalization_measures(
         weights = weight_matrices(model)
         if not weights:
             raise ValueError("`model` has no weight matrices (parameters with >= 2 dims)")
+        for name, weight in weights.items():
+            check_finite(weight, f"model.{name}")
         spectral, frobenius = (t.double() for t in _norm_terms(weights))
         depth = len(weights)
         log_spec, log_fro = spectral.log().sum(), frobenius.log().sum()
@@ -204,6 +208,8 @@ def generalization_measures(
             missing = sorted(set(weights) - set(init_weights))
             if missing:
                 raise ValueError(f"`init_weights` must hold every weight matrix of `model`; missing {missing}")
+            for name in weights:
+                check_finite(init_weights[name], f"init_weights['{name}']")
             moved = {name: w - init_weights[name].to(w).reshape(w.shape) for name, w in weights.items()}
             moved_spectral, moved_frobenius = (t.double() for t in _norm_terms(moved))
             # floored like gamma^2: at initialisation the distance is 0 and its log would be -inf

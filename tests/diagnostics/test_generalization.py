@@ -141,3 +141,20 @@ def test_bad_input_names_the_argument() -> None:
         generalization_measures(net, torch.zeros(2, 3), torch.tensor([0, 1]), num_examples=0)
     with pytest.raises(ValueError, match="weight matrices"):
         generalization_measures(nn.ReLU(), torch.zeros(2, 3), torch.tensor([0, 1]))
+
+
+def test_a_diverged_model_gets_an_error_not_nan_measures() -> None:
+    # issue 19 policy for evaluation-side numbers: non-finite input raises, naming it and counting the entries
+    net = relu_net()
+    logits, labels = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    logits[1, 2] = math.nan
+    with pytest.raises(ValueError, match=r"`logits` has 1 non-finite"):
+        generalization_measures(net, logits, labels)
+    with torch.no_grad():
+        net[0].weight[0, :2] = math.inf
+    with pytest.raises(ValueError, match=r"`model.0.weight` has 2 non-finite"):
+        generalization_measures(net, torch.randn(4, 3, dtype=torch.float64), labels)
+    init = {k: w.detach().clone() for k, w in weight_matrices(relu_net()).items()}
+    init["2.weight"][0, 0] = math.nan
+    with pytest.raises(ValueError, match=r"`init_weights\['2.weight'\]` has 1 non-finite"):
+        generalization_measures(relu_net(), torch.randn(4, 3, dtype=torch.float64), labels, init_weights=init)
