@@ -19,8 +19,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hf_margin._gather import distributed_world
-from hf_margin._reduction import REDUCTIONS
-from hf_margin._validation import check_choice, check_positive_number
+from hf_margin.functional.cosine_softmax import check_reduction, check_scale
 
 NOT_OWNED = -1  # local label of a row whose class lives on another process
 
@@ -88,6 +87,6 @@ def sharded_margin_cross_entropy(
     Every process returns the same value. Without torch.distributed this is
     ``F.cross_entropy(s * cosine with s * target at each labelled entry, local_labels)``.
     """
-    check_positive_number(scale, "scale")
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_scale(scale)
+    check_reduction(reduction)
     return _ShardedMarginCrossEntropy.apply(cosine, target, local_labels, scale, reduction)
