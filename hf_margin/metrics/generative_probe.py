@@ -120,7 +120,14 @@ class NaiveBayesProbe:
     def var_(self) -> Tensor:
         """The shared (D,) variance ``sum_k pi_k (s2_kj + var_smoothing)`` (class frequencies pi_k)."""
         count, _, sq_dev = self._fitted()
-        return sq_dev.sum(0) / count.sum() + self.var_smoothing
+        var = sq_dev.sum(0) / count.sum() + self.var_smoothing
+        if (var <= 0).any():
+            flat = torch.nonzero(var <= 0).flatten().tolist()
+            raise ValueError(
+                f"`var_smoothing` is 0 and features {flat[:10]} have zero within-class variance: their weights "
+                "mu / s2 are undefined; pass var_smoothing > 0 (the paper's code uses 1e-9)"
+            )
+        return var
 
     @property
     def class_log_prior_(self) -> Tensor:

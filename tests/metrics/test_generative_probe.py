@@ -145,3 +145,15 @@ def test_errors_name_the_argument() -> None:
         probe.predict(x[:, :2])
     with pytest.raises(ValueError, match="features"):
         probe.partial_fit(x[:, :2], y)
+
+
+def test_a_constant_feature_without_smoothing_is_refused_not_nan_scores() -> None:
+    # issue 19 item 3: finite features with a zero pooled variance and var_smoothing=0 gave inf/NaN weights
+    x = torch.tensor([[0.0, 1.0], [0.0, 2.0], [0.0, 5.0], [0.0, 7.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1])
+    probe = NaiveBayesProbe(2, var_smoothing=0.0).fit(x, y)
+    with pytest.raises(ValueError, match=r"`var_smoothing` is 0 and features \[0\] have zero within-class variance"):
+        probe.predict(x)
+    smoothed = NaiveBayesProbe(2).fit(x, y)
+    assert torch.isfinite(smoothed.decision_function(x)).all()
+    assert smoothed.predict(x).tolist() == [0, 0, 1, 1]
