@@ -112,6 +112,7 @@ def softmax_kd_loss(
         >>> softmax_kd_loss(student(x), teacher(x).detach(), temperature=4.0)
     """
     check_student_teacher(student_logits, teacher_logits, "student_logits", "teacher_logits")
+    check_positive_number(temperature, "temperature")
     losses = temperature**2 * softmax_kl_per_sample(student_logits, teacher_logits, temperature)
     return reduce_losses(losses, reduction, sample_weight)
 

@@ -40,8 +40,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._precision import at_least_float32
-from hf_margin._reduction import reduce_losses
+from hf_margin._reduction import REDUCTIONS, reduce_losses
 from hf_margin._validation import (
+    check_choice,
     check_embeddings,
     check_integers,
     check_label_vector,
@@ -82,6 +83,10 @@ def prototype_distances(queries: Tensor, prototypes: Tensor, eps: float = 1e-6) 
 def prototype_logits(queries: Tensor, prototypes: Tensor, temperature: float = 1.0) -> Tensor:
     """ProtoNet's logits ``-||q - c_k||^2 / T`` (the paper's "cross" component with T = 1), shape (Q, K)."""
     check_positive_number(temperature, "temperature")
+    check_embeddings(queries, name="queries")
+    check_embeddings(prototypes, queries.shape[1], name="prototypes")
+    # In float32 or wider: squared distances overflow float16 long before the embeddings do.
+    queries, prototypes = at_least_float32(queries), at_least_float32(prototypes)
     return -(queries.unsqueeze(1) - prototypes.unsqueeze(0)).pow(2).sum(-1) / temperature
 
 
@@ -116,6 +121,8 @@ def proto_triplet_loss(
         >>> proto_triplet_loss(model(support_x), support_y, model(query_x), query_y)
     """
     check_number_in_range(margin, "margin", 0.0, float("inf"))
+    check_positive_number(eps, "eps")
+    check_choice(reduction, "reduction", REDUCTIONS)
     prototypes, target = _episode(support, support_labels, queries, query_labels)
     if len(prototypes) < 2:
         raise ValueError(

@@ -17,12 +17,13 @@ constrained problem's multiplier must be non-negative) and `clamp=False` reprodu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from hf_margin._validation import check_positive_number
+from hf_margin._validation import check_number_in_range, check_numbers, check_positive_number
 
 
 def _check_mean_prediction(value: object) -> Tensor:
@@ -132,7 +133,11 @@ def dual_ascent_step(
     """
     check_positive_number(rho, "rho")
     check_positive_number(learning_rate, "learning_rate")
-    if not epsilon >= 0:
-        raise ValueError(f"`epsilon` must be a number >= 0, got {epsilon}")
+    check_number_in_range(epsilon, "epsilon", 0.0, math.inf)
+    # Host numbers (no device sync): a non-finite one would poison the multiplier for the rest of training.
+    for name, value in (("multiplier", multiplier), ("gradient_norm", gradient_norm)):
+        check_numbers(**{name: value})
+        if not math.isfinite(value):
+            raise ValueError(f"`{name}` must be finite, got {value!r} (a diverged step?)")
     updated = multiplier + learning_rate * (rho * gradient_norm - epsilon)
     return max(updated, 0.0) if clamp else updated

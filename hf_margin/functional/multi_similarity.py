@@ -44,6 +44,8 @@ def multi_similarity_mine(
     """
     check_pair_masks(similarities, pos_mask=pos_mask, neg_mask=neg_mask)
     check_number_in_range(epsilon, "epsilon", 0.0, float("inf"))
+    if similarities.shape[1] == 0:  # no reference rows: no pairs to mine
+        return pos_mask.clone(), neg_mask.clone()
     sim = similarities.detach()
     hardest_pos = sim.masked_fill(~pos_mask, float("inf")).amin(dim=1, keepdim=True)
     hardest_neg = sim.masked_fill(~neg_mask, float("-inf")).amax(dim=1, keepdim=True)

@@ -217,3 +217,21 @@ def test_every_label_argument_goes_through_the_shared_check(bad, error) -> None:
     for name, call in calls.items():
         with pytest.raises(error, match=f"`{name}`"):
             call()
+
+
+def test_prototype_logits_in_float32_and_checked_arguments() -> None:
+    """#19 items 2, 3: float16 embeddings far apart give finite (float32) logits; shapes and eps are checked."""
+    queries, prototypes = (
+        torch.full((2, 4), 300.0, dtype=torch.float16),
+        torch.full((3, 4), -300.0, dtype=torch.float16),
+    )
+    logits = prototype_logits(queries, prototypes)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+    with pytest.raises(ValueError, match="`queries`"):
+        prototype_logits(torch.zeros(2, 3, 4), torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="`prototypes`"):
+        prototype_logits(torch.zeros(2, 4), torch.zeros(3, 5))
+    support, labels = torch.randn(4, 3), torch.tensor([0, 0, 1, 1])
+    for bad, error in (("0.5", TypeError), (float("nan"), ValueError)):
+        with pytest.raises(error, match="`eps`"):
+            proto_triplet_loss(support, labels, support, labels, eps=bad)

@@ -99,3 +99,13 @@ def test_errors_name_the_argument() -> None:
         ignite_penalty_gradients(lambda: w.sum(), [w], rho=-1.0)
     with pytest.raises(ValueError, match="epsilon"):
         dual_ascent_step(0.0, 1.0, epsilon=-0.1)
+
+
+def test_dual_ascent_step_rejects_non_finite_or_wrongly_typed_numbers() -> None:
+    """#19 items 1, 5: a NaN gradient norm would poison the multiplier for good: it raises naming the argument."""
+    with pytest.raises(ValueError, match="`gradient_norm`"):
+        dual_ascent_step(0.5, float("nan"))
+    with pytest.raises(TypeError, match="`multiplier`"):
+        dual_ascent_step("1", 0.3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`epsilon`"):
+        dual_ascent_step(1.0, 0.3, epsilon="0.1")  # type: ignore[arg-type]

@@ -112,3 +112,14 @@ def test_negative_pair_cosines_stay_float32_under_bf16_autocast() -> None:
         cosines = negative_pair_cosines(x, y)
     assert cosines.dtype == torch.float32
     torch.testing.assert_close(cosines, negative_pair_cosines(x, y))
+
+
+def test_unpg_cross_entropy_checks_cosine_and_labels() -> None:
+    """#19 items 2, 3, 5: an empty batch, integer or 3-D cosines and out-of-range labels raise naming the argument."""
+    negatives = torch.rand(3)
+    with pytest.raises(ValueError, match=r"`cosine`.*empty"):
+        unpg_cross_entropy(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.long), negatives, 8.0)
+    with pytest.raises(TypeError, match="`cosine`"):
+        unpg_cross_entropy(torch.zeros(2, 4, dtype=torch.long), torch.zeros(2), torch.tensor([0, 1]), negatives, 8.0)
+    with pytest.raises(ValueError, match="`labels`"):
+        unpg_cross_entropy(torch.zeros(2, 4), torch.zeros(2), torch.tensor([0, 9]), negatives, 8.0)

@@ -293,3 +293,10 @@ def test_masked_logsumexp_is_log_sum_exp_over_the_mask_and_minus_inf_on_empty_ro
     torch.testing.assert_close(log1p_sum_exp(values, mask), F.softplus(out))
     out[:2].sum().backward()
     assert torch.isfinite(values.grad).all() and (values.grad[2] == 0).all() and (values.grad[1, [1, 3, 4]] == 0).all()
+
+
+def test_mining_with_no_reference_rows_finds_no_pairs() -> None:
+    """#19 item 3: an empty reference set mines nothing (instead of torch's amin() error)."""
+    empty = torch.zeros(2, 0, dtype=torch.bool)
+    hard_pos, hard_neg = multi_similarity_mine(torch.zeros(2, 0), empty, empty)
+    assert hard_pos.shape == (2, 0) and hard_neg.shape == (2, 0)
