@@ -54,6 +54,7 @@ from torch import Tensor
 
 from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_choice, check_class_labels, check_positive_number
+from hf_margin.functional._nonfinite import propagate_non_finite
 
 Metric = Literal["accuracy", "f_beta", "g_mean", "balanced_accuracy"]
 InputKind = Literal["logits", "probabilities"]
@@ -143,10 +144,11 @@ def anyloss(
     else:
         score = (negatives * tp + positives * tn) / (2.0 * positives * negatives + eps)
     loss = 1.0 - score
-    if loss.dim() == 0:
-        return loss
-    present = positives > 0  # at least one class is present: the batch is non-empty
-    return loss[present].mean()
+    if loss.dim() != 0:
+        present = positives > 0  # at least one class is present: the batch is non-empty
+        loss = loss[present].mean()
+    # The sigmoid saturates: an inf score would otherwise give a plausible finite loss.
+    return propagate_non_finite(loss, scores)
 
 
 def _soft_predictions(scores: Tensor, labels: Tensor, amplification: float, inputs: str) -> tuple[Tensor, Tensor]:

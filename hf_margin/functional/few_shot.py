@@ -50,6 +50,7 @@ from hf_margin._validation import (
     check_positive_int,
     check_positive_number,
 )
+from hf_margin.functional._nonfinite import propagate_non_finite
 
 
 def class_prototypes(support: Tensor, support_labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -214,7 +215,9 @@ def icnn_score(
     offset = -1.0 if other_count.sum() == 0 else 0.0
     lambda_dc = (_mean_over(other.sum(1) / other_count.clamp_min(1), other_count > 0) + offset).abs()
     gamma = torch.ones_like(lambda_sc) if gamma_one else (same_count.to(scored.dtype) / k).mean()
-    return ((lambda_sc + lambda_dc) / 2 + gamma) / 2
+    score = ((lambda_sc + lambda_dc) / 2 + gamma) / 2
+    # Ranks and ratios saturate: a NaN/inf point would otherwise give a plausible finite score.
+    return propagate_non_finite(score, points, reference)
 
 
 def icnn_loss(

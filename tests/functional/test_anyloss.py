@@ -260,3 +260,16 @@ def test_bad_input_names_the_argument() -> None:
         anyloss(torch.zeros(2, 3, 4), labels)
     with pytest.raises(TypeError, match="`scores` must be a floating-point"):
         anyloss(torch.zeros(4, dtype=torch.long), labels)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_scores_give_a_non_finite_loss(bad: float) -> None:
+    """#19 item 3: the saturating sigmoid would turn an inf score into a plausible loss; it comes out NaN instead
+    (decided on the device, no sync), binary and multi-class."""
+    scores, labels = torch.randn(8), torch.tensor([0, 1] * 4)
+    scores[1] = bad
+    assert torch.isnan(anyloss(scores, labels, "f_beta"))
+    logits = torch.randn(8, 3)
+    logits[2, 1] = bad
+    assert torch.isnan(anyloss(logits, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), "accuracy"))
+    assert torch.isfinite(anyloss(torch.randn(8), labels, "g_mean")), "finite input stays finite"

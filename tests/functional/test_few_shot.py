@@ -235,3 +235,12 @@ def test_prototype_logits_in_float32_and_checked_arguments() -> None:
     for bad, error in (("0.5", TypeError), (float("nan"), ValueError)):
         with pytest.raises(error, match="`eps`"):
             proto_triplet_loss(support, labels, support, labels, eps=bad)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_icnn_on_non_finite_points_is_non_finite(bad: float) -> None:
+    """#19 item 3: nearest-neighbour ranks would hide a NaN/inf point behind a plausible score; it is NaN instead."""
+    points, labels = torch.randn(8, 3), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    points[1, 0] = bad
+    assert torch.isnan(icnn_score(points, labels, k=2))
+    assert torch.isnan(icnn_loss(points, labels, k=2))

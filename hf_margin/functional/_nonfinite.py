@@ -1,0 +1,16 @@
+"""NaN out a batch-level value computed from non-finite input, without a host sync (the non-finite policy)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def propagate_non_finite(value: Tensor, *inputs: Tensor) -> Tensor:
+    """`value` unchanged, or NaN if any of `inputs` holds a NaN or an infinity.
+
+    For losses whose saturating maths (sigmoid, ranks, nearest neighbours) would turn a non-finite input into a
+    plausible finite number. Decided on the device (no sync); finite inputs keep their value and gradients.
+    """
+    finite = torch.stack([torch.isfinite(x.detach()).all() for x in inputs]).all()
+    return torch.where(finite, value, torch.full_like(value, float("nan")))
