@@ -19,7 +19,13 @@ import torch
 from torch import Tensor
 
 from hf_margin._reduction import REDUCTIONS
-from hf_margin._validation import check_choice, check_numbers, check_positive
+from hf_margin._validation import (
+    check_choice,
+    check_class_labels,
+    check_embeddings,
+    check_numbers,
+    check_positive,
+)
 
 _NORM_EPS = 1e-12  # as F.normalize
 
@@ -33,6 +39,38 @@ def check_scale(scale: object, name: str = "scale") -> None:
 def check_reduction(reduction: object) -> None:
     """Raise unless `reduction` is ``"mean"``, ``"sum"`` or ``"none"``."""
     check_choice(reduction, "reduction", REDUCTIONS)
+
+
+def check_class_centres(weight: object, name: str = "weight") -> None:
+    """Raise unless `weight` is a floating tensor of class centres of shape (num_classes >= 1, dim)."""
+    if not isinstance(weight, Tensor):
+        raise TypeError(
+            f"`{name}` must be a torch.Tensor of class centres of shape (num_classes, dim), got {type(weight).__name__}"
+        )
+    if not weight.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {weight.dtype}")
+    if weight.dim() != 2:
+        raise ValueError(f"`{name}` must have shape (num_classes, dim), got shape {tuple(weight.shape)}")
+    if weight.shape[0] == 0:
+        raise ValueError(f"`{name}` has no class centres (shape {tuple(weight.shape)}); need at least one")
+
+
+def check_cosines_and_target(cosine: object, target: object) -> None:
+    """Raise unless `cosine` is a floating (batch >= 1, classes) matrix and `target` a floating (batch,) vector."""
+    check_embeddings(cosine, name="cosine")
+    assert isinstance(cosine, Tensor)
+    if not isinstance(target, Tensor) or not target.is_floating_point():
+        got = f"dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__
+        raise TypeError(f"`target` must be a floating-point tensor of target cosines, got {got}")
+    if tuple(target.shape) != (cosine.shape[0],):
+        raise ValueError(f"`target` must have shape ({cosine.shape[0]},) (one per row), got {tuple(target.shape)}")
+
+
+def check_margin_inputs(cosine: object, target: object, labels: object) -> None:
+    """The argument checks of `margin_logits` / `margin_cross_entropy` (labels in [0, classes): one host sync)."""
+    check_cosines_and_target(cosine, target)
+    assert isinstance(cosine, Tensor)
+    check_class_labels(labels, cosine.shape[0], cosine.shape[1])
 
 
 class _NormalizedLinear(torch.autograd.Function):
@@ -58,7 +96,22 @@ class _NormalizedLinear(torch.autograd.Function):
 
 
 def normalized_linear(x_hat: Tensor, weight: Tensor) -> Tensor:
-    """``x_hat @ normalize(weight).T`` for unit-norm rows `x_hat` (B, D) and centres `weight` (C, D)."""
+    """``x_hat @ normalize(weight).T`` for unit-norm rows `x_hat` (B, D) and centres `weight` (C, D).
+
+    Both must be floating and of one dtype (the heads compute in float32, or float64); values are not checked.
+    Either may have no rows (an empty shard of Partial FC's sampled centres gives a (B, 0) matrix).
+    """
+    for name, tensor in (("x_hat", x_hat), ("weight", weight)):
+        if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
+            got = f"dtype {tensor.dtype}" if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise TypeError(f"`{name}` must be a floating-point tensor of shape (rows, dim), got {got}")
+        if tensor.dim() != 2:
+            raise ValueError(f"`{name}` must have shape (rows, dim), got shape {tuple(tensor.shape)}")
+    if x_hat.shape[1] != weight.shape[1] or x_hat.dtype != weight.dtype:
+        raise ValueError(
+            f"`x_hat` and `weight` must share their dim and dtype, got {x_hat.dtype} {tuple(x_hat.shape)} and "
+            f"{weight.dtype} {tuple(weight.shape)}"
+        )
     return _NormalizedLinear.apply(x_hat, weight)
 
 
@@ -102,8 +155,17 @@ def margin_cross_entropy(
     Equals ``F.cross_entropy(margin_logits(cosine, labels, target, scale), labels)``, but keeps only the
     softmax probabilities for backward. ``target`` is differentiable (the margin functions' output); the
     labelled entries of ``cosine`` receive no gradient, since they do not enter the loss. ``labels`` may have
-    any integer dtype. Non-finite cosines or targets give a non-finite loss (no check of values: no host sync).
+    any integer dtype. Non-finite cosines or targets give a non-finite loss (values are not checked; the label
+    range check is the one host sync).
     """
+    check_margin_inputs(cosine, target, labels)
+    return margin_cross_entropy_of_checked(cosine, target, labels, scale, reduction)
+
+
+def margin_cross_entropy_of_checked(
+    cosine: Tensor, target: Tensor, labels: Tensor, scale: float, reduction: str = "mean"
+) -> Tensor:
+    """`margin_cross_entropy` for callers that have checked the tensors already (no label-range sync)."""
     check_scale(scale)
     check_reduction(reduction)
     return _MarginCrossEntropy.apply(cosine, target, labels.long(), scale, reduction)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hf_margin._precision import full_precision
+from hf_margin._precision import at_least_float32, full_precision
 from hf_margin._validation import (
     check_choice,
     check_class_labels,
@@ -33,9 +33,11 @@ from hf_margin._validation import (
     check_positive,
 )
 from hf_margin.functional.cosine_softmax import (
+    check_class_centres,
+    check_margin_inputs,
     check_reduction,
     check_scale,
-    margin_cross_entropy,
+    margin_cross_entropy_of_checked,
     normalized_linear,
 )
 
@@ -101,20 +103,6 @@ def check_eps(eps: object) -> None:
     check_positive(eps, "eps")  # type: ignore[arg-type]
 
 
-def check_class_centres(weight: object, name: str = "weight") -> None:
-    """Raise unless `weight` is a floating tensor of class centres of shape (num_classes >= 1, dim)."""
-    if not isinstance(weight, Tensor):
-        raise TypeError(
-            f"`{name}` must be a torch.Tensor of class centres of shape (num_classes, dim), got {type(weight).__name__}"
-        )
-    if not weight.is_floating_point():
-        raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {weight.dtype}")
-    if weight.dim() != 2:
-        raise ValueError(f"`{name}` must have shape (num_classes, dim), got shape {tuple(weight.shape)}")
-    if weight.shape[0] == 0:
-        raise ValueError(f"`{name}` has no class centres (shape {tuple(weight.shape)}); need at least one")
-
-
 def checked_labels(labels: object, batch_size: int, num_classes: int) -> Tensor:
     """`labels` checked (any integer dtype, values in [0, num_classes)) and returned as torch.long."""
     check_class_labels(labels, batch_size, num_classes)
@@ -173,11 +161,25 @@ def cosine_matrix(embeddings: Tensor, weight: Tensor) -> Tensor:
 
 
 def margin_logits(cosine: Tensor, labels: Tensor, target: Tensor, scale: float) -> Tensor:
-    """``scale * cosine`` with each row's labelled entry replaced by ``scale * target``."""
+    """``scale * cosine`` with each row's labelled entry replaced by ``scale * target``.
+
+    `cosine` (B, C) and `target` (B,) floating, `labels` (B,) integer in [0, C) (checked: one host sync).
+    """
+    check_margin_inputs(cosine, target, labels)
+    check_scale(scale)
+    return _margin_logits(cosine, labels.long(), target, scale)
+
+
+def _margin_logits(cosine: Tensor, labels: Tensor, target: Tensor, scale: float) -> Tensor:
     logits = cosine * scale
     # In place on a fresh tensor: the multiplication keeps no output for backward, so this is safe and
     # saves one (B, C) copy.
     return logits.scatter_(1, labels.unsqueeze(1), (target * scale).unsqueeze(1).to(logits.dtype))
+
+
+def _clamp_finite(values: Tensor, low: float, high: float) -> Tensor:
+    """`values` clamped to [low, high], an infinite value turned into NaN instead of a plausible bound."""
+    return torch.where(torch.isinf(values), torch.nan, values.clamp(low, high))
 
 
 def _straight_through(cos_y: Tensor, value: Tensor, gradient: Gradient) -> Tensor:
@@ -204,12 +206,13 @@ def arcface_target(
             of the unmodified cosine, as insightface's current ``CombinedMarginLoss`` does.
 
     ``cos(theta + m)`` is computed as ``cos(theta) cos(m) - sin(theta) sin(m)`` without ``acos``, so the value
-    and gradient are finite when a cosine is exactly +-1.
+    and gradient are finite when a cosine is exactly +-1. Computed in float32 or wider, returned in `cos_y`'s
+    dtype; an infinite cosine gives NaN, not the clamped bound's target (the same holds for every ``*_target``).
     """
     if not isinstance(margin, Tensor):  # per-sample (B,) margins are drawn by the library: no value check (sync)
         check_angular_margin(margin)
     check_arcface_options(boundary, gradient)
-    c = cos_y.clamp(-1.0, 1.0)
+    c = _clamp_finite(at_least_float32(cos_y), -1.0, 1.0)  # float16 would lose the sin(theta) floor
     m = torch.as_tensor(margin, dtype=c.dtype, device=c.device)
     sin_theta = torch.sqrt((1.0 - c * c).clamp_min(_SIN_SQUARED_FLOOR))
     value = c * torch.cos(m) - sin_theta * torch.sin(m)
@@ -217,7 +220,7 @@ def arcface_target(
         value = torch.where(c >= torch.cos(math.pi - m), value, c - m * torch.sin(m))
     elif boundary == "easy_margin":
         value = torch.where(c > 0, value, c)
-    return _straight_through(cos_y, value, gradient)
+    return _straight_through(cos_y, value.to(cos_y.dtype), gradient)
 
 
 def cosface_target(cos_y: Tensor, margin: float | Tensor) -> Tensor:
@@ -244,9 +247,9 @@ def combined_target(
     check_combined_margins(m1, m2, m3, boundary, gradient)
     if m1 == 1.0:
         return arcface_target(cos_y, m2, boundary, gradient) - m3
-    theta = torch.acos(cos_y.clamp(-1.0 + eps, 1.0 - eps))
+    theta = torch.acos(_clamp_finite(at_least_float32(cos_y), -1.0 + eps, 1.0 - eps))
     value = torch.cos(m1 * theta + m2) - m3
-    return _straight_through(cos_y, value, gradient)
+    return _straight_through(cos_y, value.to(cos_y.dtype), gradient)
 
 
 @torch.no_grad()
@@ -281,6 +284,7 @@ def assign_sorted_margins(cos_y: Tensor, margins: Tensor, assignment: PlusAssign
     ``"rank"`` gives the k-th largest cosine the k-th smallest margin. Either way the batch's margins are only
     permuted.
     """
+    check_choice(assignment, "assignment", PLUS_ASSIGNMENTS)
     order = torch.argsort(cos_y, descending=True)
     sorted_margins = torch.sort(margins).values
     if assignment == "official_gather":
@@ -294,7 +298,7 @@ def adaface_margin_scaler(norms: Tensor, mean: Tensor, std: Tensor, h: float, ep
     """AdaFace's standardised feature norm ``clip(h (||z|| - mu) / (sigma + eps), -1, 1)``, detached."""
     check_number_in_range(h, "h", 0.0, 10.0)
     check_eps(eps)
-    return ((norms.detach() - mean) / (std + eps) * h).clamp(-1.0, 1.0)
+    return _clamp_finite((norms.detach() - mean) / (std + eps) * h, -1.0, 1.0)
 
 
 def adaface_target(cos_y: Tensor, margin_scaler: Tensor, margin: float, eps: float = 1e-3) -> Tensor:
@@ -304,10 +308,10 @@ def adaface_target(cos_y: Tensor, margin_scaler: Tensor, margin: float, eps: flo
     """
     check_cosine_margin(margin)
     check_eps(eps)
-    theta = torch.acos(cos_y.clamp(-1.0 + eps, 1.0 - eps))
+    theta = torch.acos(_clamp_finite(at_least_float32(cos_y), -1.0 + eps, 1.0 - eps))
     angular = -margin * margin_scaler
     additive = margin + margin * margin_scaler
-    return torch.cos((theta + angular).clamp(eps, math.pi - eps)) - additive
+    return (torch.cos((theta + angular).clamp(eps, math.pi - eps)) - additive).to(cos_y.dtype)
 
 
 def clamp_cosines(cosine: Tensor, eps: float | None) -> Tensor:
@@ -333,7 +337,7 @@ def margin_softmax_logits(
     check_scale(scale)
     cosine, cos_y, labels = _checked_cosines_and_labels(embeddings, weight, labels)
     with full_precision(embeddings):
-        return margin_logits(clamp_cosines(cosine, cosine_eps), labels, target_fn(cos_y), scale), cosine
+        return _margin_logits(clamp_cosines(cosine, cosine_eps), labels, target_fn(cos_y), scale), cosine
 
 
 def margin_softmax_loss_and_cosine(
@@ -354,7 +358,9 @@ def margin_softmax_loss_and_cosine(
     check_reduction(reduction)
     cosine, cos_y, labels = _checked_cosines_and_labels(embeddings, weight, labels)
     with full_precision(embeddings):
-        loss = margin_cross_entropy(clamp_cosines(cosine, cosine_eps), target_fn(cos_y), labels, scale, reduction)
+        loss = margin_cross_entropy_of_checked(
+            clamp_cosines(cosine, cosine_eps), target_fn(cos_y), labels, scale, reduction
+        )
         return loss, cosine
 
 

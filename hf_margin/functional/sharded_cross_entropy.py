@@ -19,7 +19,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hf_margin._gather import distributed_world
-from hf_margin.functional.cosine_softmax import check_reduction, check_scale
+from hf_margin._validation import check_label_vector
+from hf_margin.functional.cosine_softmax import check_cosines_and_target, check_reduction, check_scale
 
 NOT_OWNED = -1  # local label of a row whose class lives on another process
 
@@ -85,8 +86,18 @@ def sharded_margin_cross_entropy(
         reduction: ``"mean"`` or ``"sum"`` over the B rows, or ``"none"`` (the (B,) per-row losses).
 
     Every process returns the same value. Without torch.distributed this is
-    ``F.cross_entropy(s * cosine with s * target at each labelled entry, local_labels)``.
+    ``F.cross_entropy(s * cosine with s * target at each labelled entry, local_labels)``. The label range
+    check reads `local_labels` on the host (the owned rows' lookup syncs anyway).
     """
+    check_cosines_and_target(cosine, target)
+    check_label_vector(local_labels, cosine.shape[0], "local_labels", kind="local class columns")
+    if local_labels.numel():
+        low, high = int(local_labels.min()), int(local_labels.max())
+        if low < NOT_OWNED or high >= cosine.shape[1]:
+            raise ValueError(
+                f"`local_labels` must lie in [{NOT_OWNED}, {cosine.shape[1] - 1}] (-1: another process owns the "
+                f"class), got values in [{low}, {high}]"
+            )
     check_scale(scale)
     check_reduction(reduction)
     return _ShardedMarginCrossEntropy.apply(cosine, target, local_labels, scale, reduction)

@@ -25,9 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hf_margin._reduction import reduce_losses
-from hf_margin._validation import check_class_labels, check_embeddings
 from hf_margin.functional.contrastive import labelled_pair_cosines
-from hf_margin.functional.cosine_softmax import margin_cross_entropy
+from hf_margin.functional.cosine_softmax import check_margin_inputs, margin_cross_entropy_of_checked
 
 
 def check_whisker(whisker: float) -> None:
@@ -90,11 +89,10 @@ def unpg_cross_entropy(
         >>> s_n = negative_pair_cosines(embeddings, labels)
         >>> unpg_cross_entropy(cosine, cos_y - 0.35, labels, s_n[box_and_whisker_mask(s_n)], 64.0)
     """
-    check_embeddings(cosine, name="cosine")
-    check_class_labels(labels, cosine.shape[0], cosine.shape[1])
+    check_margin_inputs(cosine, target, labels)
     if negatives.dim() != 1:
         raise ValueError(f"`negatives` must have shape (P,), got shape {tuple(negatives.shape)}")
-    base = margin_cross_entropy(cosine, target, labels, scale, "none")
+    base = margin_cross_entropy_of_checked(cosine, target, labels, scale, "none")
     if negatives.numel() == 0:
         return reduce_losses(base, reduction, sample_weight)
     appended = torch.logsumexp(scale * negatives.to(base.dtype), dim=0)

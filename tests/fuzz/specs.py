@@ -450,7 +450,7 @@ SPECS: tuple[Spec, ...] = (
         "loss",
         lambda hp: losses.UNPGLoss(heads.ArcFaceHead(D, C), **hp),
         emb_labels,
-        bad("whisker", reduction=True, extra=(("whisker", -1.0),)),
+        bad("whisker", reduction=True),
         _LABELS,
     ),
     Spec(
@@ -656,7 +656,7 @@ SPECS: tuple[Spec, ...] = (
         "functional",
         bind("functional.box_and_whisker_mask"),
         lambda d: {"values": d.floats(d.n)},
-        bad("whisker", extra=(("whisker", -1.0),)),
+        bad("whisker"),
         differentiable=False,
     ),
     Spec(
@@ -1097,7 +1097,8 @@ NOT_FUZZED: dict[str, str] = {
     "metrics.RobustnessResult": "the dataclass pma_robust_accuracy returns (fuzzed through it)",
 }
 
-#: Entry points whose labels are arbitrary ids (pairs, prototypes, neighbours), not indices into C classes.
+#: Entry points whose labels are arbitrary ids (pairs, prototypes, neighbours), not indices into C classes, or
+#: may name classes beyond the logits' columns.
 _ID_LABELS = {
     "losses.MultiSimilarityLoss",
     "losses.MultiSimilarityMiner",
@@ -1110,6 +1111,9 @@ _ID_LABELS = {
     "functional.proto_triplet_loss",
     "functional.icnn_loss",
     "functional.icnn_score",
+    # A label >= K (a class the old teacher does not have) is documented as "teacher wrong".
+    "functional.focal_distillation_kl",
+    "functional.focal_distillation_l2",
 }
 SPECS = tuple(
     replace(spec, class_labels=False) if spec.name in _ID_LABELS or spec.kind == "metric" else spec for spec in SPECS
