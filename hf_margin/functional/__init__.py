@@ -45,6 +45,11 @@ from hf_margin.functional.sharded_cross_entropy import sharded_margin_cross_entr
 from hf_margin.functional.tcm import tcm_row_losses, threshold_consistent_margin_loss
 from hf_margin.functional.temperature_info_nce import info_nce_pair_losses, relative_penalty
 from hf_margin.functional.unpg import box_and_whisker_mask, negative_pair_cosines, unpg_cross_entropy
+from hf_margin.functional.wasserstein_robust import (
+    ramp_loss,
+    wasserstein_adversarial_inputs,
+    wasserstein_robust_loss,
+)
 
 __all__ = [
     "adaface_margin_scaler",
@@ -87,6 +92,7 @@ __all__ = [
     "probability_margin_loss",
     "proto_triplet_loss",
     "prototype_logits",
+    "ramp_loss",
     "relative_penalty",
     "sharded_margin_cross_entropy",
     "softmax_kd_loss",
@@ -94,4 +100,6 @@ __all__ = [
     "tcm_row_losses",
     "threshold_consistent_margin_loss",
     "unpg_cross_entropy",
+    "wasserstein_adversarial_inputs",
+    "wasserstein_robust_loss",
 ]

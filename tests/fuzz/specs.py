@@ -237,6 +237,15 @@ def _ignite(d: Draw) -> dict[str, Any]:
     return {"mean_prediction": lambda: (x @ w).mean() if len(x) else (w * 0).sum(), "params": [w]}
 
 
+def _robust(d: Draw) -> dict[str, Any]:
+    w = d.floats(D, C) / max(d.scale, 1.0)  # a bounded classifier: the points carry the scale
+    return {
+        "loss_fn": lambda z, y: torch.nn.functional.cross_entropy((z @ w).float(), y, reduction="none"),
+        "inputs": d.floats(d.n, D),
+        "labels": d.labels(),
+    }
+
+
 def _surrogate(d: Draw) -> dict[str, Any]:
     x, w = d.floats(max(d.n, 1), D), d.floats(D, 1).requires_grad_()
     return {"mean_prediction": (x @ w).mean(), "params": [w]}
@@ -837,6 +846,25 @@ SPECS: tuple[Spec, ...] = (
         _ignite,
         bad("rho", "radius", extra=(("radius", -1.0),)),
         differentiable=False,
+    ),
+    Spec(
+        "functional.ramp_loss",
+        "functional",
+        bind("functional.ramp_loss"),
+        scores_binary,
+        bad("scale", reduction=True),
+        _LABELS,
+    ),
+    *(
+        Spec(
+            f"functional.{name}",
+            "functional",
+            bind(f"functional.{name}", gamma=2.0),
+            _robust,
+            bad("gamma", "step_size", extra=(("gamma", -1.0), ("steps", -1), ("steps", 1.5), ("loss_fn", "ce"))),
+            any_shape=True,
+        )
+        for name in ("wasserstein_adversarial_inputs", "wasserstein_robust_loss")
     ),
     Spec(
         "functional.dual_ascent_step",
