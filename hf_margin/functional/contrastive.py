@@ -407,5 +407,5 @@ def margin_info_nce(
             kept = negatives & ~drop
             kept_mean = (scores * kept).sum(1) / kept.sum(1).clamp_min(1)
             gap = (scores[local, rows] - kept_mean).mean()
-            share = drop[negatives].float().mean() if negatives.any() else scores.new_zeros(())
+            share = (drop & negatives).sum() / negatives.sum().clamp_min(1)  # no boolean indexing: no sync
         return InfoNCEOutput(loss, share, mean_weight, gap)

@@ -91,19 +91,21 @@ def ignite_penalty_gradients(
 
     base = gradients()
     norm = torch.stack([g.pow(2).sum() for g in base]).sum().sqrt()
-    if norm == 0:  # no direction to perturb along: the finite difference is zero
-        return norm, [torch.zeros_like(g) for g in base]
+    # A zero gradient has no direction to perturb along: the step and the difference are zero (decided on the
+    # device, no host sync).
+    moved = norm > 0
+    step = torch.where(moved, radius / norm, 0.0)
     saved = [p.detach().clone() for p in checked]
     with torch.no_grad():
         for p, g in zip(checked, base, strict=True):
-            p.add_(g, alpha=radius / float(norm))
+            p.add_(g * step)
     try:
         perturbed = gradients()
     finally:
         with torch.no_grad():
             for p, old in zip(checked, saved, strict=True):
                 p.copy_(old)
-    scale = rho / radius
+    scale = (rho / radius) * moved
     return norm.detach(), [(new - old) * scale for new, old in zip(perturbed, base, strict=True)]
 
 

@@ -70,13 +70,24 @@ def log_dpo_metrics(
     mode = "train" if trainer.model is not None and trainer.model.training else "eval"
     gather = trainer.accelerator.gather
     chosen_rewards, rejected_rewards = beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
-    metrics = trainer._metrics[mode]
-    metrics["rewards/chosen"].append(gather(chosen_rewards).mean().item())
-    metrics["rewards/rejected"].append(gather(rejected_rewards).mean().item())
-    metrics["rewards/accuracies"].append(gather((chosen_rewards > rejected_rewards).float()).mean().item())
-    metrics["rewards/margins"].append(gather(chosen_rewards - rejected_rewards).mean().item())
-    metrics["logps/chosen"].append(gather(chosen.detach()).mean().item())
-    metrics["logps/rejected"].append(gather(rejected.detach()).mean().item())
+    append_metrics(
+        trainer._metrics[mode],
+        {
+            "rewards/chosen": gather(chosen_rewards).mean(),
+            "rewards/rejected": gather(rejected_rewards).mean(),
+            "rewards/accuracies": gather((chosen_rewards > rejected_rewards).float()).mean(),
+            "rewards/margins": gather(chosen_rewards - rejected_rewards).mean(),
+            "logps/chosen": gather(chosen.detach()).mean(),
+            "logps/rejected": gather(rejected.detach()).mean(),
+        },
+    )
+
+
+def append_metrics(metrics: dict[str, list[float]], values: dict[str, Tensor]) -> None:
+    """Append each scalar tensor to its metric list, read back to the host in one copy (one sync per step)."""
+    numbers = torch.stack([value.detach().float() for value in values.values()]).tolist()
+    for name, number in zip(values, numbers, strict=True):
+        metrics[name].append(number)
 
 
 def check_supported(args: Any, method: str) -> None:

@@ -17,6 +17,7 @@ from hf_margin.trainers._model_card import (
 )
 from hf_margin.trainers._preference import (
     PairColumnsCollator,
+    append_metrics,
     check_reference,
     check_supported,
     log_dpo_metrics,
@@ -177,10 +178,15 @@ class MADPOTrainer(ModelCardMixin, DPOTrainer):
         metrics = self._metrics["train" if self.model is not None and self.model.training else "eval"]
         gathered_weights, gathered_margins = self.accelerator.gather(weights), self.accelerator.gather(margins)
         target = madpo_coefficient(gathered_margins.abs(), args.c_max, args.c_min, args.madpo_lambda, args.tau)
-        metrics["madpo/weight_mean"].append(gathered_weights.mean().item())
-        metrics["madpo/weight_min"].append(gathered_weights.min().item())
-        metrics["madpo/weight_max"].append(gathered_weights.max().item())
-        metrics["madpo/amplified"].append((gathered_weights > 1).float().mean().item())
-        metrics["madpo/damped"].append((gathered_weights < 1).float().mean().item())
-        metrics["madpo/target_margin"].append((target * gathered_margins).mean().item())
-        metrics["madpo/reward_margin"].append(gathered_margins.mean().item())
+        append_metrics(
+            metrics,
+            {
+                "madpo/weight_mean": gathered_weights.mean(),
+                "madpo/weight_min": gathered_weights.min(),
+                "madpo/weight_max": gathered_weights.max(),
+                "madpo/amplified": (gathered_weights > 1).float().mean(),
+                "madpo/damped": (gathered_weights < 1).float().mean(),
+                "madpo/target_margin": (target * gathered_margins).mean(),
+                "madpo/reward_margin": gathered_margins.mean(),
+            },
+        )
