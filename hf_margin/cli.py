@@ -185,7 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=16)
     score.add_argument("--max-length", type=int, default=512)
     score.add_argument("--margin-column", default="margin")
-    score.add_argument("--cache-file", help="JSON file of finished batches: an interrupted run resumes from it")
+    score.add_argument(
+        "--cache-file",
+        help="JSON file of finished batches: an interrupted run resumes from it; a cache written for "
+        "another setup (data, model, tokenizer, columns) is refused with the differences named",
+    )
     score.set_defaults(handler=_score_preferences)
 
     teachers = commands.add_parser(
@@ -199,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     teachers.add_argument("--teacher-column", default="teacher_scores")
     teachers.add_argument("--batch-size", type=int, default=32)
     teachers.add_argument("--max-length", type=int, default=256)
-    teachers.add_argument("--cache-file", help="JSON file of finished batches: an interrupted run resumes from it")
+    teachers.add_argument(
+        "--cache-file",
+        help="JSON file of finished batches: an interrupted run resumes from it; a cache written for "
+        "another setup (data, model, tokenizer, columns) is refused with the differences named",
+    )
     teachers.set_defaults(handler=_score_teachers)
 
     plot = commands.add_parser(

@@ -39,8 +39,9 @@ class GradientEntanglementCallback(TrainerCallback):
 
     Metrics go into the trainer's own metrics (so they are logged to TensorBoard / W&B with the loss):
     ``ge/inner``, ``ge/cosine``, ``ge/norm_chosen``, ``ge/norm_rejected``, ``ge/condition`` (inner product over
-    the smaller squared norm; < 1 is the ideal case), ``ge/ideal|both_down|both_up`` (case indicator, or shares
-    on the eval pairs: ``ge/eval_*``), ``ge/dlogp_chosen`` / ``ge/dlogp_rejected`` (observed changes) and
+    the smaller squared norm; < 1 is the ideal case), ``ge/ideal|both_down|both_up|degenerate`` (case indicator,
+    or shares on the eval pairs: ``ge/eval_*``; "degenerate" is a zero or non-finite gradient, whose condition and
+    cosine are NaN: undefined, never counted as ideal), ``ge/dlogp_chosen`` / ``ge/dlogp_rejected`` (observed changes) and
     ``ge/seconds`` (the measurement's cost).
 
     Args:
