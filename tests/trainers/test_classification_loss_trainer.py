@@ -213,7 +213,7 @@ def test_auc_margin_min_max_under_trainer(tmp_path: Path) -> None:
     torch.testing.assert_close(loss.b.detach(), -0.5 * grad_b)
     torch.testing.assert_close(loss.alpha.detach(), (0.5 * grad_alpha).clamp_min(0.0))
     assert float(loss.alpha.detach()) > 0, "the margin term pushes alpha up from 0"
-    saved = torch.load(tmp_path / "checkpoint-1" / "loss_state.pt")
+    saved = torch.load(tmp_path / "checkpoint-1" / "loss_state.pt", weights_only=True)
     assert set(saved) == {"a", "b", "alpha"}
 
 

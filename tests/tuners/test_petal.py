@@ -295,7 +295,7 @@ from hf_margin.tuners.petal import PetalConfig
 folder = {str(tmp_path)!r}
 ids = torch.randint(0, 50, (4, 6), generator=torch.Generator().manual_seed(1))
 q = torch.tensor([0, 0.3, 0.7, 1])
-expected = torch.load(folder + "/expected.pt")
+expected = torch.load(folder + "/expected.pt", weights_only=True)
 assert isinstance(PeftConfig.from_pretrained(folder + "/adapter"), PetalConfig)
 loaded = PeftModel.from_pretrained(BertModel.from_pretrained(folder + "/base"), folder + "/adapter").eval()
 torch.testing.assert_close(loaded(input_ids=ids, petal_quality=q).last_hidden_state, expected)
