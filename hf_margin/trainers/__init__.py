@@ -12,6 +12,7 @@ from hf_margin.trainers.margin_mse_trainer import MarginMSECollator, MarginMSETr
 from hf_margin.trainers.margin_preserving_config import MarginPreservingConfig
 from hf_margin.trainers.margin_preserving_trainer import MarginPreservingTrainer
 from hf_margin.trainers.petal_trainer import PetalColumnsMixin, PetalTrainer, quality_keys
+from hf_margin.trainers.robust_self_training import RobustSelfTrainer, RobustSelfTrainingConfig
 from hf_margin.trainers.self_training import RoundRecord, SelfTrainingConfig, SelfTrainingLoop, SelfTrainingResult
 
 _LAZY = {
@@ -45,6 +46,8 @@ __all__ = [
     "PetalColumnsMixin",
     "PetalTrainer",
     "RerankingSet",
+    "RobustSelfTrainer",
+    "RobustSelfTrainingConfig",
     "RoundRecord",
     "SelfTrainingConfig",
     "SelfTrainingLoop",
