@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         CosFaceHead,
         ElasticArcFaceHead,
         ElasticCosFaceHead,
+        HypersphericalHead,
         MarginHead,
         SoftmaxHead,
     )
@@ -43,6 +44,7 @@ _LAZY_NAMES = {
         "CosFaceHead",
         "ElasticArcFaceHead",
         "ElasticCosFaceHead",
+        "HypersphericalHead",
         "MarginHead",
         "SoftmaxHead",
     ),
@@ -64,6 +66,7 @@ __all__ = [
     "CosFaceHead",
     "ElasticArcFaceHead",
     "ElasticCosFaceHead",
+    "HypersphericalHead",
     "MarginHead",
     "MarginHeadConfig",
     "MarginHeadModel",

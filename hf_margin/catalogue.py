@@ -551,7 +551,7 @@ CATALOGUE: tuple[Method, ...] = (
     ),
     Method(
         "hyperspherical",
-        "Hyperspherical-embedding constraint",
+        "Hyperspherical embedding (novel classes)",
         "Hyperspherical embedding for novel class classification",
         "2102.03243",
         "loss",

@@ -4,6 +4,7 @@ from hf_margin.callbacks.drw import DRWCallback
 from hf_margin.callbacks.embedding_geometry import EmbeddingGeometryCallback
 from hf_margin.callbacks.generalization import GeneralizationMeasuresCallback
 from hf_margin.callbacks.gradient_entanglement import GradientEntanglementCallback
+from hf_margin.callbacks.hyperspherical_projection import HypersphericalProjectionCallback
 from hf_margin.callbacks.loss_statistics import LossStatisticsCallback, log_loss_statistics
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "EmbeddingGeometryCallback",
     "GeneralizationMeasuresCallback",
     "GradientEntanglementCallback",
+    "HypersphericalProjectionCallback",
     "LossStatisticsCallback",
     "log_loss_statistics",
 ]

@@ -16,6 +16,7 @@ from hf_margin.functional.few_shot import (
     proto_triplet_loss,
     prototype_logits,
 )
+from hf_margin.functional.hyperspherical import hyperspherical_loss, hyperspherical_prototypes
 from hf_margin.functional.ignite import dual_ascent_step, ignite_penalty_gradients, surrogate_gradient_norm
 from hf_margin.functional.landmark_kd import landmark_kd_loss
 from hf_margin.functional.margin_heads import (
@@ -74,6 +75,8 @@ __all__ = [
     "fair_crps",
     "focal_distillation_kl",
     "focal_distillation_l2",
+    "hyperspherical_loss",
+    "hyperspherical_prototypes",
     "icnn_loss",
     "icnn_score",
     "ignite_penalty_gradients",

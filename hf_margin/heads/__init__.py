@@ -9,6 +9,7 @@ from hf_margin.heads.arcface import ArcFaceHead, CombinedMarginHead
 from hf_margin.heads.base import MarginHead
 from hf_margin.heads.cosface import CosFaceHead
 from hf_margin.heads.elasticface import ElasticArcFaceHead, ElasticCosFaceHead
+from hf_margin.heads.hyperspherical import HypersphericalHead
 from hf_margin.heads.softmax import SoftmaxHead
 
 HEAD_TYPES: dict[str, type[MarginHead]] = {
@@ -19,6 +20,7 @@ HEAD_TYPES: dict[str, type[MarginHead]] = {
     "elastic_arcface": ElasticArcFaceHead,
     "elastic_cosface": ElasticCosFaceHead,
     "adaface": AdaFaceHead,
+    "hyperspherical": HypersphericalHead,
 }
 
 
@@ -49,6 +51,7 @@ __all__ = [
     "CosFaceHead",
     "ElasticArcFaceHead",
     "ElasticCosFaceHead",
+    "HypersphericalHead",
     "MarginHead",
     "PartialFCHead",
     "SoftmaxHead",

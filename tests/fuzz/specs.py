@@ -320,6 +320,14 @@ SPECS: tuple[Spec, ...] = (
         _LABELS,
     ),
     Spec(
+        "heads.HypersphericalHead",
+        "head",
+        module("heads.HypersphericalHead", *_HEAD_ARGS),
+        emb_labels,
+        bad("scale", reduction=True, extra=(("scale", 0.0),)),
+        _LABELS,
+    ),
+    Spec(
         "heads.SoftmaxHead", "head", module("heads.SoftmaxHead", *_HEAD_ARGS), emb_labels, bad(reduction=True), _LABELS
     ),
     Spec(
@@ -537,6 +545,22 @@ SPECS: tuple[Spec, ...] = (
         _LABELS,
     ),
     Spec(
+        "functional.hyperspherical_loss",
+        "functional",
+        bind("functional.hyperspherical_loss"),
+        emb_weight_labels,
+        bad("scale", reduction=True, extra=(("scale", -1.0),)),
+        _LABELS,
+    ),
+    Spec(
+        "functional.hyperspherical_prototypes",
+        "functional",
+        bind("functional.hyperspherical_prototypes"),
+        emb_labels,
+        (),
+        _LABELS,
+    ),
+    Spec(
         "functional.arcface_target",
         "functional",
         bind("functional.arcface_target", margin=0.5),
@@ -594,7 +618,8 @@ SPECS: tuple[Spec, ...] = (
         "functional.normalized_linear",
         "functional",
         bind("functional.normalized_linear"),
-        lambda d: {"x_hat": d.floats(d.n, D), "weight": d.floats(C, D)},
+        # its contract: unit-norm rows (the heads normalise first); the centres are any scale
+        lambda d: {"x_hat": torch.nn.functional.normalize(d.floats(d.n, D), dim=1), "weight": d.floats(C, D)},
     ),
     Spec(
         "functional.margin_logits",
@@ -1136,6 +1161,7 @@ _ID_LABELS = {
     "losses.ICNNLoss",
     "functional.negative_pair_cosines",
     "functional.class_prototypes",
+    "functional.hyperspherical_prototypes",
     "functional.proto_triplet_loss",
     "functional.icnn_loss",
     "functional.icnn_score",

@@ -21,7 +21,8 @@ class MarginHeadConfig(PreTrainedConfig):
             Configuration of the `AutoModel` backbone (text or vision).
         head_type (`str`, *optional*, defaults to `"arcface"`):
             One of `hf_margin.heads.HEAD_TYPES`: softmax, arcface, cosface, combined, elastic_arcface,
-            elastic_cosface, adaface.
+            elastic_cosface, adaface, hyperspherical (classes can then be added with
+            `MarginHeadModel.add_classes`).
         head_kwargs (`dict`, *optional*):
             Keyword arguments of the head (e.g. `{"margin": 0.5, "scale": 64}`).
         pooling (`str`, *optional*, defaults to `"mean"`):

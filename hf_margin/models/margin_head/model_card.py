@@ -39,6 +39,11 @@ HEAD_PAPERS: dict[str, tuple[str, str, str]] = {
         "2109.09416",
     ),
     "adaface": ("AdaFace", "AdaFace: Quality Adaptive Margin for Face Recognition", "2204.00964"),
+    "hyperspherical": (
+        "Hyperspherical embedding (novel classes)",
+        "Hyperspherical embedding for novel class classification",
+        "2102.03243",
+    ),
 }
 _BIBTEX = {
     "1801.07698": ("deng2019arcface", "Deng, Jiankang and Guo, Jia and Xue, Niannan and Zafeiriou, Stefanos", 2019),
@@ -54,6 +59,11 @@ _BIBTEX = {
         2022,
     ),
     "2204.00964": ("kim2022adaface", "Kim, Minchul and Jain, Anil K. and Liu, Xiaoming", 2022),
+    "2102.03243": (
+        "pereira2021hyperspherical",
+        "Pereira, Rafael S. and Joly, Alexis and Valduriez, Patrick and Porto, Fabio",
+        2021,
+    ),
 }
 
 

@@ -11,7 +11,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
-from hf_margin.heads import MarginHead, build_head
+from hf_margin.heads import HypersphericalHead, MarginHead, build_head
 from hf_margin.models._model_card import ModelCardOnSaveMixin
 from hf_margin.models.margin_head.configuration_margin_head import MarginHeadConfig
 from hf_margin.models.margin_head.model_card import margin_head_card_values
@@ -138,6 +138,29 @@ class MarginHeadModel(ModelCardOnSaveMixin, MarginHeadPreTrainedModel):
         model = cls(config)
         model.backbone.load_state_dict(pretrained.state_dict())
         return model
+
+    def add_classes(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """Add classes without gradient steps by imprinting (`HypersphericalHead.add_classes`; head_type
+        "hyperspherical" only) and raise ``config.num_labels`` to match, so `save_pretrained` / `from_pretrained`
+        keep them. Returns the new class vectors.
+
+        Args:
+            embeddings: (N, embedding_size) embeddings of the new classes' samples (this model's ``embeddings``).
+            labels: (N,) their class indices, ``num_labels .. num_labels + K - 1``.
+
+        Example:
+            >>> with torch.no_grad():
+            ...     shots = model(**inputs).embeddings
+            >>> model.add_classes(shots, torch.tensor([40, 40, 41]))  # model.config.num_labels is now 42
+        """
+        if not isinstance(self.head, HypersphericalHead):
+            raise TypeError(
+                f"add_classes needs head_type='hyperspherical' (imprinted class vectors), got "
+                f"head_type={self.config.head_type!r}"
+            )
+        new = self.head.add_classes(embeddings, labels)
+        self.config.num_labels = self.head.num_classes
+        return new
 
     def forward(
         self,
