@@ -14,3 +14,11 @@ def propagate_non_finite(value: Tensor, *inputs: Tensor) -> Tensor:
     """
     finite = torch.stack([torch.isfinite(x.detach()).all() for x in inputs]).all()
     return torch.where(finite, value, torch.full_like(value, float("nan")))
+
+
+def nan_where_infinite(values: Tensor, result: Tensor) -> Tensor:
+    """`result` (computed elementwise from `values`, same shape) with NaN wherever `values` is infinite.
+
+    For saturating elementwise maps (clamp, sigmoid) that would turn an infinity into a plausible bound.
+    """
+    return torch.where(torch.isinf(values), torch.nan, result)

@@ -44,6 +44,7 @@ from torch import Tensor
 
 from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_choice, check_number_in_range
+from hf_margin.functional._nonfinite import nan_where_infinite
 
 VERSIONS = ("v1", "v2")
 SCORE_TYPES = ("probabilities", "logits")
@@ -232,7 +233,7 @@ def _prepare(scores: Tensor, labels: Tensor, score_type: str) -> tuple[Tensor, T
         bad = labels[(labels != 0) & (labels != 1)].unique()[:5].tolist()
         raise ValueError(f"`labels` must hold only 0 (negative) and 1 (positive), got values such as {bad}")
     if score_type == "logits":
-        h = torch.sigmoid(h)
+        h = nan_where_infinite(h, torch.sigmoid(h))  # an infinite logit is a diverged model, not a certainty
     elif ((h < 0) | (h > 1)).any():
         raise ValueError(
             f"`scores` must lie in [0, 1] with score_type='probabilities' (pass score_type='logits' for raw "

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from hf_margin._precision import at_least_float32
 from hf_margin._validation import check_number_in_range, check_numbers, check_positive_number
 
 
@@ -57,7 +58,7 @@ def surrogate_gradient_norm(mean_prediction: Tensor, params: Sequence[Tensor], c
     """
     value = _check_mean_prediction(mean_prediction).reshape(())
     grads = torch.autograd.grad(value, _check_params(params), create_graph=create_graph, allow_unused=True)
-    squares = [g.pow(2).sum() for g in grads if g is not None]
+    squares = [at_least_float32(g).pow(2).sum() for g in grads if g is not None]  # float16 squares overflow
     return torch.stack(squares).sum().sqrt() if squares else value.new_zeros(())
 
 
@@ -90,7 +91,7 @@ def ignite_penalty_gradients(
         return [torch.zeros_like(p) if g is None else g for p, g in zip(checked, grads, strict=True)]
 
     base = gradients()
-    norm = torch.stack([g.pow(2).sum() for g in base]).sum().sqrt()
+    norm = torch.stack([at_least_float32(g).pow(2).sum() for g in base]).sum().sqrt()
     # A zero gradient has no direction to perturb along: the step and the difference are zero (decided on the
     # device, no host sync).
     moved = norm > 0

@@ -32,6 +32,7 @@ from hf_margin._validation import (
     check_numbers,
     check_positive,
 )
+from hf_margin.functional._nonfinite import nan_where_infinite
 from hf_margin.functional.cosine_softmax import (
     check_class_centres,
     check_margin_inputs,
@@ -179,7 +180,7 @@ def _margin_logits(cosine: Tensor, labels: Tensor, target: Tensor, scale: float)
 
 def _clamp_finite(values: Tensor, low: float, high: float) -> Tensor:
     """`values` clamped to [low, high], an infinite value turned into NaN instead of a plausible bound."""
-    return torch.where(torch.isinf(values), torch.nan, values.clamp(low, high))
+    return nan_where_infinite(values, values.clamp(low, high))
 
 
 def _straight_through(cos_y: Tensor, value: Tensor, gradient: Gradient) -> Tensor:

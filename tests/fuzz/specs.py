@@ -267,6 +267,19 @@ def _grads(d: Draw) -> dict[str, Any]:
 # ---- the table -----------------------------------------------------------------------------------------------
 
 _HEAD_ARGS = (D, C)
+def _psd(d: Draw, *batch: int) -> Tensor:
+    """Positive semi-definite (..., D, D) matrices (ModHiFi's component similarities), built in float64."""
+    a = torch.randn((*batch, D, D + 2), generator=d.gen, dtype=torch.float64) * d.scale
+    return d._out((a @ a.transpose(-1, -2)).clamp(-_max(d.dtype), _max(d.dtype)))
+
+
+def _keep(d: Draw, *batch: int) -> Tensor:
+    keep = torch.rand((*batch, D), generator=d.gen) < 0.5
+    keep[..., 0] = True
+    return keep.to(d.device)
+
+
+_SUBSET_FIDELITY_NOTE = "float16 left out: Q is a second moment (statistics are accumulated in float32 or wider)"
 _LABELS = ("labels",)
 
 SPECS: tuple[Spec, ...] = (
@@ -528,6 +541,41 @@ SPECS: tuple[Spec, ...] = (
         bad("rho", reduction=True, extra=(("rho", 1.5), ("level", "nope"))),
     ),
     # functional
+    Spec(
+        "functional.component_similarity",
+        "functional",
+        bind("functional.component_similarity"),
+        lambda d: {"weight": d.floats(d.n, D), "input_moment": _psd(d)},
+        any_shape=True,  # weight (outputs, inputs, *kernel): an extra trailing dimension is a 1-wide kernel
+        dtypes=(torch.float32, torch.float64, torch.bfloat16),
+        notes=_SUBSET_FIDELITY_NOTE,
+    ),
+    Spec(
+        "functional.singleton_fidelity",
+        "functional",
+        bind("functional.singleton_fidelity"),
+        lambda d: {"similarity": _psd(d, d.n)},
+        dtypes=(torch.float32, torch.float64, torch.bfloat16),
+        notes=_SUBSET_FIDELITY_NOTE,
+    ),
+    Spec(
+        "functional.optimal_compensation",
+        "functional",
+        bind("functional.optimal_compensation"),
+        lambda d: {"similarity": _psd(d, d.n), "keep": _keep(d)},
+        bad("ridge", extra=(("ridge", -1.0),)),
+        dtypes=(torch.float32, torch.float64, torch.bfloat16),
+        notes=_SUBSET_FIDELITY_NOTE,
+    ),
+    Spec(
+        "functional.subset_fidelity",
+        "functional",
+        bind("functional.subset_fidelity"),
+        lambda d: {"similarity": _psd(d, d.n), "keep": _keep(d, d.n)},
+        bad("ridge", extra=(("ridge", -1.0),)),
+        dtypes=(torch.float32, torch.float64, torch.bfloat16),
+        notes=_SUBSET_FIDELITY_NOTE,
+    ),
     Spec(
         "functional.arcface_loss",
         "functional",
