@@ -228,6 +228,14 @@ DEMOS: dict[str, DemoEntry] = {
             "from Tough and Tolerant (PCA soft-target) teachers vs the student alone and plain KD (test MAE)",
             in_default=False,
         ),
+        DemoEntry(
+            "hyperspherical",
+            "hf_margin.demo.hyperspherical",
+            "Novel people added from 1, 3 and 5 shots (ORL faces, or digits; frozen EfficientNet-lite0 features): a "
+            "hyperspherical head with imprinted class vectors (no gradient step) vs a softmax retrained on all classes "
+            "(known / novel accuracy, joint and disjoint)",
+            in_default=False,
+        ),
     )
 }
 
