@@ -1,5 +1,6 @@
 """Stateless math of every method: the modules in `hf_margin.heads` and `hf_margin.losses` call these."""
 
+from hf_margin.functional.adaptive_margin_triplet import adaptive_margin_triplet_loss
 from hf_margin.functional.cosine_softmax import margin_cross_entropy, normalized_linear
 from hf_margin.functional.crps import afcrps, crps, fair_crps
 from hf_margin.functional.dual_head_kd import (
@@ -43,6 +44,12 @@ from hf_margin.functional.negative_flips import (
 )
 from hf_margin.functional.probability_margin import probability_margin_loss
 from hf_margin.functional.sharded_cross_entropy import sharded_margin_cross_entropy
+from hf_margin.functional.subset_fidelity import (
+    component_similarity,
+    optimal_compensation,
+    singleton_fidelity,
+    subset_fidelity,
+)
 from hf_margin.functional.tcm import tcm_row_losses, threshold_consistent_margin_loss
 from hf_margin.functional.temperature_info_nce import info_nce_pair_losses, relative_penalty
 from hf_margin.functional.unpg import box_and_whisker_mask, negative_pair_cosines, unpg_cross_entropy
@@ -55,6 +62,7 @@ from hf_margin.functional.wasserstein_robust import (
 __all__ = [
     "adaface_margin_scaler",
     "adaface_target",
+    "adaptive_margin_triplet_loss",
     "afcrps",
     "align_gradients",
     "aligned_backward",
@@ -66,6 +74,7 @@ __all__ = [
     "box_and_whisker_mask",
     "class_prototypes",
     "combined_target",
+    "component_similarity",
     "cosface_loss",
     "cosface_target",
     "cosine_matrix",
@@ -92,13 +101,16 @@ __all__ = [
     "multi_similarity_mine",
     "negative_pair_cosines",
     "normalized_linear",
+    "optimal_compensation",
     "probability_margin_loss",
     "proto_triplet_loss",
     "prototype_logits",
     "ramp_loss",
     "relative_penalty",
     "sharded_margin_cross_entropy",
+    "singleton_fidelity",
     "softmax_kd_loss",
+    "subset_fidelity",
     "surrogate_gradient_norm",
     "tcm_row_losses",
     "threshold_consistent_margin_loss",
