@@ -571,8 +571,11 @@ CATALOGUE: tuple[Method, ...] = (
         "hf_margin.losses.GPAMLoss",
         "out of scope",
         "catalogue II",
-        reason="The adaptive-margin formula was not found: only the abstract could be read and no code repository "
-        "exists in the index.",
+        reason="Only the abstract could be read. Searched: GitHub repositories named GPAM / FsRE and the group's "
+        "relation-extraction repository (another method); the code index for the paper's phrases and arXiv id (only "
+        "paper lists); arXiv mirrors, HF papers, SSRN 5251204. Missing: the Gaussian-prototype estimate, the "
+        "adaptive-margin formula, the NOTA boundary, the contrastive loss, negative sampling, every hyperparameter "
+        "(need arXiv HTML v1 section 3 or the SSRN PDF).",
     ),
     Method(
         "contrastive_behaviour",
