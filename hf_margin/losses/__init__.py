@@ -1,5 +1,6 @@
 """Stateful loss modules (their math lives in `hf_margin.functional`)."""
 
+from hf_margin.losses.adaptive_margin_triplet import AdaptiveMarginTripletLoss
 from hf_margin.losses.aggregate_responses import AggregateResponseLoss, bag_dataset
 from hf_margin.losses.anyloss import AnyLoss
 from hf_margin.losses.auc_margin import AUCMarginLoss
@@ -22,6 +23,7 @@ __all__ = [
     "AFCRPSLoss",
     "ALDRKLLoss",
     "AUCMarginLoss",
+    "AdaptiveMarginTripletLoss",
     "AggregateResponseLoss",
     "AnyLoss",
     "CompSumLoss",
