@@ -1,7 +1,6 @@
 """Stateless math of every method: the modules in `hf_margin.heads` and `hf_margin.losses` call these."""
 
 from hf_margin.functional.adaptive_margin_triplet import adaptive_margin_triplet_loss
-from hf_margin.functional.adaptive_margin_triplet import adaptive_margin_triplet_loss
 from hf_margin.functional.cosine_softmax import margin_cross_entropy, normalized_linear
 from hf_margin.functional.crps import afcrps, crps, fair_crps
 from hf_margin.functional.dual_head_kd import (
@@ -63,7 +62,6 @@ from hf_margin.functional.wasserstein_robust import (
 __all__ = [
     "adaface_margin_scaler",
     "adaface_target",
-    "adaptive_margin_triplet_loss",
     "adaptive_margin_triplet_loss",
     "afcrps",
     "align_gradients",
