@@ -451,6 +451,21 @@ SPECS: tuple[Spec, ...] = (
         _LABELS,
     ),
     Spec(
+        "losses.AdaptiveMarginTripletLoss",
+        "loss",
+        module("losses.AdaptiveMarginTripletLoss"),
+        emb_labels,
+        bad("amt_weight", "cov_weight", "var_weight", "eps", extra=(("eps", 0.0), ("hinge", "no"))),
+        _LABELS,
+    ),
+    Spec(
+        "functional.adaptive_margin_triplet_loss",
+        "functional",
+        bind("functional.adaptive_margin_triplet_loss"),
+        lambda d: {"anchor": d.floats(d.n, D), "positive": d.floats(d.n, D), "negative": d.floats(d.n, D)},
+        bad("amt_weight", "eps", extra=(("var_weight", -1.0), ("detach_margin", "no"))),
+    ),
+    Spec(
         "losses.MultiSimilarityMiner",
         "loss",
         module("losses.MultiSimilarityMiner"),
@@ -1201,6 +1216,7 @@ NOT_FUZZED: dict[str, str] = {
 #: Entry points whose labels are arbitrary ids (pairs, prototypes, neighbours), not indices into C classes, or
 #: may name classes beyond the logits' columns.
 _ID_LABELS = {
+    "losses.AdaptiveMarginTripletLoss",
     "losses.MultiSimilarityLoss",
     "losses.MultiSimilarityMiner",
     "losses.TemperatureInfoNCELoss",
