@@ -854,12 +854,21 @@ CATALOGUE: tuple[Method, ...] = (
         "ModHiFi: Identifying High Fidelity predictive components for Model Modification",
         "2511.19566",
         "utility",
-        "hf_margin.diagnostics.subset_fidelity",
-        "out of scope",
+        "hf_margin.diagnostics.modhifi_prune",
+        "implemented",
         "catalogue III",
-        reason="Only the abstract and summaries could be read; the Subset Fidelity formula was not found and no "
-        "snapshot of the official repository was available. Not pinned down (and pruning / unlearning rather than "
-        "a margin method).",
+        reason="Subset fidelity, the compensation delta* (ridge 1e-4) and the singleton score (Eq. 3) in "
+        "hf_margin.functional; Algorithm 1 on nn.Linear / nn.Conv2d inputs (ModHiFi-P prune with a removed fraction "
+        "per step, ModHiFi-U unlearn by zeroing or negating; diagnostics.layer_fidelity for the scores). Ours: inputs "
+        "ranked by max_c s_ci (= the top-k pairs rule), centring moves the removed mean into the layer's bias. Left "
+        "out: residual-coupled channel groups, BatchNorm re-estimation, synthetic calibration data, fine-tuning, "
+        "the LLM Cholesky-row heuristic (it reduces to sqrt(Q_ii + ridge); the general Eq. 3 score is used).",
+        tests=(
+            "tests/functional/test_subset_fidelity.py",
+            "tests/diagnostics/test_modhifi.py",
+            "tests/demo/test_modhifi_demo.py",
+        ),
+        demo="modhifi",
     ),
 )
 

@@ -236,6 +236,13 @@ DEMOS: dict[str, DemoEntry] = {
             "(known / novel accuracy, joint and disjoint)",
             in_default=False,
         ),
+        DemoEntry(
+            "m2fnet_triplet",
+            "hf_margin.demo.m2fnet_triplet",
+            "Open-set face retrieval (ORL faces, or digits; frozen EfficientNet-lite0, linear projection): M2FNet's "
+            "adaptive-margin triplet loss (default and printed form) vs PML's triplet loss, 3 seeds",
+            in_default=False,
+        ),
     )
 }
 
