@@ -25,11 +25,14 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +47,7 @@ from hf_margin.heads import HypersphericalHead, MarginHead, SoftmaxHead
 ENTRY = "hyperspherical"
 METHOD, BASELINE = "Hyperspherical + imprinting", "retrained softmax"
 METRICS = ("known acc", "novel acc", "disjoint novel acc")
+Head = TypeVar("Head", bound=MarginHead)
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,8 @@ def split_rows(labels: Tensor, novel: Tensor, setup: NovelClassSetup, seed: int)
     """Each person's images permuted (seeded): the first `train_per_class` train, the rest test; a novel person's
     k shots are the first k of its training images (so the shots of k = 1 are among those of k = 3)."""
     generator = torch.Generator().manual_seed(seed)
-    train, test, shots = [], [], {k: [] for k in setup.shots}
+    train, test = [], []
+    shots: dict[int, list[Tensor]] = {k: [] for k in setup.shots}
     for person in labels.unique().tolist():
         rows = torch.nonzero(labels == person).squeeze(1)
         rows = rows[torch.randperm(len(rows), generator=generator)]
@@ -110,10 +115,13 @@ def split_rows(labels: Tensor, novel: Tensor, setup: NovelClassSetup, seed: int)
     )
 
 
-def train(features: Tensor, labels: Tensor, head: MarginHead, setup: NovelClassSetup, seed: int) -> nn.Linear:
-    """A linear projection trained with `head` (full-batch Adam); a hyperspherical head is projected to unit norm
-    after each step. Returns the projection; the head is trained in place."""
+def train(
+    features: Tensor, labels: Tensor, make_head: Callable[[], Head], setup: NovelClassSetup, seed: int
+) -> tuple[nn.Linear, Head]:
+    """A linear projection and the head `make_head` builds, both initialised from `seed` and trained with full-batch
+    Adam; a hyperspherical head is projected to unit norm after each step."""
     torch.manual_seed(seed)
+    head = make_head()
     projection = nn.Linear(features.shape[1], setup.embedding_size)
     optimiser = torch.optim.Adam([*projection.parameters(), *head.parameters()], lr=setup.learning_rate)
     for _ in range(setup.steps):
@@ -122,7 +130,7 @@ def train(features: Tensor, labels: Tensor, head: MarginHead, setup: NovelClassS
         optimiser.step()
         if isinstance(head, HypersphericalHead):
             head.project_()
-    return projection.eval()
+    return projection.eval(), head
 
 
 def accuracy(projection: nn.Module, head: MarginHead, features: Tensor, labels: Tensor) -> float:
@@ -140,8 +148,8 @@ def run_seed(
     ours: dict[str, dict[str, float]] = {}
     base: dict[str, dict[str, float]] = {}
     start = time.perf_counter()
-    head = HypersphericalHead(setup.embedding_size, len(known), setup.scale)
-    projection = train(features[split.known_train], labels[split.known_train], head, setup, seed)
+    hyperspherical = partial(HypersphericalHead, setup.embedding_size, len(known), setup.scale)
+    projection, head = train(features[split.known_train], labels[split.known_train], hyperspherical, setup, seed)
     x_known, y_known = features[split.known_test], labels[split.known_test]
     x_novel, y_novel = features[split.novel_test], labels[split.novel_test]
     seconds[METHOD] += time.perf_counter() - start
@@ -149,8 +157,7 @@ def run_seed(
         start = time.perf_counter()
         with torch.no_grad():
             shots = projection(features[shot_rows])
-        joint = HypersphericalHead(setup.embedding_size, len(known), setup.scale)
-        joint.load_state_dict(head.state_dict())
+        joint = copy.deepcopy(head)
         joint.add_classes(shots, labels[shot_rows])
         disjoint = HypersphericalHead.from_embeddings(shots, labels[shot_rows] - len(known), setup.scale)
         seconds[METHOD] += time.perf_counter() - start
@@ -161,10 +168,11 @@ def run_seed(
         }
         start = time.perf_counter()
         rows = torch.cat([split.known_train, shot_rows])
-        softmax = SoftmaxHead(setup.embedding_size, len(labels.unique()))
-        retrained = train(features[rows], labels[rows], softmax, setup, seed)
-        novel_only = SoftmaxHead(setup.embedding_size, len(novel))
-        retrained_novel = train(features[shot_rows], labels[shot_rows] - len(known), novel_only, setup, seed)
+        all_classes = partial(SoftmaxHead, setup.embedding_size, len(labels.unique()))
+        retrained, softmax = train(features[rows], labels[rows], all_classes, setup, seed)
+        novel_classes = partial(SoftmaxHead, setup.embedding_size, len(novel))
+        novel_shots = labels[shot_rows] - len(known)
+        retrained_novel, novel_only = train(features[shot_rows], novel_shots, novel_classes, setup, seed)
         seconds[BASELINE] += time.perf_counter() - start
         base[f"{k}-shot"] = {
             "known acc": accuracy(retrained, softmax, x_known, y_known),
@@ -174,17 +182,28 @@ def run_seed(
     return {METHOD: ours, BASELINE: base}
 
 
+def mean_and_std(values: list[float]) -> dict[str, Any]:
+    """Mean, standard deviation (n - 1; NaN for one value) and the values."""
+    spread = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return {"mean": statistics.fmean(values), "std": spread, "values": values}
+
+
 def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean, standard deviation and the per-seed values of every (method, k, metric)."""
+    """`mean_and_std` of every (method, k, metric) over the seeds, and of ours minus the baseline per seed (the
+    pair shares the seed's split and shots) under ``"difference"``."""
     summary: dict[str, Any] = {}
-    for method, settings in per_seed[0].items():
-        for setting, metrics in settings.items():
+    for method in (METHOD, BASELINE, "difference"):
+        for setting, metrics in per_seed[0][METHOD].items():
             for metric in metrics:
-                values = [seed_result[method][setting][metric] for seed_result in per_seed]
-                spread = statistics.stdev(values) if len(values) > 1 else float("nan")
-                entry = {"mean": statistics.fmean(values), "std": spread, "values": values}
-                summary.setdefault(method, {}).setdefault(setting, {})[metric] = entry
+                values = [_value(seed_result, method, setting, metric) for seed_result in per_seed]
+                summary.setdefault(method, {}).setdefault(setting, {})[metric] = mean_and_std(values)
     return summary
+
+
+def _value(seed_result: dict[str, Any], method: str, setting: str, metric: str) -> float:
+    if method == "difference":
+        return seed_result[METHOD][setting][metric] - seed_result[BASELINE][setting][metric]
+    return seed_result[method][setting][metric]
 
 
 def compare(features: Tensor, labels: Tensor, setup: NovelClassSetup) -> dict[str, Any]:
@@ -205,12 +224,17 @@ def compare(features: Tensor, labels: Tensor, setup: NovelClassSetup) -> dict[st
 
 
 def rows_from_summary(summary: dict[str, Any], seconds: float, dataset: str, seeds: int) -> list[DemoRow]:
-    """One row per k and metric: the mean over the seeds, the spread in the note; `seconds` is ours (all k)."""
+    """One row per k and metric: the means over the seeds, the spreads and the paired difference in the note;
+    `seconds` is ours (all k)."""
     rows = []
     for setting, metrics in summary[METHOD].items():
         for metric in METRICS:
-            ours, base = metrics[metric], summary[BASELINE][setting][metric]
-            note = f"std over {seeds} seeds: {ours['std']:.3f} vs {base['std']:.3f}"
+            ours, base, difference = metrics[metric], summary[BASELINE][setting][metric], summary["difference"]
+            paired = difference[setting][metric]
+            note = (
+                f"std over {seeds} seeds: {ours['std']:.3f} vs {base['std']:.3f}; paired difference "
+                f"{paired['mean']:+.3f} +- {paired['std']:.3f}"
+            )
             rows.append(
                 DemoRow(
                     ENTRY, METHOD, BASELINE, f"{setting} {metric}", ours["mean"], base["mean"], seconds, dataset, note

@@ -30,6 +30,19 @@ def test_split_keeps_novel_people_out_of_training_and_nests_the_shots() -> None:
     assert not torch.equal(other.known_train, split.known_train)
 
 
+def test_a_seed_gives_the_same_figures_whatever_the_global_random_state() -> None:
+    labels = torch.arange(6).repeat_interleave(6)
+    features = torch.randn(36, 10, generator=torch.Generator().manual_seed(0)) + labels.unsqueeze(1) * 0.3
+    setup = demo.NovelClassSetup(shots=(1, 2), train_per_class=3, steps=5, embedding_size=4)
+    results = []
+    for state in (1, 2):
+        torch.manual_seed(state)  # what ran before must not matter: every head and projection is seeded
+        seconds = {demo.METHOD: 0.0, demo.BASELINE: 0.0}
+        results.append(demo.run_seed(features, labels, torch.arange(4), setup, 0, seconds))
+        assert all(value > 0 for value in seconds.values())
+    assert results[0] == results[1]
+
+
 def test_tiny_run_on_digits_writes_rows_and_beats_chance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("efficientnet_lite_pytorch")
     monkeypatch.delenv("HF_MARGIN_DATA", raising=False)
@@ -43,7 +56,11 @@ def test_tiny_run_on_digits_writes_rows_and_beats_chance(tmp_path: Path, monkeyp
     assert all(0.0 <= r.ours <= 1.0 and 0.0 <= r.baseline_value <= 1.0 and "std over 2 seeds" in r.note for r in rows)
     report = json.loads((tmp_path / "out" / "hyperspherical.json").read_text())
     ours = report["summary"][demo.METHOD]
-    assert set(ours) == {"1-shot", "2-shot"} and set(report["summary"]) == {demo.METHOD, demo.BASELINE}
+    assert set(ours) == {"1-shot", "2-shot"} and set(report["summary"]) == {demo.METHOD, demo.BASELINE, "difference"}
+    base, difference = report["summary"][demo.BASELINE]["1-shot"], report["summary"]["difference"]["1-shot"]
+    for metric, paired in difference.items():
+        expected = [a - b for a, b in zip(ours["1-shot"][metric]["values"], base[metric]["values"], strict=True)]
+        assert paired["values"] == pytest.approx(expected)
     assert all(len(m["values"]) == 2 and math.isfinite(m["std"]) for s in ours.values() for m in s.values())
     # Three novel digits among ten, 40 steps: imprinting from 2 shots is far above chance (0.1 joint, 1/3 disjoint;
     # measured 0.53 and 0.70, known 0.51).
