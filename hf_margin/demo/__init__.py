@@ -237,6 +237,13 @@ DEMOS: dict[str, DemoEntry] = {
             in_default=False,
         ),
         DemoEntry(
+            "modhifi",
+            "hf_margin.demo.modhifi",
+            "Digits MLPs pruned without fine-tuning (ModHiFi-P vs structured magnitude pruning, accuracy vs sparsity) "
+            "and one digit unlearned (ModHiFi-U vs as many random weights zeroed; forgotten vs other digits)",
+            in_default=False,
+        ),
+        DemoEntry(
             "m2fnet_triplet",
             "hf_margin.demo.m2fnet_triplet",
             "Open-set face retrieval (ORL faces, or digits; frozen EfficientNet-lite0, linear projection): M2FNet's "
