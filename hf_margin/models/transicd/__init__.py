@@ -16,6 +16,7 @@ from hf_margin.models.transicd.modeling_transicd import (
     TransICDModel,
     TransICDOutput,
     TransICDPreTrainedModel,
+    TransICDTopCodes,
 )
 
 AutoConfig.register(TransICDConfig.model_type, TransICDConfig, exist_ok=True)
@@ -31,6 +32,7 @@ __all__ = [
     "TransICDModel",
     "TransICDOutput",
     "TransICDPreTrainedModel",
+    "TransICDTopCodes",
     "explain_note",
     "explanation_html",
     "plot_explanation",

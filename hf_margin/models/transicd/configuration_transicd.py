@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from hf_margin._validation import check_choice, check_in_range, check_positive_int
+from hf_margin._validation import check_choice, check_in_range, check_positive_int, check_positive_number
 
 POOLINGS: tuple[str, ...] = ("attention", "mean")
 LOSSES: tuple[str, ...] = ("ldam", "bce")
@@ -28,6 +28,11 @@ class TransICDConfig(PreTrainedConfig):
         chunk_size (`int`, *optional*): tokens per encoder pass; longer notes are split into windows of this size
             and attended over as one sequence (defaults to the backbone's `max_position_embeddings`, or no chunking
             for the own encoder).
+        label_chunk_size (`int`, *optional*): labels per chunk of the code-wise attention; `None` (default) picks
+            the largest chunk whose (batch, tokens, chunk) blocks fit in `attention_memory_mb` for the batch at hand.
+            Chunking bounds memory at any label count (e.g. ICD-10-CM's ~75,000 codes) with the same result.
+        attention_memory_mb (`float`, defaults to 64.0): the memory budget of one label chunk, in MiB (float32
+            scores: 16 bytes per note x token x label).
         pooling (`str`, defaults to `"attention"`): `"attention"` (code-wise attention, the paper) or `"mean"`
             (masked mean + one linear layer, the paper's "Transformer" baseline).
         attention_expansion (`int`, defaults to 2): the attention MLP's width as a multiple of the hidden size.
@@ -58,6 +63,8 @@ class TransICDConfig(PreTrainedConfig):
     dropout: float = 0.1
     pad_token_id: int | None = 0
     chunk_size: int | None = None
+    label_chunk_size: int | None = None
+    attention_memory_mb: float = 64.0
     pooling: str = "attention"
     attention_expansion: int = 2
     loss: str = "ldam"
@@ -71,6 +78,9 @@ class TransICDConfig(PreTrainedConfig):
         check_in_range(self.ldam_c, "ldam_c", 0.0, float("inf"))
         if self.chunk_size is not None:
             check_positive_int(self.chunk_size, "chunk_size")
+        if self.label_chunk_size is not None:
+            check_positive_int(self.label_chunk_size, "label_chunk_size")
+        check_positive_number(self.attention_memory_mb, "attention_memory_mb")
         super().__post_init__(**kwargs)
         if self.label_counts is not None:
             self.label_counts = [int(n) for n in self.label_counts]

@@ -47,23 +47,23 @@ def explain_note(
     check_positive_int(top_codes, "top_codes")
     check_positive_int(top_tokens, "top_tokens")
     encoded = tokenizer(text, return_tensors="pt", truncation=max_length is not None, max_length=max_length)
+    if model.config.pooling != "attention":
+        raise ValueError("explanations need code-wise attention; this model uses pooling='mean'")
     was_training = model.training
     model.eval()
-    output = model(
-        input_ids=encoded["input_ids"].to(model.device), attention_mask=encoded["attention_mask"].to(model.device)
+    # Only the kept codes' attention maps are built: memory stays bounded at any number of labels.
+    top = model.top_codes(
+        encoded["input_ids"].to(model.device), encoded["attention_mask"].to(model.device), k=top_codes
     )
     model.train(was_training)
-    if output.attentions is None:
-        raise ValueError("explanations need code-wise attention; this model uses pooling='mean'")
-    probabilities = output.logits[0].sigmoid().cpu()
-    attention = output.attentions[0].cpu()
     tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
     codes = []
-    for index in probabilities.argsort(descending=True)[:top_codes].tolist():
-        weights = attention[index]
+    for index, probability, weights in zip(
+        top.indices[0].tolist(), top.probabilities[0].tolist(), top.attentions[0].cpu(), strict=True
+    ):
         best = weights.argsort(descending=True)[:top_tokens].tolist()
-        top = [(tokens[i], float(weights[i])) for i in best]
-        codes.append(CodeExplanation(model.label_names[index], float(probabilities[index]), weights.tolist(), top))
+        top_list = [(tokens[i], float(weights[i])) for i in best]
+        codes.append(CodeExplanation(model.label_names[index], probability, weights.tolist(), top_list))
     return NoteExplanation(tokens, codes)
 
 

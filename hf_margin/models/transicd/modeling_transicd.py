@@ -13,6 +13,13 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from hf_margin._precision import at_least_float32
+from hf_margin._validation import check_positive_int
+from hf_margin.functional.code_wise_attention import (
+    chunked_code_wise_logits,
+    code_wise_attention,
+    code_wise_scores,
+    label_chunk_size,
+)
 from hf_margin.losses.ldam import MultiLabelLDAMLoss
 from hf_margin.models._model_card import ModelCardOnSaveMixin
 from hf_margin.models.transicd.configuration_transicd import TransICDConfig
@@ -32,6 +39,21 @@ class TransICDOutput(ModelOutput):
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
+    attentions: torch.Tensor | None = None
+
+
+@dataclass
+class TransICDTopCodes(ModelOutput):
+    """Output of `TransICDModel.top_codes`.
+
+    Args:
+        indices: the k highest-scored codes per note, best first, shape (batch, k) (names: `model.label_names`).
+        probabilities: their sigmoid probabilities, shape (batch, k).
+        attentions: their attention weights over the tokens, shape (batch, k, tokens); padding gets 0.
+    """
+
+    indices: torch.Tensor | None = None
+    probabilities: torch.Tensor | None = None
     attentions: torch.Tensor | None = None
 
 
@@ -71,28 +93,64 @@ class TransICDEncoder(nn.Module):
 class CodeWiseAttention(nn.Module):
     """TransICD's head: ``A = softmax_tokens(W2 tanh(W1 H + b1) + b2)``, ``V_j = A_j H``, ``z_j = u_j . V_j + c_j``.
 
+    Labels are processed `label_chunk_size` at a time (by default as many as fit in `memory_mb` MiB for the batch
+    at hand), so memory stays O(batch x tokens x chunk) in the forward and backward passes whatever the number of
+    labels (`hf_margin.functional.code_wise_attention`); the result equals the one-pass form.
+
     Args:
         hidden_size: width of the token states H.
         num_labels: number of codes L.
         expansion: width of the attention MLP as a multiple of hidden_size (2 in the official code).
+        label_chunk_size: labels per chunk; None picks it from `memory_mb`.
+        memory_mb: budget of a chunk's (batch, tokens, chunk) blocks, in MiB.
     """
 
-    def __init__(self, hidden_size: int, num_labels: int, expansion: int = 2) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        num_labels: int,
+        expansion: int = 2,
+        label_chunk_size: int | None = None,
+        memory_mb: float = 64.0,
+    ) -> None:
         super().__init__()
         self.hidden = nn.Linear(hidden_size, expansion * hidden_size)
         self.scores = nn.Linear(expansion * hidden_size, num_labels)
         self.code_weight = nn.Parameter(torch.empty(num_labels, hidden_size))
         self.code_bias = nn.Parameter(torch.zeros(num_labels))
+        self.label_chunk_size = label_chunk_size
+        self.memory_mb = memory_mb
         nn.init.xavier_uniform_(self.code_weight)
 
-    def forward(self, hidden: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, S, H) states and (B, S) mask -> (B, L) logits and (B, L, S) attention weights."""
-        scores = at_least_float32(self.scores(torch.tanh(self.hidden(hidden))))  # (B, S, L)
-        scores = scores.masked_fill(attention_mask.unsqueeze(-1) == 0, torch.finfo(scores.dtype).min)
-        weights = scores.softmax(dim=1).transpose(1, 2)  # (B, L, S)
-        per_code = weights @ hidden.to(weights.dtype)  # (B, L, H)
-        logits = (per_code * self.code_weight.to(weights.dtype)).sum(-1) + self.code_bias.to(weights.dtype)
-        return logits, weights
+    def chunk_size(self, hidden: Tensor) -> int:
+        """Labels per chunk for these (B, S, H) states: `label_chunk_size`, or what fits in `memory_mb`."""
+        num_labels = self.code_weight.shape[0]
+        if self.label_chunk_size is not None:
+            return min(self.label_chunk_size, num_labels)
+        dtype = at_least_float32(hidden[:0]).dtype
+        return label_chunk_size(hidden.shape[0], hidden.shape[1], num_labels, self.memory_mb, dtype)
+
+    def forward(
+        self, hidden: Tensor, attention_mask: Tensor, output_attentions: bool | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """(B, S, H) states and (B, S) mask -> (B, L) logits and (B, L, S) attention weights or None.
+
+        `output_attentions`: True builds the whole (B, L, S) weights, False never does, None (default) returns
+        them when all labels fit in one chunk, and otherwise computes the logits chunk by chunk without them.
+        """
+        expanded = torch.tanh(self.hidden(hidden))
+        params = (self.scores.weight, self.scores.bias, self.code_weight, self.code_bias)
+        chunk = self.chunk_size(hidden)
+        one_pass = chunk >= self.code_weight.shape[0] if output_attentions is None else output_attentions
+        if one_pass:
+            return code_wise_attention(hidden, expanded, attention_mask, *params)
+        return chunked_code_wise_logits(hidden, expanded, attention_mask, *params, chunk), None
+
+    def attention_for(self, hidden: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
+        """(B, k, S) attention weights of k labels per note (`labels`: (B, k) indices), without the other labels."""
+        expanded = torch.tanh(self.hidden(hidden))
+        scores = code_wise_scores(expanded, attention_mask, self.scores.weight[labels], self.scores.bias[labels])
+        return scores.softmax(dim=1).transpose(1, 2)
 
 
 class TransICDPreTrainedModel(PreTrainedModel):
@@ -136,7 +194,9 @@ class TransICDModel(ModelCardOnSaveMixin, TransICDPreTrainedModel):
             self.backbone = TransICDEncoder(config)
             hidden = config.hidden_size
         if config.pooling == "attention":
-            self.head: nn.Module = CodeWiseAttention(hidden, num_labels, config.attention_expansion)
+            self.head: nn.Module = CodeWiseAttention(
+                hidden, num_labels, config.attention_expansion, config.label_chunk_size, config.attention_memory_mb
+            )
         else:
             self.head = nn.Linear(hidden, num_labels)
         if config.loss == "ldam" and config.label_counts is None:
@@ -203,9 +263,15 @@ class TransICDModel(ModelCardOnSaveMixin, TransICDPreTrainedModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         labels: Tensor | None = None,
+        output_attentions: bool | None = None,
         **kwargs: Any,
     ) -> TransICDOutput:
-        """Score every code for each note; with `labels` (batch, num_labels) in {0, 1}, also the loss."""
+        """Score every code for each note; with `labels` (batch, num_labels) in {0, 1}, also the loss.
+
+        `output_attentions`: True returns the (batch, num_labels, tokens) weights, False never builds them, None
+        (default) returns them when every label fits in one chunk of `config.attention_memory_mb` (or
+        `config.label_chunk_size`); above that the head runs chunk by chunk and returns None (see `top_codes`).
+        """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if labels is not None and (labels.dim() != 2 or labels.shape[1] != self.config.num_labels):
@@ -216,10 +282,30 @@ class TransICDModel(ModelCardOnSaveMixin, TransICDPreTrainedModel):
         hidden = self.encode(input_ids, attention_mask)
         attentions = None
         if isinstance(self.head, CodeWiseAttention):
-            logits, attentions = self.head(hidden, attention_mask)
+            logits, attentions = self.head(hidden, attention_mask, output_attentions)
         else:
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
             logits = self.head(pooled).float()
         loss = None if labels is None else self.loss_fct(logits, labels)
         return TransICDOutput(loss=loss, logits=logits, attentions=attentions)
+
+    @torch.no_grad()
+    def top_codes(self, input_ids: Tensor, attention_mask: Tensor | None = None, k: int = 5) -> TransICDTopCodes:
+        """The k highest-scored codes of each note with their probabilities and attention maps, in memory bounded
+        by the label chunks: the (tokens, labels) weights are built only for the k codes kept.
+
+        Example:
+            >>> top = model.top_codes(**tokenizer(notes, return_tensors="pt", padding=True), k=3)
+            >>> [[model.label_names[i] for i in row] for row in top.indices.tolist()], top.attentions.shape
+        """
+        check_positive_int(k, "k")
+        if not isinstance(self.head, CodeWiseAttention):
+            raise ValueError("`top_codes` needs code-wise attention; this model uses pooling='mean'")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.encode(input_ids, attention_mask)
+        logits, _ = self.head(hidden, attention_mask, output_attentions=False)
+        values, indices = logits.topk(min(k, logits.shape[1]), dim=1)
+        attentions = self.head.attention_for(hidden, attention_mask, indices)
+        return TransICDTopCodes(indices=indices, probabilities=values.sigmoid(), attentions=attentions)
