@@ -33,6 +33,16 @@ class AdaptiveMarginTripletLoss(MetricLossBase):
     printed form. With a fixed `margin`, ``cov_weight = var_weight = 0`` and ``amt_weight = 1`` the loss is the
     triplet hinge ``max(0, d_ap - (d_an + d_pn)/2 + margin)`` averaged over the triplets.
 
+    The value can be huge (1e31 in a log is normal) and is not a measure of progress: ``m_dissim =
+    1 + 2 e^{4 d_an - 4}`` grows exponentially with the distance to the negatives (20 times it is 1e31 at
+    d_an ~ 18), and with the default detached margin it is a constant of the batch that adds no gradient. Its
+    exponent is capped at 80 (d_an > 21) and the mean divides before it sums, so the value stays finite in float32
+    and under bf16 autocast. Watch d_ap, d_an or a retrieval metric instead. L2-normalising the embeddings before
+    the loss bounds the value (d <= 2 gives ``m_dissim <= 1 + 2 e^4 ~ 110``), but it is not the default: the
+    paper's projector is an unnormalised linear layer, the variance term asks every coordinate for a standard
+    deviation of 1, which the unit sphere cannot give (its total variance is at most 1), and on the sphere the
+    printed form settles with the negatives closer than the positives.
+
     Args:
         margin: None (the paper's adaptive margin) or a fixed margin.
         amt_weight / cov_weight / var_weight: lambda_1 / lambda_2 / lambda_3 (paper 20 / 5 / 1).

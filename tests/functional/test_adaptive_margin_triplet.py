@@ -141,6 +141,8 @@ def test_extreme_but_finite_inputs() -> None:
     assert torch.isfinite(loss) and torch.isfinite(same.grad).all()
     single = adaptive_margin_triplet_loss(*(z[:1] for z in triplets()), **PRINTED)
     assert torch.isfinite(single)  # one triplet: variance and covariance terms are 0
+    far = torch.randn(4000, 2, generator=torch.Generator().manual_seed(2)) * 100  # margins at their cap
+    assert torch.isfinite(adaptive_margin_triplet_loss(far, far.roll(1, 0), far.roll(2, 0)))  # 4000 * ~1e35
 
 
 @pytest.mark.parametrize(
