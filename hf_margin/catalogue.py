@@ -554,13 +554,22 @@ CATALOGUE: tuple[Method, ...] = (
         "Hyperspherical embedding (novel classes)",
         "Hyperspherical embedding for novel class classification",
         "2102.03243",
-        "loss",
-        "hf_margin.losses.HypersphericalLoss",
-        "out of scope",
+        "head",
+        "hf_margin.heads.HypersphericalHead",
+        "implemented",
         "catalogue II",
-        reason="The constraint's equation was not found (only the abstract and introduction could be read; no code "
-        "repository). The underlying NormalizedSoftmax loss CE(x W / T) with normalised x, W is available as "
-        "CosFaceHead(margin=0.0, scale=1/T).",
+        reason="From the authors' package pyopenset (the paper's text beyond the abstract was not read): s = 10, "
+        "unit-norm class vectors, no bias, novel classes imprinted as normalised mean directions (joint: add_classes; "
+        "disjoint: from_embeddings). Ours: the projection after each step is HypersphericalProjectionCallback "
+        "(Trainer) or project_() (plain loops); init N(0, 1/D); add_classes refuses labels of existing classes. The "
+        "paper's own s and schedule were not found.",
+        tests=(
+            "tests/functional/test_hyperspherical.py",
+            "tests/heads/test_hyperspherical.py",
+            "tests/callbacks/test_hyperspherical_projection_callback.py",
+            "tests/models/test_margin_head_imprinting.py",
+        ),
+        demo="hyperspherical",
     ),
     Method(
         "gpam",
