@@ -7,19 +7,24 @@ import importlib.metadata
 import re
 from types import ModuleType
 
+from hf_margin._compat import check_host_versions
+
 
 class MissingExtraError(ImportError):
     """An optional dependency is missing; the message names the `pip install` that brings it."""
 
 
 def require(module: str, extra: str, purpose: str) -> ModuleType:
-    """Import `module`, or raise naming ``pip install 'hf-margin[extra]'``."""
+    """Import `module`, or raise naming ``pip install 'hf-margin[extra]'``; warn once if it (or transformers, which
+    every integration builds on) is outside its tested version range (`hf_margin._compat`)."""
     try:
-        return importlib.import_module(module)
+        imported = importlib.import_module(module)
     except ImportError as error:
         raise MissingExtraError(
             f"{purpose} needs `{module}`: install it with `pip install 'hf-margin[{extra}]'`"
         ) from error
+    check_host_versions(module.split(".")[0], "transformers")
+    return imported
 
 
 # Import names that differ from their distribution's name on the package index.

@@ -28,8 +28,8 @@ class GradientEntanglementCallback(TrainerCallback):
     """Measure gradient entanglement every `every_n_steps` optimizer steps of a TRL preference trainer.
 
     Works with trainers whose collator puts the chosen sequences in the first half of the batch and the rejected
-    in the second, with a ``completion_mask`` (TRL 1.16's `DPOTrainer` for every `loss_type`, hf_margin's
-    `MADPOTrainer` and `BetaDPOTrainer`). On a measured step it takes the step's first micro-batch, computes
+    in the second, with a ``completion_mask`` (TRL's `DPOTrainer` in the tested range for every `loss_type`,
+    hf_margin's `MADPOTrainer` and `BetaDPOTrainer`). On a measured step it takes the step's first micro-batch, computes
     (model in eval mode, no graph kept) the gradients of the summed chosen and rejected log-probabilities over
     `params`, and after the optimizer step the observed change of those log-probabilities on the same batch.
     With `eval_batch` it also measures every pair of that fixed batch and the change of its log-probs since the
@@ -41,8 +41,8 @@ class GradientEntanglementCallback(TrainerCallback):
     ``ge/inner``, ``ge/cosine``, ``ge/norm_chosen``, ``ge/norm_rejected``, ``ge/condition`` (inner product over
     the smaller squared norm; < 1 is the ideal case), ``ge/ideal|both_down|both_up|degenerate`` (case indicator,
     or shares on the eval pairs: ``ge/eval_*``; "degenerate" is a zero or non-finite gradient, whose condition and
-    cosine are NaN: undefined, never counted as ideal), ``ge/dlogp_chosen`` / ``ge/dlogp_rejected`` (observed changes) and
-    ``ge/seconds`` (the measurement's cost).
+    cosine are NaN: undefined, never counted as ideal), ``ge/dlogp_chosen`` / ``ge/dlogp_rejected`` (observed
+    changes) and ``ge/seconds`` (the measurement's cost).
 
     Args:
         trainer: the trainer to watch (its `training_step` is wrapped to see the batch).

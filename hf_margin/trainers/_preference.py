@@ -1,26 +1,37 @@
-"""What the per-pair preference trainers share: TRL 1.16's policy and reference log-probabilities, a collator
-that carries per-pair columns, and the standard DPO metrics.
+"""The seam between TRL's `DPOTrainer` and the per-pair preference trainers (MADPO, beta-DPO).
 
-The log-probabilities are computed exactly as `trl.DPOTrainer._compute_loss` computes them (fused LM head,
-precomputed reference, a separate reference model, or the PEFT model with its adapter disabled), so a per-pair
-loss on top of them equals TRL's when its weights are 1.
+TRL (1.15-1.16) has no per-pair hook: its loss, the MoE router auxiliary loss and every metric are computed inline
+in the private ``DPOTrainer._compute_loss``. The trainers therefore do not re-implement it. They run TRL's own
+``compute_loss`` unchanged and, while it runs, record the outputs of the policy's and the reference's forward
+passes (forward hooks on the trainer's model and reference model, filtered on TRL's ``fused_lm_head=True`` call).
+From those they read the per-pair sequence log-probabilities TRL used and swap TRL's sigmoid DPO term for their
+own per-pair term:
+
+    loss = loss_TRL + loss_weight * (own_term - mean_i -log sigmoid(beta delta_i))
+
+so the value and gradient are those of the own term, and everything else TRL adds (the MoE aux loss) and logs
+(rewards, log-probs, entropy, num_tokens, logits, token accuracy, aux loss) is TRL's code at run time. With neutral
+weights the correction is exactly zero. docs/integrations.md proposes the upstream hook that would replace this.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from hf_margin._compat import check_host_versions
 from hf_margin._extras import require
 
 require("trl", "trl", "The preference trainers")
+check_host_versions("accelerate", "datasets")  # TRL trains through both
 
 from trl import DPOTrainer  # noqa: E402
-
-_TRL_NON_MODEL_KEYS = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps"}
 
 
 @dataclass
@@ -39,48 +50,94 @@ class PairColumnsCollator:
         return batch
 
 
-def sequence_logps(
-    trainer: DPOTrainer, model: torch.nn.Module, inputs: dict[str, Any], extra_keys: set[str]
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(chosen, rejected, reference chosen, reference rejected) summed log-probabilities of one padded batch."""
-    model_kwargs = {k: v for k, v in inputs.items() if k not in _TRL_NON_MODEL_KEYS | extra_keys}
-    model_kwargs["use_cache"] = False
-    completion_mask = inputs["completion_mask"]
-    labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
-    outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
+@dataclass
+class PairLogps:
+    """Per-pair summed log-probabilities of the batch TRL's ``compute_loss`` just scored (policy with its graph)."""
+
+    chosen: Tensor
+    rejected: Tensor
+    ref_chosen: Tensor
+    ref_rejected: Tensor
+
+    @property
+    def chosen_logratios(self) -> Tensor:
+        return self.chosen - self.ref_chosen
+
+    @property
+    def rejected_logratios(self) -> Tensor:
+        return self.rejected - self.ref_rejected
+
+    @property
+    def implicit_margins(self) -> Tensor:
+        """``delta_i`` of the DPO loss: the chosen minus the rejected log-ratio."""
+        return self.chosen_logratios - self.rejected_logratios
+
+
+@dataclass
+class _Recorder:
+    outputs: list[Any] = field(default_factory=list)
+
+    def __call__(self, module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        if kwargs.get("fused_lm_head"):
+            self.outputs.append(output)
+
+
+def _summed(output: Any, completion_mask: Tensor) -> tuple[Tensor, Tensor]:
+    # TRL's sequence log-prob: the last (L - 1) positions (prompt-learning PEFT prepends virtual tokens), summed;
+    # the fused head leaves 0 where the label is masked.
     seq_len = completion_mask.shape[1] - 1
-    chosen, rejected = outputs.log_probs[:, -seq_len:].sum(dim=1).chunk(2, dim=0)
+    chosen, rejected = output.log_probs[:, -seq_len:].sum(dim=1).chunk(2, dim=0)
+    return chosen, rejected
+
+
+@contextmanager
+def recorded_pair_logps(trainer: DPOTrainer, inputs: dict[str, Any]) -> Iterator[list[PairLogps]]:
+    """Around a call of TRL's ``compute_loss``: yields a list that holds its batch's `PairLogps` once it returned.
+
+    The first fused forward is the policy's; the reference is the precomputed columns, or the second fused forward
+    (a separate reference model, or the PEFT model with its adapter disabled).
+    """
+    recorder = _Recorder()
+    modules = [module for module in (trainer.model, trainer.ref_model) if module is not None]
+    handles = [module.register_forward_hook(recorder, with_kwargs=True) for module in modules]
+    result: list[PairLogps] = []
+    try:
+        yield result
+    finally:
+        for handle in handles:
+            handle.remove()
+    expected = 1 if trainer.precompute_ref_logps else 2
+    if len(recorder.outputs) != expected:
+        raise RuntimeError(
+            f"expected {expected} fused forward pass(es) in TRL's DPOTrainer.compute_loss, saw "
+            f"{len(recorder.outputs)}: this TRL version is outside the tested range (docs/installation.md)"
+        )
+    chosen, rejected = _summed(recorder.outputs[0], inputs["completion_mask"])
     if trainer.precompute_ref_logps:
         ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
     else:
-        reference = trainer.ref_model if trainer.ref_model is not None else trainer.model
-        ref_chosen, ref_rejected = trainer.compute_ref_log_probs(reference, inputs)
-    return chosen, rejected, ref_chosen, ref_rejected
+        ref_chosen, ref_rejected = _summed(recorder.outputs[1], inputs["completion_mask"])
+    result.append(PairLogps(chosen, rejected, ref_chosen, ref_rejected))
 
 
-def log_dpo_metrics(
-    trainer: DPOTrainer,
-    chosen: Tensor,
-    rejected: Tensor,
-    chosen_logratios: Tensor,
-    rejected_logratios: Tensor,
-    beta: float,
-) -> None:
-    """TRL's reward and log-prob metrics (rewards/chosen, .../margins, logps/...), gathered across processes."""
-    mode = "train" if trainer.model is not None and trainer.model.training else "eval"
-    gather = trainer.accelerator.gather
-    chosen_rewards, rejected_rewards = beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
-    append_metrics(
-        trainer._metrics[mode],
-        {
-            "rewards/chosen": gather(chosen_rewards).mean(),
-            "rewards/rejected": gather(rejected_rewards).mean(),
-            "rewards/accuracies": gather((chosen_rewards > rejected_rewards).float()).mean(),
-            "rewards/margins": gather(chosen_rewards - rejected_rewards).mean(),
-            "logps/chosen": gather(chosen.detach()).mean(),
-            "logps/rejected": gather(rejected.detach()).mean(),
-        },
-    )
+def run_trl_loss(
+    trainer: DPOTrainer, model: Any, inputs: dict[str, Any], return_outputs: bool, num_items_in_batch: Any
+) -> tuple[Tensor, Any, PairLogps]:
+    """TRL's own ``compute_loss`` on `inputs` (loss, outputs or None, and the per-pair log-probs it used)."""
+    with recorded_pair_logps(trainer, inputs) as recorded:
+        result = DPOTrainer.compute_loss(trainer, model, inputs, return_outputs, num_items_in_batch)
+    loss, outputs = result if return_outputs else (result, None)
+    return loss, outputs, recorded[0]
+
+
+def replace_pair_term(trainer: DPOTrainer, trl_loss: Tensor, pairs: PairLogps, own_term: Tensor) -> Tensor:
+    """TRL's loss with its sigmoid DPO term ``mean_i -log sigmoid(beta delta_i)`` replaced by `own_term` (a scalar).
+
+    What else TRL's loss holds (the MoE router aux loss) is kept; the result has the value and gradient of
+    ``loss_weight * own_term + rest``.
+    """
+    trl_term = -F.logsigmoid(trainer.beta * pairs.implicit_margins).mean()
+    return trl_loss + trainer.loss_weights[0] * (own_term - trl_term)
 
 
 def append_metrics(metrics: dict[str, list[float]], values: dict[str, Tensor]) -> None:
@@ -90,18 +147,27 @@ def append_metrics(metrics: dict[str, list[float]], values: dict[str, Tensor]) -
         metrics[name].append(number)
 
 
+# DPOConfig options whose non-default value the per-pair trainers cannot honour: (option, allowed, why).
+UNSUPPORTED_OPTIONS: tuple[tuple[str, Any, str], ...] = (
+    ("loss_type", ["sigmoid"], "the per-pair weights apply to the sigmoid DPO loss"),
+    ("ld_alpha", None, "LD-DPO's length-desensitised log-probs are not reweighted"),
+    ("f_divergence_type", "reverse_kl", "the per-pair term is the reverse-KL (standard DPO) loss"),
+    ("use_weighting", False, "WPO's weights would multiply the per-pair weights"),
+    ("label_smoothing", 0.0, "the sigmoid DPO loss does not use it (TRL ignores it too): a no-op"),
+)
+
+
 def check_supported(args: Any, method: str) -> None:
-    """The per-pair trainers weight the sigmoid DPO loss on summed log-probs; refuse options they ignore."""
-    if list(args.loss_type) != ["sigmoid"]:
-        raise ValueError(
-            f"{method} weights the sigmoid DPO loss: `loss_type` must be ['sigmoid'], got {args.loss_type}"
-        )
-    if args.ld_alpha is not None:
-        raise ValueError(f"{method} does not support `ld_alpha` (LD-DPO); leave it None")
-    if args.f_divergence_type != "reverse_kl":
-        raise ValueError(f"{method} needs `f_divergence_type='reverse_kl'`, got {args.f_divergence_type!r}")
-    if args.use_weighting:
-        raise ValueError(f"{method} replaces WPO's weights: `use_weighting` must be False")
+    """Refuse, naming the option, every `DPOConfig` setting the per-pair trainers would silently ignore.
+
+    Everything else (``beta``, ``loss_weights``, ``router_aux_loss_coef`` and the MoE aux loss, the reference
+    settings, ``precompute_ref_log_probs``, ``sync_ref_model``, truncation, ``padding_free``) runs TRL's own code;
+    tests/trainers/test_madpo_drift.py compares them with TRL's `DPOTrainer` option by option.
+    """
+    for option, allowed, why in UNSUPPORTED_OPTIONS:
+        value = getattr(args, option)
+        if (list(value) if option == "loss_type" else value) != allowed:
+            raise ValueError(f"{method} does not support `{option}={value!r}` (needs {allowed!r}): {why}")
 
 
 def check_reference(model: Any, ref_model: Any, peft_config: Any, args: Any, method: str) -> None:

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from hf_margin._extras import require
 from hf_margin.functional.preference import BetaDPOState
-from hf_margin.trainers._preference import check_supported, log_dpo_metrics, sequence_logps
+from hf_margin.trainers._preference import append_metrics, check_supported, replace_pair_term, run_trl_loss
 
 require("trl", "trl", "beta-DPO")
 
@@ -55,8 +55,9 @@ class BetaDPOConfig(DPOConfig):
 class BetaDPOTrainer(DPOTrainer):
     """Sigmoid DPO with a per-batch beta and beta-guided filtering; the EMA statistics are saved in checkpoints.
 
-    With ``beta_dpo_alpha = 0`` and ``beta_dpo_keep = 1`` it is TRL's sigmoid DPO. Logged: ``beta_dpo/beta``,
-    ``beta_dpo/centre``, ``beta_dpo/scale``, ``beta_dpo/kept`` and TRL's ``rewards/*``, ``logps/*``.
+    With ``beta_dpo_alpha = 0`` and ``beta_dpo_keep = 1`` it is TRL's sigmoid DPO. Everything but the per-pair
+    term is TRL's own code at run time (see `MADPOTrainer`). Logged: ``beta_dpo/beta``, ``beta_dpo/centre``,
+    ``beta_dpo/scale``, ``beta_dpo/kept`` and all of TRL's metrics (its ``rewards/*`` with the configured beta).
 
     A baseline, kept simple: the statistics are taken per micro-batch and, under several processes, per process
     (not gathered); each process keeps its own moving averages and filter draws, and checkpoints hold rank 0's.
@@ -76,10 +77,11 @@ class BetaDPOTrainer(DPOTrainer):
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Tensor | tuple[Tensor, Any]:
+        """TRL's `DPOTrainer.compute_loss` (forward, reference, MoE aux loss, every metric; TRL's ``rewards/*`` use
+        the configured beta0) with its sigmoid DPO term replaced by beta-DPO's (`hf_margin.trainers._preference`)."""
         args = cast(BetaDPOConfig, self.args)
-        chosen, rejected, ref_chosen, ref_rejected = sequence_logps(self, model, inputs, set())
-        chosen_logratios, rejected_logratios = chosen - ref_chosen, rejected - ref_rejected
-        margins = chosen_logratios - rejected_logratios
+        trl_loss, outputs, pairs = run_trl_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        margins = pairs.implicit_margins
         training = self.model is not None and self.model.training
         if training:
             beta, keep = self.beta_dpo_state.step(
@@ -88,16 +90,18 @@ class BetaDPOTrainer(DPOTrainer):
             keep = keep.to(margins)
         else:
             beta, keep = self.beta, margins.new_ones(margins.shape)
-        loss = (-F.logsigmoid(beta * margins) * keep).sum() / keep.sum()
-        log_dpo_metrics(self, chosen, rejected, chosen_logratios, rejected_logratios, beta)
-        metrics = self._metrics["train" if training else "eval"]
-        metrics["beta_dpo/beta"].append(beta)
-        metrics["beta_dpo/centre"].append(self.beta_dpo_state.centre)
-        metrics["beta_dpo/scale"].append(self.beta_dpo_state.scale)
-        metrics["beta_dpo/kept"].append(keep.mean().item())
-        if return_outputs:
-            return loss, model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        return loss
+        beta_dpo_term = (-F.logsigmoid(beta * margins) * keep).sum() / keep.sum()
+        loss = replace_pair_term(self, trl_loss, pairs, beta_dpo_term)
+        append_metrics(
+            self._metrics["train" if training else "eval"],
+            {
+                "beta_dpo/beta": margins.new_tensor(beta),
+                "beta_dpo/centre": margins.new_tensor(self.beta_dpo_state.centre),
+                "beta_dpo/scale": margins.new_tensor(self.beta_dpo_state.scale),
+                "beta_dpo/kept": keep.mean(),
+            },
+        )
+        return (loss, outputs) if return_outputs else loss
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)

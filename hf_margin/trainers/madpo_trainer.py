@@ -20,9 +20,9 @@ from hf_margin.trainers._preference import (
     append_metrics,
     check_reference,
     check_supported,
-    log_dpo_metrics,
     normalized_pair_surrogate,
-    sequence_logps,
+    replace_pair_term,
+    run_trl_loss,
 )
 from hf_margin.trainers.madpo_config import MADPOConfig
 
@@ -62,15 +62,18 @@ class MADPOTrainer(ModelCardMixin, DPOTrainer):
 
     ``loss = mean_i -w(h_i) log sigmoid(beta h_theta_i)`` with ``h_i`` from the dataset's margin column and
     ``w`` from `MADPOConfig` (paper: Rho, "Margin-Adaptive Direct Preference Optimization", arXiv 2510.05342).
-    Everything else is TRL's `DPOTrainer` (tokenisation, the fused LM head, the reference from precomputed
-    log-probs, a reference model or the PEFT model with its adapter disabled); with ``c_max = c_min = 1`` the loss
-    and its gradients equal TRL's sigmoid DPO. The margin column is kept through TRL's column filter and
+    Everything else is TRL's `DPOTrainer`, run as TRL's own code (tokenisation, the fused LM head, the reference
+    from precomputed log-probs, a reference model or the PEFT model with its adapter disabled, ``loss_weights``,
+    the MoE router aux loss, every metric): the trainer calls TRL's ``compute_loss`` and swaps only its sigmoid DPO
+    term for the weighted one (`hf_margin.trainers._preference`). With ``c_max = c_min = 1`` the loss, gradients
+    and metrics equal TRL's (tests/trainers/test_madpo_drift.py); the `DPOConfig` options it cannot honour
+    (`check_supported`) are refused when it is built. The margin column is kept through TRL's column filter and
     collator; the margins get no gradient.
 
     Logged (through the trainer's metrics, so TensorBoard / W&B get them): ``madpo/weight_mean``, ``_min``,
     ``_max``, ``madpo/amplified`` and ``madpo/damped`` (shares of pairs with w > 1 and w < 1),
-    ``madpo/target_margin`` (mean effective target c(|h|) h) and ``madpo/reward_margin``, besides TRL's
-    ``rewards/*`` and ``logps/*``.
+    ``madpo/target_margin`` (mean effective target c(|h|) h) and ``madpo/reward_margin``, besides all of TRL's
+    (``rewards/*``, ``logps/*``, ``logits/*``, ``entropy``, ``num_tokens``, ``mean_token_accuracy``, ``aux_loss``).
 
     Saving (`save_model`, checkpoints, `push_to_hub`) writes the filled `madpo_policy` model card as README.md
     (`hf_margin.trainers._model_card`); name the reward model with ``trainer.model_card_values["reward_model"]``.
@@ -152,26 +155,26 @@ class MADPOTrainer(ModelCardMixin, DPOTrainer):
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Tensor | tuple[Tensor, Any]:
+        """TRL's `DPOTrainer.compute_loss` (forward, reference, MoE aux loss, every metric) with its sigmoid DPO
+        term replaced by MADPO's weighted one (`hf_margin.trainers._preference`)."""
         args = self.madpo_args
         margins = inputs[args.margin_column]
-        chosen, rejected, ref_chosen, ref_rejected = sequence_logps(self, model, inputs, {args.margin_column})
-        if margins.shape != chosen.shape:
-            raise ValueError(f"`{args.margin_column}` has shape {tuple(margins.shape)} for {chosen.shape[0]} pairs")
-        weights = madpo_weight(margins, args.c_max, args.c_min, args.madpo_lambda, args.tau).to(chosen)
-        chosen_logratios, rejected_logratios = chosen - ref_chosen, rejected - ref_rejected
-        loss = weighted_dpo_loss(chosen_logratios, rejected_logratios, weights, self.beta).mean()
+        trl_inputs = {k: v for k, v in inputs.items() if k != args.margin_column}
+        trl_loss, outputs, pairs = run_trl_loss(self, model, trl_inputs, return_outputs, num_items_in_batch)
+        if margins.shape != pairs.chosen.shape:
+            raise ValueError(
+                f"`{args.margin_column}` has shape {tuple(margins.shape)} for {pairs.chosen.shape[0]} pairs"
+            )
+        weights = madpo_weight(margins, args.c_max, args.c_min, args.madpo_lambda, args.tau).to(pairs.chosen)
+        madpo_term = weighted_dpo_loss(pairs.chosen_logratios, pairs.rejected_logratios, weights, self.beta).mean()
         if args.normalized_pair_gradient and model.training:
-            margin = (chosen_logratios - rejected_logratios).detach()
+            margin = pairs.implicit_margins.detach()
             slopes = weights * self.beta * torch.sigmoid(-self.beta * margin) / margin.numel()
             trainable = [p for p in model.parameters() if p.requires_grad]
-            loss = normalized_pair_surrogate(loss, chosen, rejected, slopes, trainable)
-        log_dpo_metrics(self, chosen, rejected, chosen_logratios, rejected_logratios, self.beta)
-        self._log_weights(margins.to(chosen), weights)
-        if return_outputs:
-            with torch.no_grad():
-                model_inputs = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
-                return loss, model(**model_inputs)
-        return loss
+            madpo_term = normalized_pair_surrogate(madpo_term, pairs.chosen, pairs.rejected, slopes, trainable)
+        loss = replace_pair_term(self, trl_loss, pairs, madpo_term)
+        self._log_weights(margins.to(pairs.chosen), weights)
+        return (loss, outputs) if return_outputs else loss
 
     def _log_weights(self, margins: Tensor, weights: Tensor) -> None:
         args = self.madpo_args

@@ -89,13 +89,13 @@ def test_non_finite_batch_gives_a_non_finite_loss_and_keeps_the_state(
     batch = next(iter(trainer.get_train_dataloader()))
     trainer.compute_loss(trainer.model, batch)
     state = dataclasses.replace(trainer.beta_dpo_state)
-    real = beta_dpo.sequence_logps
+    real = beta_dpo.run_trl_loss
 
-    def nan_chosen(*args: object) -> tuple[torch.Tensor, ...]:
-        chosen, *rest = real(*args)  # type: ignore[arg-type]
-        return (chosen.detach() * float("nan"), *rest)
+    def nan_chosen(*args: object) -> tuple[object, ...]:
+        loss, outputs, pairs = real(*args)  # type: ignore[arg-type]
+        return loss, outputs, dataclasses.replace(pairs, chosen=pairs.chosen.detach() * float("nan"))
 
-    monkeypatch.setattr(beta_dpo, "sequence_logps", nan_chosen)
+    monkeypatch.setattr(beta_dpo, "run_trl_loss", nan_chosen)
     loss = trainer.compute_loss(trainer.model, batch)
     assert isinstance(loss, torch.Tensor) and not torch.isfinite(loss)
     assert trainer.beta_dpo_state == state  # not poisoned: the next batch and the checkpoint see finite statistics

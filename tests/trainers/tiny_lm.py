@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM, PreTrainedTokenizerFast
 
 WORDS = [
     "good",
@@ -67,3 +67,24 @@ def preference_rows(n: int = 8) -> dict[str, list]:
         "rejected": [rejected[(i + 1) % 4] for i in range(n)],
         "margin": margins[:n],
     }
+
+
+def tiny_mixtral(seed: int = 0) -> MixtralForCausalLM:
+    """A two-expert Mixture-of-Experts model (router aux loss) with the tiny tokenizer's vocabulary."""
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    config = MixtralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_local_experts=2,
+        num_experts_per_tok=1,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return MixtralForCausalLM(config)

@@ -8,10 +8,13 @@ would fill are filled here with a str-Enum member (see `HfMarginPeftType`).
 
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_PREFIX_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
 
+from hf_margin._compat import check_host_versions
 from hf_margin.tuners.petal.config import HfMarginPeftType, PetalConfig
 from hf_margin.tuners.petal.layer import PetalConv2d, PetalLayer, PetalLinear
 from hf_margin.tuners.petal.model import PetalModel, prepare_quality
 from hf_margin.tuners.petal.model_card import petal_card_values
+
+check_host_versions("peft", "transformers")
 
 
 def register() -> None:
