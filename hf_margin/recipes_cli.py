@@ -3,8 +3,10 @@
 A recipe is a folder recipes/<RECIPE>/ holding one script (driven by `hf_margin.demo.recipe_main`) and its YAML
 configs (``config.yaml`` by default). Without ``--accelerate-config`` the command is ``python <script> <config>``;
 with one it is ``accelerate launch --config_file <cfg> <script> <config>``, where the accelerate config is a name
-from recipes/accelerate/ (``cpu``, ``single_gpu``, ``multi_gpu``, ``fsdp``, ``deepspeed_zero2``,
-``deepspeed_zero3``) or a path. Overrides (``--field value ...`` after ``--``) follow the config
+from recipes/accelerate/ (``cpu``, ``cpu_ddp``, ``cpu_fsdp``, ``single_gpu``, ``multi_gpu``, ``fsdp``,
+``deepspeed_zero2``, ``deepspeed_zero3``) or a path. accelerate runs FSDP only on accelerators: with an FSDP config
+on a machine without a GPU, the processes train as DDP (accelerate sets ``MULTI_CPU`` and drops the FSDP plugin),
+which the command says before it runs. Overrides (``--field value ...`` after ``--``) follow the config
 (``script config.yaml --field value ...``; `hf_margin.demo.recipe_main` reads the config, then the overrides over
 it). Before anything runs (with ``--dry-run`` too), the config and overrides are read against the recipe's setup
 dataclass (found from the script's ``recipe_main(Setup, ...)`` call): a value of the wrong type, a choice not
@@ -139,6 +141,22 @@ def _accelerate_launch() -> list[str]:
     return [sys.executable, "-m", "accelerate.commands.launch"]
 
 
+def fsdp_on_cpu_note(accelerate_config: Path) -> str | None:
+    """A note when `accelerate_config` asks for FSDP and no GPU is visible: accelerate (1.x) then trains the
+    processes as plain DDP on CPU, without sharding (its FSDP plugin is enabled for accelerator back-ends only)."""
+    import torch
+    import yaml
+
+    settings = yaml.safe_load(accelerate_config.read_text(encoding="utf-8")) or {}
+    if settings.get("distributed_type") != "FSDP" or torch.cuda.is_available():
+        return None
+    return (
+        f"note: {accelerate_config.name} asks for FSDP, but no GPU is visible: accelerate runs FSDP on accelerators "
+        f"only, so the {settings.get('num_processes', '?')} CPU processes train as DDP: nothing is sharded and "
+        "each process holds the whole model (see recipes/README.md, Multi-process)"
+    )
+
+
 def build_command(
     recipe: str, *, config: str | None = None, accelerate_config: str | None = None, overrides: list[str] | None = None
 ) -> list[str]:
@@ -172,7 +190,8 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "--accelerate-config",
         metavar="NAME_OR_PATH",
         help="run through `accelerate launch` with this config: a "
-        "name in recipes/accelerate/ (cpu, single_gpu, multi_gpu, fsdp, deepspeed_zero2, deepspeed_zero3) or a file",
+        "name in recipes/accelerate/ (cpu, cpu_ddp, cpu_fsdp, single_gpu, multi_gpu, fsdp, deepspeed_zero2, "
+        "deepspeed_zero3) or a file",
     )
     parser.add_argument("--config", metavar="FILE", help="the recipe's YAML config (default: its config.yaml)")
     parser.add_argument("--dry-run", action="store_true", help="print the command without running it")
@@ -191,6 +210,10 @@ def _train(args: argparse.Namespace) -> None:
         args.recipe, config=args.config, accelerate_config=args.accelerate_config, overrides=overrides
     )
     print(shlex.join(command), flush=True)
+    if args.accelerate_config is not None:
+        note = fsdp_on_cpu_note(resolve_accelerate_config(args.accelerate_config, recipes_root()))
+        if note:
+            print(note, file=sys.stderr, flush=True)
     if args.dry_run:
         return
     status = subprocess.run(command, check=False).returncode

@@ -167,7 +167,7 @@ def test_missing_config_accelerate_config_and_recipes_folder(
     assert "has no config.yaml; pass --config, one of: config_images.yaml, config_text.yaml" in capsys.readouterr().err
     assert cli.main(["train", "petal", "--accelerate-config", "tpu", "--dry-run"]) == 1
     err = capsys.readouterr().err
-    assert "tpu is neither a file nor one of: cpu, deepspeed_zero2, deepspeed_zero3, fsdp, multi_gpu" in err
+    assert "tpu is neither a file nor one of: cpu, cpu_ddp, cpu_fsdp, deepspeed_zero2, deepspeed_zero3, fsdp" in err
     monkeypatch.setenv("HF_MARGIN_RECIPES", str(tmp_path / "absent"))
     assert cli.main(["train", "petal", "--dry-run"]) == 1
     assert "recipes folder not found" in capsys.readouterr().err
@@ -180,7 +180,9 @@ def test_accelerate_config_loads_with_accelerate(path: Path) -> None:
     config = load_config_from_file(str(path))
     assert isinstance(config, ClusterConfig)
     assert config.num_processes == (1 if path.stem in ("cpu", "single_gpu") else 2)
+    # cpu_ddp / cpu_fsdp: accelerate starts several processes only through torchrun, which `use_cpu` turns off
     assert config.use_cpu == (path.stem == "cpu")
+    assert (config.mixed_precision == "no") == path.stem.startswith("cpu")
     # accelerate checks only the top-level keys; check the nested ones against what `accelerate config` writes
     nested = yaml.safe_load(path.read_text())
     assert set(nested.get("fsdp_config", {})) <= {
@@ -208,12 +210,32 @@ def test_accelerate_config_loads_with_accelerate(path: Path) -> None:
 def test_every_accelerate_config_present() -> None:
     assert [p.stem for p in ACCELERATE_CONFIGS] == [
         "cpu",
+        "cpu_ddp",
+        "cpu_fsdp",
         "deepspeed_zero2",
         "deepspeed_zero3",
         "fsdp",
         "multi_gpu",
         "single_gpu",
     ]
+
+
+def test_fsdp_config_without_a_gpu_says_it_trains_as_ddp(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """accelerate enables its FSDP plugin for accelerator back-ends only; on CPU processes it trains DDP. The
+    command says so instead of letting a user believe the model is sharded."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main(["train", "transicd", "--accelerate-config", "cpu_fsdp", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "cpu_fsdp.yaml asks for FSDP, but no GPU is visible" in err and "train as DDP" in err
+    assert cli.main(["train", "transicd", "--accelerate-config", "cpu_ddp", "--dry-run"]) == 0
+    assert "FSDP" not in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cli.main(["train", "transicd", "--accelerate-config", "fsdp", "--dry-run"]) == 0
+    assert "FSDP" not in capsys.readouterr().err
 
 
 @pytest.mark.heavy

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from types import ModuleType
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
+from hf_margin._gather import distributed_world
 from hf_margin._validation import check_number_in_range
 from hf_margin.functional.margin_heads import (
     Reduction,
@@ -38,6 +40,12 @@ class AdaFaceHead(MarginHead):
     device, without a host sync) and gives a non-finite loss, so the next finite batch trains as if the bad one
     never came and no NaN reaches a saved state dict. A call rejected for its arguments changes nothing.
 
+    Under torch.distributed with more than one process (DDP, FSDP), the statistics are those of the batch of
+    all processes (``sync_statistics``, on by default): two all-reduces, of (sum, count, non-finite count) and
+    of the squared deviations from the global mean, no host sync. Every process then keeps the ``mu`` and
+    ``sigma`` of one process trained on the whole batch; without it each would follow its own share of the
+    batch, and DDP would overwrite them all with rank 0's at the next forward.
+
     The embeddings must be the *unnormalised* features: their norm is the quality signal.
 
     Args:
@@ -49,6 +57,8 @@ class AdaFaceHead(MarginHead):
         t_alpha: EMA weight of the new batch statistic (0.01); 1.0 uses the current batch only.
         eps: clamp for cosines and angles, and added to ``sigma`` (1e-3, as the official code).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        sync_statistics: compute ``mu`` and ``sigma`` over every process's batch (True); `PartialFCHead`, whose
+            embeddings are already gathered, turns it off.
     """
 
     batch_mean: Tensor
@@ -66,8 +76,12 @@ class AdaFaceHead(MarginHead):
         t_alpha: float = 0.01,
         eps: float = 1e-3,
         reduction: Reduction = "mean",
+        sync_statistics: bool = True,
     ) -> None:
         super().__init__(embedding_size, num_classes, scale, reduction)
+        if not isinstance(sync_statistics, bool):
+            raise TypeError(f"`sync_statistics` must be a bool, got {type(sync_statistics).__name__}")
+        self.sync_statistics = sync_statistics
         check_cosine_margin(margin)
         check_number_in_range(h, "h", 0.0, 10.0)
         check_number_in_range(t_alpha, "t_alpha", 0.0, 1.0)
@@ -87,11 +101,30 @@ class AdaFaceHead(MarginHead):
     def _update_statistics(self, norms: Tensor, finite: Tensor) -> None:
         """One EMA step of the norm statistics, kept only where `finite` (a 0-d bool tensor) holds."""
         keep = 1 - self.t_alpha
-        mean = self.batch_mean * keep + self.t_alpha * norms.mean().to(self.batch_mean)
+        batch_mean, batch_std, count, finite = self._batch_statistics(norms, finite)
+        mean = self.batch_mean * keep + self.t_alpha * batch_mean.to(self.batch_mean)
         self.batch_mean.copy_(torch.where(finite, mean, self.batch_mean))
-        if norms.numel() > 1:
-            std = self.batch_std * keep + self.t_alpha * norms.std().to(self.batch_std)
+        if count > 1:
+            std = self.batch_std * keep + self.t_alpha * batch_std.to(self.batch_std)
             self.batch_std.copy_(torch.where(finite, std, self.batch_std))
+
+    def _batch_statistics(self, norms: Tensor, finite: Tensor) -> tuple[Tensor, Tensor, int, Tensor]:
+        """(mean, unbiased std, row count, all finite) of the norms of this batch, or of every process's batch
+        when `sync_statistics` and more than one process: the mean from all-reduced sums, then the std from
+        all-reduced squared deviations around it (two-pass, as ``Tensor.std``)."""
+        _, world = distributed_world()
+        if not self.sync_statistics or world == 1:
+            return norms.mean(), norms.std() if norms.numel() > 1 else norms.new_zeros(()), norms.numel(), finite
+        totals = torch.stack([norms.sum(), norms.new_tensor(float(norms.numel())), (~finite).to(norms.dtype)])
+        dist.all_reduce(totals)
+        mean = totals[0] / totals[1]
+        squares = ((norms - mean) ** 2).sum()
+        dist.all_reduce(squares)
+        # the row count is the same on every process under a data-parallel sampler; it is read from the
+        # world size (no host sync), and only decides whether a std exists (a global batch of one row)
+        count = norms.numel() * world
+        std = (squares / (totals[1] - 1).clamp_min(1)).sqrt()
+        return mean, std, count, totals[2] == 0
 
     def target_fn(self, embeddings: Tensor) -> Callable[[Tensor], Tensor]:
         def target(cos_y: Tensor) -> Tensor:

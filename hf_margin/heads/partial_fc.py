@@ -28,6 +28,7 @@ from hf_margin.functional.margin_heads import (
 )
 from hf_margin.functional.sharded_cross_entropy import NOT_OWNED, sharded_margin_cross_entropy
 from hf_margin.heads import HEAD_TYPES
+from hf_margin.heads.adaface import AdaFaceHead
 from hf_margin.heads.base import MarginHead
 from hf_margin.heads.softmax import SoftmaxHead
 
@@ -71,6 +72,8 @@ def _margin_template(margin_head: str | type[MarginHead], embedding_size: int, *
         raise TypeError(f"bad `head_kwargs` for margin_head={margin_head!r}: {error}") from error
     # Only its margin (target function, scale, margin statistics) is used; the centres live in PartialFCHead.
     template.weight = nn.Parameter(torch.empty(0, embedding_size), requires_grad=False)
+    if isinstance(template, AdaFaceHead):  # its statistics already see the gathered batch
+        template.sync_statistics = False
     return template
 
 
