@@ -7,6 +7,7 @@ parameter by name, gathered to full tensors under FSDP2 (a DTensor's ``full_tens
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ SGD = {"optim": "sgd", "learning_rate": 0.1}
 COMMON = {
     "max_steps": STEPS,
     "report_to": "none",
-    "use_cpu": True,
+    # CPU processes (gloo) unless HF_MARGIN_TEST_DEVICE=cuda (scripts/gpu_check.sh: one GPU per process, NCCL)
+    "use_cpu": os.environ.get("HF_MARGIN_TEST_DEVICE", "cpu") == "cpu",
     "seed": 0,
     "lr_scheduler_type": "constant",
     "max_grad_norm": 0.0,  # no clipping: it would hide a wrong gradient scale

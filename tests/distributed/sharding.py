@@ -13,11 +13,13 @@ def block_names(model: nn.Module) -> set[str]:
 
 
 def shard_like_transformers(model: nn.Module) -> list[str]:
-    """Shard `model` in place over the default process group (CPU, gloo); the names of the inner units."""
+    """Shard `model` in place over the default process group, on the device type of its parameters (CPU with
+    gloo, CUDA with NCCL); the names of the inner units."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    mesh = init_device_mesh("cpu", (torch.distributed.get_world_size(),))
+    device_type = next(model.parameters()).device.type
+    mesh = init_device_mesh(device_type, (torch.distributed.get_world_size(),))
     names = block_names(model)
     units = [name for name, module in model.named_modules() if type(module).__name__ in names]
     for name in units:
