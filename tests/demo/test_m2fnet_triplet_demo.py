@@ -6,7 +6,6 @@ projection per seed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from torch import Tensor
 from hf_margin.demo import DemoContext
 from hf_margin.demo import m2fnet_triplet as demo
 from hf_margin.demo.data.faces import IdentityImages
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny matrices: a second thread only contends on a loaded machine (measured 13x slower on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def hidden_identity_features(data: IdentityImages, image_size: int) -> Tensor:
