@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,9 @@ class TransICDSetup:
 
     Args:
         methods: which of METHODS to train ("TransICD + DRW" adds Cao et al.'s deferred re-weighting).
-        num_labels: ICD-10-CM categories used as labels.
+        num_labels: ICD-10-CM categories used as labels; None: every category with `min_snippets` snippets (1,815
+            of the 1,918 3-character categories with min_snippets=2).
+        min_snippets: categories with fewer snippets of wording are not used.
         train_notes, test_notes: pseudo-notes built for training and testing.
         steps: optimizer steps per method.
         batch_size: notes per step.
@@ -50,7 +53,8 @@ class TransICDSetup:
     """
 
     methods: tuple[str, ...] = ("code-wise attention + BCE", OURS)
-    num_labels: int = 20
+    num_labels: int | None = 20
+    min_snippets: int = 10
     train_notes: int = 1500
     test_notes: int = 400
     steps: int = 250
@@ -74,8 +78,9 @@ def _dataset(tokenizer: Any, texts: list[str], labels: list[list[int]], max_leng
 
 def train_and_evaluate(
     method: str, data: Any, train: Any, test: Any, tokenizer: Any, setup: TransICDSetup, out_dir: Any
-) -> dict[str, float]:
-    """Fine-tune one model with `method`'s head and loss; return its test metrics."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Fine-tune one model with `method`'s head and loss; return its test metrics and its training cost (seconds
+    per step and the peak memory the training added, `training_cost`)."""
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     from hf_margin.callbacks import DRWCallback
@@ -108,12 +113,32 @@ def train_and_evaluate(
     trainer = Trainer(model, args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer))
     if method == WITH_DRW:
         trainer.add_callback(DRWCallback(model.loss_fct, switch_epoch=setup.drw_epoch))
-    trainer.train()
+    cost = training_cost(trainer.train)
     prediction = trainer.predict(test)
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     probabilities = 1.0 / (1.0 + np.exp(-logits))
     k = min(5, len(data.label_names))
-    return multilabel_metrics(probabilities, np.asarray(data.test_labels), threshold=0.5, k=k)
+    metrics = multilabel_metrics(probabilities, np.asarray(data.test_labels), threshold=0.5, k=k)
+    return metrics, {"seconds_per_step": cost["seconds"] / setup.steps, "peak_mib": cost["peak_mib"]}
+
+
+def training_cost(train: Any) -> dict[str, float]:
+    """Run `train()`; its wall-clock seconds and the peak memory it added in MiB (the process's peak resident set
+    above the resident set before it, Linux; 0 where /proc is missing)."""
+    status = Path("/proc/self/status")
+    before = _resident_kib("VmRSS:") if status.exists() else 0
+    if status.exists():
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current resident set
+    start = time.perf_counter()
+    train()
+    seconds = time.perf_counter() - start
+    peak = (_resident_kib("VmHWM:") - before) / 1024 if status.exists() else 0.0
+    return {"seconds": seconds, "peak_mib": peak}
+
+
+def _resident_kib(field: str) -> int:
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field))
+    return int(line.split()[1])
 
 
 def run(context: DemoContext, setup: TransICDSetup = TransICDSetup()) -> list[DemoRow]:
@@ -131,20 +156,25 @@ def run(context: DemoContext, setup: TransICDSetup = TransICDSetup()) -> list[De
     if setup.corpus == "reuters":
         data: Any = load_reuters_grain_corn(setup.weka_dir)
     else:
-        data = icd_pseudo_notes(setup.num_labels, setup.train_notes, setup.test_notes, seed=setup.seed)
+        data = icd_pseudo_notes(
+            setup.num_labels, setup.train_notes, setup.test_notes, min_snippets=setup.min_snippets, seed=setup.seed
+        )
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     train = _dataset(tokenizer, data.train_texts, data.train_labels, setup.max_length)
     test = _dataset(tokenizer, data.test_texts, data.test_labels, setup.max_length)
-    results, timings = {}, {}
+    results, timings, costs = {}, {}, {}
     for method in context.progress(setup.methods, desc="TransICD demo", unit="method", leave=False):
         start = time.perf_counter()
-        results[method] = train_and_evaluate(method, data, train, test, tokenizer, setup, context.out_dir)
+        results[method], costs[method] = train_and_evaluate(
+            method, data, train, test, tokenizer, setup, context.out_dir
+        )
         timings[method] = time.perf_counter() - start
     report = {
         "setup": asdict(setup),
         "label_counts": dict(zip(data.label_names, data.label_counts, strict=True)),
         "results": results,
         "seconds": timings,
+        "training_cost": costs,
     }
     (context.out_dir / "transicd.json").write_text(json.dumps(report, indent=2))
     dataset = "Reuters grain/corn" if setup.corpus == "reuters" else "ICD-10-CM pseudo-notes"

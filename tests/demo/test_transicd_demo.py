@@ -27,6 +27,23 @@ def test_pseudo_notes_are_imbalanced_multi_label_and_split_by_snippet() -> None:
     assert icd_pseudo_notes(num_labels=20, train_notes=400, test_notes=100, seed=1).train_texts == data.train_texts
 
 
+def test_every_category_as_a_label_for_the_full_scale_recipe() -> None:
+    data = icd_pseudo_notes(num_labels=None, train_notes=60, test_notes=10, min_snippets=2, seed=0)
+    assert len(data.label_names) == 1815 and len(set(data.label_names)) == 1815
+    assert all(len(row) == 1815 for row in data.train_labels + data.test_labels)
+    assert all(1 <= sum(row) <= 4 for row in data.train_labels), "no unlabelled categories are left to add"
+    assert sum(data.label_counts) == sum(map(sum, data.train_labels))
+    with pytest.raises(ValueError, match="`min_snippets` must be >= 2"):
+        icd_pseudo_notes(num_labels=None, min_snippets=1)
+
+
+def test_training_cost_measures_time_and_the_peak_it_added() -> None:
+    import numpy as np
+
+    cost = transicd_demo.training_cost(lambda: np.ones(64 * 2**20 // 8).sum())  # a 64 MiB temporary
+    assert cost["seconds"] > 0 and 60 <= cost["peak_mib"] < 200
+
+
 def test_rows_put_transicd_against_each_baseline() -> None:
     metrics = {"micro_auc": 0.9, "macro_f1": 0.4}
     results = {"mean pooling + BCE": metrics, transicd_demo.OURS: {k: v + 0.05 for k, v in metrics.items()}}

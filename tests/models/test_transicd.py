@@ -193,11 +193,17 @@ def test_bad_input_and_config_errors() -> None:
 
 
 def test_vectorised_head_equals_the_per_label_loop_of_the_benchmark() -> None:
-    from benchmarks.bench_transicd import per_label_loop
+    from benchmarks.bench_transicd import chunks_kept_by_autograd, per_label_loop
     from hf_margin.models.transicd import CodeWiseAttention
 
     head = CodeWiseAttention(8, 5).double()
     hidden = torch.randn(2, 7, 8, dtype=torch.float64)
     mask = torch.ones(2, 7)
     mask[1, 4:] = 0
-    torch.testing.assert_close(head(hidden, mask)[0], per_label_loop(head, hidden, mask))
+    loop = per_label_loop(head, hidden, mask)
+    torch.testing.assert_close(head(hidden, mask)[0], loop)
+    torch.testing.assert_close(per_label_loop(head, hidden, mask, labels=3), loop[:, :3])
+    chunked = CodeWiseAttention(8, 5, label_chunk_size=2).double()
+    chunked.load_state_dict(head.state_dict())
+    torch.testing.assert_close(chunked(hidden, mask)[0], loop)
+    torch.testing.assert_close(chunks_kept_by_autograd(chunked, hidden, mask), loop)

@@ -112,7 +112,7 @@ def test_chunk_settings_are_saved_loaded_and_validated(tmp_path: Path) -> None:
     loaded = TransICDModel.from_pretrained(tmp_path)
     assert (loaded.config.label_chunk_size, loaded.config.attention_memory_mb) == (3, 16.0)
     assert (loaded.head.label_chunk_size, loaded.head.memory_mb) == (3, 16.0)
-    assert TransICDConfig().label_chunk_size is None and TransICDConfig().attention_memory_mb == 64.0
+    assert TransICDConfig().label_chunk_size is None and TransICDConfig().attention_memory_mb == 16.0
     for bad in (0, -2, 1.5, True):
         with pytest.raises(ValueError, match="`label_chunk_size`"):
             config(label_chunk_size=bad)

@@ -49,22 +49,33 @@ def _category_snippets(cm: Any) -> dict[str, list[str]]:
 
 
 def icd_pseudo_notes(
-    num_labels: int = 50,
+    num_labels: int | None = 50,
     train_notes: int = 3000,
     test_notes: int = 800,
     min_snippets: int = 10,
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> PseudoNotes:
-    """Build the pseudo-note corpus (deterministic for a seed)."""
-    check_positive_int(num_labels, "num_labels")
+    """Build the pseudo-note corpus (deterministic for a seed).
+
+    `num_labels` categories are drawn among those with at least `min_snippets` snippets (at least 20 are left
+    unlabelled); None labels every such category (1,815 of ICD-10-CM's 1,918 with `min_snippets=2`), and notes then
+    have no unlabelled snippets.
+    """
+    check_positive_int(min_snippets, "min_snippets")
+    if min_snippets < 2:
+        raise ValueError(f"`min_snippets` must be >= 2 (one snippet for training, one for testing), got {min_snippets}")
     cm = require("simple_icd_10_cm", "data", "the ICD-10-CM pseudo-notes")
     rng = random.Random(seed)
     snippets = _category_snippets(cm)
     eligible = sorted(c for c, texts in snippets.items() if len(texts) >= min_snippets)
-    if len(eligible) < num_labels + 20:
-        raise ValueError(f"`num_labels` ({num_labels}) is too large: {len(eligible)} categories are eligible")
-    labelled = sorted(rng.sample(eligible, num_labels))
+    if num_labels is None:
+        labelled = eligible
+    else:
+        check_positive_int(num_labels, "num_labels")
+        if len(eligible) < num_labels + 20:
+            raise ValueError(f"`num_labels` ({num_labels}) is too large: {len(eligible)} categories are eligible")
+        labelled = sorted(rng.sample(eligible, num_labels))
     others = [c for c in eligible if c not in set(labelled)]
     splits: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
     for category in [*labelled, *others]:
@@ -84,7 +95,8 @@ def icd_pseudo_notes(
                 if pick not in chosen:
                     chosen.append(pick)
             parts = [rng.choice(splits[split][c]) for c in chosen]
-            parts += [rng.choice(splits[split][c]) for c in rng.sample(others, rng.randint(0, 2))]
+            extra = min(len(others), rng.randint(0, 2))
+            parts += [rng.choice(splits[split][c]) for c in rng.sample(others, extra)]
             rng.shuffle(parts)
             texts.append(". ".join(parts) + ".")
             labels.append([int(c in chosen) for c in labelled])
@@ -92,5 +104,5 @@ def icd_pseudo_notes(
 
     train_texts, train_labels = notes("train", train_notes)
     test_texts, test_labels = notes("test", test_notes)
-    counts = [sum(row[j] for row in train_labels) for j in range(num_labels)]
+    counts = [sum(row[j] for row in train_labels) for j in range(len(labelled))]
     return PseudoNotes(train_texts, train_labels, test_texts, test_labels, labelled, counts)

@@ -31,7 +31,7 @@ class TransICDConfig(PreTrainedConfig):
         label_chunk_size (`int`, *optional*): labels per chunk of the code-wise attention; `None` (default) picks
             the largest chunk whose (batch, tokens, chunk) blocks fit in `attention_memory_mb` for the batch at hand.
             Chunking bounds memory at any label count (e.g. ICD-10-CM's ~75,000 codes) with the same result.
-        attention_memory_mb (`float`, defaults to 64.0): the memory budget of one label chunk, in MiB (float32
+        attention_memory_mb (`float`, defaults to 16.0): the memory budget of one label chunk, in MiB (float32
             scores: 16 bytes per note x token x label).
         pooling (`str`, defaults to `"attention"`): `"attention"` (code-wise attention, the paper) or `"mean"`
             (masked mean + one linear layer, the paper's "Transformer" baseline).
@@ -64,7 +64,7 @@ class TransICDConfig(PreTrainedConfig):
     pad_token_id: int | None = 0
     chunk_size: int | None = None
     label_chunk_size: int | None = None
-    attention_memory_mb: float = 64.0
+    attention_memory_mb: float = 16.0
     pooling: str = "attention"
     attention_expansion: int = 2
     loss: str = "ldam"

@@ -111,7 +111,7 @@ class CodeWiseAttention(nn.Module):
         num_labels: int,
         expansion: int = 2,
         label_chunk_size: int | None = None,
-        memory_mb: float = 64.0,
+        memory_mb: float = 16.0,
     ) -> None:
         super().__init__()
         self.hidden = nn.Linear(hidden_size, expansion * hidden_size)
