@@ -17,10 +17,10 @@ from packaging.version import InvalidVersion, Version
 # distribution name -> (oldest tested, first untested); keep equal to pyproject.toml's ranges.
 TESTED_RANGES: dict[str, tuple[str, str]] = {
     "transformers": ("5.20", "6"),
-    "peft": ("0.18", "1"),
-    "trl": ("1.15", "2"),
+    "peft": ("0.21", "1"),
+    "trl": ("1.16", "2"),
     "sentence-transformers": ("6.0", "7"),
-    "accelerate": ("1.4", "2"),
+    "accelerate": ("1.10.1", "2"),
     "datasets": ("4.7", "6"),
 }
 

@@ -57,7 +57,7 @@ def fake_versions(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("name", "version"),
-    [("trl", "1.14.2"), ("trl", "2.0.0"), ("peft", "0.17.1"), ("transformers", "6.0.0"), ("datasets", "4.6.1")],
+    [("trl", "1.15.0"), ("trl", "2.0.0"), ("peft", "0.20.0"), ("transformers", "6.0.0"), ("datasets", "4.6.1")],
 )
 def test_outside_the_range_warns_once_naming_version_and_range(
     fake_versions: dict[str, str], name: str, version: str
@@ -89,7 +89,7 @@ def test_an_unparsable_version_warns(fake_versions: dict[str, str]) -> None:
 def test_importing_an_integration_warns(fake_versions: dict[str, str]) -> None:
     """`require` (every optional integration) and the PETAL and preference-trainer modules check at import."""
     pytest.importorskip("trl")
-    fake_versions.update({"trl": "1.14.0", "peft": "0.17.0", "accelerate": "1.3.0", "transformers": "5.19.0"})
+    fake_versions.update({"trl": "1.15.0", "peft": "0.20.0", "accelerate": "1.10.0", "transformers": "5.19.0"})
     with pytest.warns(UntestedVersionWarning) as caught:
         require("trl", "trl", "MADPO")
         importlib.reload(importlib.import_module("hf_margin.tuners.petal"))

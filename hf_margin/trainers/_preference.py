@@ -1,6 +1,6 @@
 """The seam between TRL's `DPOTrainer` and the per-pair preference trainers (MADPO, beta-DPO).
 
-TRL (1.15-1.16) has no per-pair hook: its loss, the MoE router auxiliary loss and every metric are computed inline
+TRL (1.16) has no per-pair hook: its loss, the MoE router auxiliary loss and every metric are computed inline
 in the private ``DPOTrainer._compute_loss``. The trainers therefore do not re-implement it. They run TRL's own
 ``compute_loss`` unchanged and, while it runs, record the outputs of the policy's and the reference's forward
 passes (forward hooks on the trainer's model and reference model, filtered on TRL's ``fused_lm_head=True`` call).

@@ -19,6 +19,7 @@ from transformers import (
 
 from hf_margin import MarginHeadConfig, MarginHeadModel
 from hf_margin.heads import HEAD_TYPES, AdaFaceHead
+from tests.checkpointing import enable_activation_checkpointing
 
 VOCAB = 40
 
@@ -138,8 +139,7 @@ def test_gradient_checkpointing_gives_the_same_gradients() -> None:
         model = _text_model()
         model.train()
         if checkpointing:
-            model.activation_checkpointing_enable()
-            assert model.is_activation_checkpointing
+            enable_activation_checkpointing(model)
         model(**batch).loss.backward()
         grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
     for without, with_ in zip(*grads, strict=True):

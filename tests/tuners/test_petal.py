@@ -27,6 +27,7 @@ from transformers import (  # noqa: E402
 )
 
 from hf_margin.tuners.petal import PetalConfig, PetalConv2d, PetalLayer, PetalLinear  # noqa: E402
+from tests.checkpointing import enable_activation_checkpointing  # noqa: E402
 
 R = 4
 
@@ -203,7 +204,7 @@ def test_gradients_equal_with_and_without_activation_checkpointing() -> None:
     for checkpointing in (False, True):
         base = _bert().train()
         if checkpointing:
-            base.activation_checkpointing_enable({"use_reentrant": False})
+            enable_activation_checkpointing(base, {"use_reentrant": False})
         model = _petal(base, target_modules=["query", "value"])
         model(input_ids=_ids(), petal_quality=_q(0, 0.3, 0.7, 1)).last_hidden_state.pow(2).sum().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
