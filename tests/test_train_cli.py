@@ -155,7 +155,8 @@ def test_unknown_recipe_is_one_line_listing_the_known(capsys: pytest.CaptureFixt
     assert capsys.readouterr().err.strip() == (
         "hf-margin: error: unknown recipe no_such_recipe; known: aggregate, condensation, contrastive, distillation, "
         "drm, embedding, few_shot, generalization, gradient_entanglement, imbalance, landmark_distillation, madpo, "
-        "margin_heads, margin_mse, metric_learning, offline_optimization, petal, probabilistic, probes, robustness, "
+        "margin_heads, margin_mse, metric_learning, offline_optimization, ood_unlabeled, petal, probabilistic, probes, "
+        "robustness, "
         "self_training, transicd"
     )
 

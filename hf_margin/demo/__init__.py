@@ -229,6 +229,13 @@ DEMOS: dict[str, DemoEntry] = {
             in_default=False,
         ),
         DemoEntry(
+            "ood_unlabeled",
+            "hf_margin.demo.ood_unlabeled",
+            "The RSS poster's Gaussian mixture (d = 200, ramp loss, 10 labelled + 10,000 unlabelled rows, shift 0 and "
+            "0.5): RSS with and without the robust loss vs ERM on the labelled rows (test accuracy)",
+            in_default=False,
+        ),
+        DemoEntry(
             "hyperspherical",
             "hf_margin.demo.hyperspherical",
             "Novel people added from 1, 3 and 5 shots (ORL faces, or digits; frozen EfficientNet-lite0 features): a "

@@ -170,6 +170,14 @@ class RobustSelfTrainer(Trainer):
             return ramp_loss(logits.reshape(len(logits)), labels, scale=args.rss_ramp_scale, reduction="none")
         return F.cross_entropy(at_least_float32(logits), labels, reduction="none")
 
+    def _gamma(self, labeled: Tensor) -> float | Tensor:
+        """gamma on labelled rows and gamma' on the others: one float when they are equal, else one per row."""
+        args: Any = self.args
+        if args.rss_gamma == args.gamma_unlabeled:
+            return float(args.rss_gamma)
+        values = torch.tensor([float(args.gamma_unlabeled), float(args.rss_gamma)], device=labeled.device)
+        return values[labeled.long()]
+
     def compute_loss(
         self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Tensor | tuple[Tensor, Any]:
@@ -186,17 +194,12 @@ class RobustSelfTrainer(Trainer):
         with torch.no_grad():
             guesses = pseudo_labels(logits_at(points), args.rss_loss)
         targets = torch.where(labeled, labels, guesses)
-        gamma = torch.where(
-            labeled,
-            torch.tensor(float(args.rss_gamma), device=points.device),
-            torch.tensor(float(args.gamma_unlabeled), device=points.device),
-        )
         phi = wasserstein_robust_loss(
             lambda z, y: self._row_losses(logits_at(z), y),
             points,
             targets,
-            gamma,
-            steps=args.rss_steps,
+            self._gamma(labeled),
+            steps=0 if math.isinf(args.rss_gamma) and math.isinf(args.gamma_unlabeled) else args.rss_steps,
             step_size=args.rss_step_size,
             reduction="none",
         )
