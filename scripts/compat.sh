@@ -22,7 +22,7 @@ TESTS="${HF_MARGIN_COMPAT_TESTS:-tests/test_compat.py tests/trainers/test_madpo_
   tests/embeddings/test_margin_embedding_loss.py tests/models/test_margin_head_model.py
   tests/callbacks/test_gradient_entanglement_callback.py}"
 # What the tests import besides the host libraries (versions left to pip).
-TEST_DEPS=(numpy tqdm wrapt pytest hypothesis scikit-learn safetensors)
+TEST_DEPS=(numpy tqdm wrapt pytest hypothesis scikit-learn safetensors matplotlib)
 
 mkdir -p "$WORK"
 names=("$@")
@@ -33,7 +33,8 @@ for name in "${names[@]}"; do
   [ -n "$pins" ] || { echo "[compat] no set named $name in $SETS" >&2; exit 2; }
   env_dir="$WORK/$name"
   echo "[compat] $name:$pins"
-  if [ "$(cat "$env_dir/.pins" 2>/dev/null)" != "$pins" ]; then
+  stamp="$pins ${TEST_DEPS[*]}"
+  if [ "$(cat "$env_dir/.pins" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$env_dir"
     "$PYTHON" -m venv "$env_dir"
     "$PY" "$ROOT/scripts/wheel/link_torch.py" "$env_dir/torch-site" "$env_dir"
@@ -42,7 +43,7 @@ for name in "${names[@]}"; do
       rows+=("$name|$pins|install failed (see $env_dir/install.log)")
       continue
     fi
-    echo "$pins" >"$env_dir/.pins"
+    echo "$stamp" >"$env_dir/.pins"
   fi
   installed="$("$env_dir/bin/python" - <<'PY'
 import importlib.metadata as m
