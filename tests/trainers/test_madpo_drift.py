@@ -21,7 +21,7 @@ from transformers import TrainingArguments
 from trl import DPOConfig, DPOTrainer
 
 from hf_margin.trainers import BetaDPOConfig, BetaDPOTrainer, MADPOConfig, MADPOTrainer
-from hf_margin.trainers._preference import UNSUPPORTED_OPTIONS
+from hf_margin.trainers._preference import UNSUPPORTED_OPTIONS, recorded_pair_logps
 from tests.trainers.test_madpo_trainer import COMMON
 from tests.trainers.tiny_lm import preference_rows, tiny_llama, tiny_mixtral, tiny_tokenizer
 
@@ -147,3 +147,13 @@ def test_every_dpo_config_option_is_classified() -> None:
     classified = DRIFT_TESTED | refused | set(INERT)
     assert own - classified == set(), "new DPOConfig options: drift-test them or refuse them"
     assert refused.isdisjoint(DRIFT_TESTED - {"loss_type"})  # loss_type: 'sigmoid' is tested, the others refused
+
+
+def test_a_trl_whose_forwards_differ_is_reported_not_misread(tmp_path: Path) -> None:
+    """The seam reads the policy's and the reference's fused forwards; if TRL ran another number of them (a
+    changed `_compute_loss`), it says so instead of pairing the wrong outputs."""
+    trainer = _build(MADPOTrainer, MADPOConfig, tmp_path, "defaults", NEUTRAL_MADPO)
+    batch = next(iter(trainer.get_train_dataloader()))
+    expected = r"expected 2 fused forward pass\(es\).*saw 1.*tested range"
+    with pytest.raises(RuntimeError, match=expected), recorded_pair_logps(trainer, batch):
+        trainer.model(input_ids=batch["input_ids"], labels=batch["input_ids"], fused_lm_head=True)
