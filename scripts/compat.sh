@@ -45,6 +45,11 @@ for name in "${names[@]}"; do
     fi
     echo "$stamp" >"$env_dir/.pins"
   fi
+  # hf_margin itself, editable: its package data (model card templates, recipes) is mapped from top-level folders.
+  if ! "$env_dir/bin/python" -m pip install -q --no-deps -e "$ROOT" >>"$env_dir/install.log" 2>&1; then
+    rows+=("$name|$pins|hf_margin install failed (see $env_dir/install.log)")
+    continue
+  fi
   installed="$("$env_dir/bin/python" - <<'PY'
 import importlib.metadata as m
 names = ["torch", "transformers", "peft", "trl", "sentence-transformers", "accelerate", "datasets"]
