@@ -1,7 +1,8 @@
 """`hf-margin train RECIPE`: run a recipe of recipes/ directly or through `accelerate launch`.
 
 A recipe is a folder recipes/<RECIPE>/ holding one script (driven by `hf_margin.demo.recipe_main`) and its YAML
-configs (``config.yaml`` by default). Without ``--accelerate-config`` the command is ``python <script> <config>``;
+configs (``config.yaml`` by default); a group's recipes are named ``<group>/<name>`` (``evidence/margin_heads_icd``
+runs recipes/evidence/margin_heads_icd/). Without ``--accelerate-config`` the command is ``python <script> <config>``;
 with one it is ``accelerate launch --config_file <cfg> <script> <config>``, where the accelerate config is a name
 from recipes/accelerate/ (``cpu``, ``cpu_ddp``, ``cpu_fsdp``, ``single_gpu``, ``multi_gpu``, ``fsdp``,
 ``deepspeed_zero2``, ``deepspeed_zero3``) or a path. accelerate runs FSDP only on accelerators: with an FSDP config
@@ -51,12 +52,19 @@ def recipes_root() -> Path:
 
 
 def known_recipes(root: Path) -> list[str]:
-    """Names of the folders under `root` holding at least one YAML config (recipes/accelerate/ excluded)."""
-    return sorted(
-        folder.name
-        for folder in root.iterdir()
-        if folder.is_dir() and folder.name != "accelerate" and any(folder.glob("*.yaml"))
-    )
+    """Names of the folders under `root` holding at least one YAML config (recipes/accelerate/ excluded), and of a
+    group's recipes as ``group/name`` (a folder without configs whose subfolders have them, as recipes/evidence/)."""
+    names = []
+    for folder in root.iterdir():
+        if not folder.is_dir() or folder.name == "accelerate":
+            continue
+        if any(folder.glob("*.yaml")):
+            names.append(folder.name)
+        else:
+            names += [
+                f"{folder.name}/{sub.name}" for sub in folder.iterdir() if sub.is_dir() and any(sub.glob("*.yaml"))
+            ]
+    return sorted(names)
 
 
 def resolve_config(recipe_dir: Path, config: str | None) -> Path:
