@@ -12,7 +12,7 @@ import pytest
 
 from hf_margin.demo import DemoContext
 from hf_margin.demo.evidence import margin_heads_icd as evidence
-from hf_margin.demo.evidence.margin_heads_icd import IdentityTexts, ManyIdentitiesSetup, split_for_seed
+from hf_margin.demo.evidence.margin_heads_icd import FROZEN, IdentityTexts, ManyIdentitiesSetup, split_for_seed
 
 
 def _fake_data(monkeypatch: pytest.MonkeyPatch, categories: int = 30, per: int = 5) -> None:
@@ -42,11 +42,13 @@ def test_records_summary_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     context = DemoContext(out_dir=tmp_path)
     rows = evidence.run(context, setup)
     records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
-    # softmax (the baseline) is always trained; Partial FC brings its own baseline, ArcFace
-    assert len(records) == 2 * 2 * 3
-    assert {r["head"] for r in records} == {"softmax CE", "ArcFace", "Partial FC ArcFace (10% of centres)"}
+    # softmax (the baseline) is always trained; Partial FC brings its own baseline, ArcFace; plus the frozen reference
+    assert len(records) == 2 * 2 * 3 + 2
+    assert {r["head"] for r in records} == {"softmax CE", "ArcFace", "Partial FC ArcFace (10% of centres)", FROZEN}
+    assert {r["identities"] for r in records if r["head"] == FROZEN} == {0}
     assert all(0.0 <= r["tar@far=0.001"] <= r["tar@far=0.01"] <= 1.0 for r in records)
     summary = json.loads((tmp_path / "summary.json").read_text())["results"]
+    assert summary["0"][FROZEN]["seeds"] == [0, 1]
     arcface = summary["20"]["ArcFace"]
     assert arcface["seeds"] == [0, 1] and arcface["baseline"] == "softmax CE"
     values = [r["tar@far=0.01"] for r in records if r["identities"] == 20 and r["head"] == "ArcFace"]
@@ -68,13 +70,12 @@ def test_same_seed_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     first, second = tmp_path / "a", tmp_path / "b"
     for folder in (first, second):
         folder.mkdir()
-        evidence.run(DemoContext(out_dir=folder), setup)  # type: ignore[arg-type]
-    strip = [
-        {k: v for k, v in json.loads(line).items() if k != "seconds"}
-        for folder in (first, second)
-        for line in (folder / "records.jsonl").read_text().splitlines()
-    ]
-    assert strip[0] == strip[1]
+        evidence.run(DemoContext(out_dir=folder), setup)
+    a, b = (
+        [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in (f / "records.jsonl").open()]
+        for f in (first, second)
+    )
+    assert len(a) == 2 and a == b
 
 
 def test_split_is_nested_and_disjoint() -> None:
@@ -99,7 +100,7 @@ def test_bad_setup_is_an_error_naming_the_field(
     _fake_data(monkeypatch)
     setup = ManyIdentitiesSetup(identities=(5,), held_out=8, seeds=1, epochs=1)
     with pytest.raises(ValueError, match=message):
-        evidence.run(DemoContext(out_dir=tmp_path), ManyIdentitiesSetup(**{**setup.__dict__, **changes}))  # type: ignore[arg-type]
+        evidence.run(DemoContext(out_dir=tmp_path), ManyIdentitiesSetup(**{**setup.__dict__, **changes}))
 
 
 def test_hf_margin_train_finds_the_grouped_recipe(tmp_path: Path) -> None:

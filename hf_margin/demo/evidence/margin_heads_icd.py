@@ -7,7 +7,8 @@ sentence embeddings are computed once and cached); a two-layer embedding network
 batch norm) and the head are trained. Per seed, `held_out` categories are set aside for verification and the
 training identities are the first N of a seed-shuffled order of the others (nested: the 100 are among the 500), so
 the sweep over N is paired within a seed and every head trains on the same data, initialisation and batch order.
-Verification scores every pair of the held-out categories' samples (cosine): TAR at FAR 1e-3 and 1e-2.
+Verification scores every pair of the held-out categories' samples (cosine): TAR at FAR 1e-3 and 1e-2. The frozen
+MiniLM's own embeddings are verified once per seed (recorded under 0 training identities): the untrained reference.
 
 This is the regime of ArcFace (Deng et al., arXiv:1801.07698), CosFace (Wang et al., arXiv:1801.09414), AdaFace
 (Kim et al., arXiv:2204.00964), ElasticFace (Boutros et al., arXiv:2109.09416) and Partial FC (An et al.,
@@ -56,6 +57,9 @@ BASELINE = "softmax CE"
 # Partial FC's own claim is against the full ArcFace head, not softmax
 BASELINE_OF = {"Partial FC ArcFace (10% of centres)": "ArcFace"}
 FARS = (1e-3, 1e-2)
+# the untrained reference: MiniLM's own sentence embeddings, recorded once per seed under 0 training identities
+FROZEN = "frozen MiniLM (no training)"
+ORDER = [*HEADS, FROZEN]
 ENTRY = "evidence/margin_heads_icd"
 
 
@@ -189,8 +193,13 @@ def train_and_verify(
     seconds = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
-        scores, same = pair_scores(net(features[test_mask]), labels[test_mask])
-    return {f"tar@far={far:g}": tar_at_far(scores, same, far) for far in FARS} | {"seconds": seconds}
+        return verify(net(features[test_mask]), labels[test_mask]) | {"seconds": seconds}
+
+
+def verify(embeddings: Tensor, labels: Tensor) -> dict[str, float]:
+    """TAR at every FAR of `FARS` over all pairs of `embeddings` (cosine), genuine when their labels agree."""
+    scores, same = pair_scores(embeddings, labels)
+    return {f"tar@far={far:g}": tar_at_far(scores, same, far) for far in FARS}
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
@@ -206,11 +215,11 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     by_key = {(r["identities"], r["head"], r["seed"]): r for r in records}
     for identities in sorted({r["identities"] for r in records}):
         table: dict[str, Any] = {}
-        for head in [h for h in HEADS if any(k[:2] == (identities, h) for k in by_key)]:
+        for head in [h for h in ORDER if any(k[:2] == (identities, h) for k in by_key)]:
             seeds = sorted(k[2] for k in by_key if k[:2] == (identities, head))
             baseline = BASELINE_OF.get(head, BASELINE)
             paired = [s for s in seeds if (identities, baseline, s) in by_key]
-            entry: dict[str, Any] = {"seeds": seeds, "baseline": baseline}
+            entry: dict[str, Any] = {"seeds": seeds, "baseline": None if head == FROZEN else baseline}
             for metric in [f"tar@far={far:g}" for far in FARS]:
                 values = [by_key[(identities, head, s)][metric] for s in seeds]
                 entry[metric] = _interval_json(mean_interval(values)) if len(values) > 1 else {"mean": values[0]}
@@ -258,13 +267,21 @@ def run(context: DemoContext, setup: ManyIdentitiesSetup | None = None) -> list[
     labels = torch.from_numpy(data.labels)
     records_path = context.out_dir / "records.jsonl"
     done = {(r["identities"], r["head"], r["seed"]) for r in _read_records(records_path)}
-    runs = [(s, n, h) for s in range(setup.seeds) for n in setup.identities for h in heads if (n, h, s) not in done]
+    planned = [
+        run
+        for seed in range(setup.seeds)
+        for run in [(seed, 0, FROZEN), *((seed, n, h) for n in setup.identities for h in heads)]
+    ]
+    runs = [(s, n, h) for s, n, h in planned if (n, h, s) not in done]
     bar = context.progress(total=len(runs), desc="evidence: margin heads", unit="run")
     for seed, identities, head in runs:
         held_out, order = split_for_seed(len(data.categories), setup.held_out, seed)
         test_mask = torch.from_numpy(np.isin(data.labels, held_out))
         with single_thread():
-            result = train_and_verify(features, labels, order[:identities], test_mask, head, seed, setup)
+            if head == FROZEN:
+                result = verify(features[test_mask], labels[test_mask]) | {"seconds": 0.0}
+            else:
+                result = train_and_verify(features, labels, order[:identities], test_mask, head, seed, setup)
         record = {"identities": identities, "head": head, "seed": seed, **result}
         with records_path.open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(record) + "\n")
@@ -281,7 +298,7 @@ def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
     gives the paired difference with its 95% interval and the seed count."""
     by_key = {(r["identities"], r["head"], r["seed"]): r for r in records}
     rows = []
-    for identities, head in sorted({k[:2] for k in by_key}, key=lambda k: (k[0], list(HEADS).index(k[1]))):
+    for identities, head in sorted({k[:2] for k in by_key}, key=lambda k: (k[0], ORDER.index(k[1]))):
         baseline = BASELINE_OF.get(head, BASELINE)
         seeds = sorted(k[2] for k in by_key if k[:2] == (identities, head) and (identities, baseline, k[2]) in by_key)
         if head == baseline or not seeds:
