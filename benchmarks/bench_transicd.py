@@ -30,6 +30,7 @@ LOOP_SUBSETS = (1_000, 2_000)  # labels the loop runs over when there are more t
 LONG = 10_000  # from this many labels: no warm-up call, one timed call, and no "chunks kept by autograd"
 MODEL_CASE = "whole model step, 50 labels, 8 x 512 tokens"
 BENCHMARK = "TransICD code-wise attention (fwd+bwd)"
+MODULE = "benchmarks.bench_transicd"  # run in fresh processes for memory (also when this file is __main__)
 
 
 def icd10cm_code_count() -> int:
@@ -123,14 +124,14 @@ def head_rows(labels: int, repeats: int, device: str) -> list[BenchRow]:
     forms = FORMS if labels < LONG else FORMS[:2]
     cases = [f"{labels}:{form}" for form in forms] + [f"{labels}:loop{n}" for n in subsets]
     millis = time_steps([head_step(case, device) for case in cases], repeats, device, warm_up=labels < LONG)
-    mib = [measure_memory_in_subprocess(__name__, case, "ours", device) for case in cases]
+    mib = [measure_memory_in_subprocess(MODULE, case, "ours", device) for case in cases]
     loop_ms = _extrapolate(subsets, millis[len(forms) :], labels)
     loop_mb = _extrapolate(subsets, mib[len(forms) :], labels)
     anchor = "per-label loop" if len(subsets) == 1 else "per-label loop (1k and 2k labels, extrapolated linearly)"
     name = f"{labels} labels, 2 x 2,500 tokens, d=128"
     return [
         BenchRow(BENCHMARK, f"{name}: {form}", anchor, millis[i], loop_ms, mib[i], loop_mb)
-        for i, form in enumerate(FORMS)
+        for i, form in enumerate(forms)
     ]
 
 
@@ -179,7 +180,7 @@ def all_head_rows(device: str, quick: bool) -> list[BenchRow]:
 
 def run(device: str = "cpu", quick: bool = False) -> list[BenchRow]:
     rows = all_head_rows(device, quick)
-    model_row = measure_case(__name__, MODEL_CASE, make_steps, 3 if quick else 10, device)
+    model_row = measure_case(MODULE, MODEL_CASE, make_steps, 3 if quick else 10, device)
     rows.append(BenchRow("TransICD training step", MODEL_CASE, "mean pooling + BCE (same encoder)", *model_row))
     return rows
 
