@@ -267,6 +267,8 @@ def _grads(d: Draw) -> dict[str, Any]:
 # ---- the table -----------------------------------------------------------------------------------------------
 
 _HEAD_ARGS = (D, C)
+
+
 def _psd(d: Draw, *batch: int) -> Tensor:
     """Positive semi-definite (..., D, D) matrices (ModHiFi's component similarities), built in float64."""
     a = torch.randn((*batch, D, D + 2), generator=d.gen, dtype=torch.float64) * d.scale
