@@ -40,7 +40,9 @@ from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo._threads import single_thread
 from hf_margin.demo.data.icd_notes import _category_snippets
 from hf_margin.demo.data.pretrained import cached_minilm_features
-from hf_margin.demo.evidence_stats import Interval, mean_interval, paired_difference
+from hf_margin.demo.evidence.records import append_record, read_records
+from hf_margin.demo.evidence.records import summarise as summarise_records
+from hf_margin.demo.evidence_stats import paired_difference
 from hf_margin.heads import build_head
 from hf_margin.metrics import pair_scores, tar_at_far
 
@@ -202,40 +204,17 @@ def verify(embeddings: Tensor, labels: Tensor) -> dict[str, float]:
     return {f"tar@far={far:g}": tar_at_far(scores, same, far) for far in FARS}
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _baseline_of(head: str) -> str | None:
+    return None if head == FROZEN else BASELINE_OF.get(head, BASELINE)
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per (identities, head, metric): the mean with its 95% interval over seeds, and the paired difference to the
-    head's baseline over the seeds both have (intervals need 2 seeds; fewer gives only the mean)."""
-    summary: dict[str, Any] = {}
-    by_key = {(r["identities"], r["head"], r["seed"]): r for r in records}
-    for identities in sorted({r["identities"] for r in records}):
-        table: dict[str, Any] = {}
-        for head in [h for h in ORDER if any(k[:2] == (identities, h) for k in by_key)]:
-            seeds = sorted(k[2] for k in by_key if k[:2] == (identities, head))
-            baseline = BASELINE_OF.get(head, BASELINE)
-            paired = [s for s in seeds if (identities, baseline, s) in by_key]
-            entry: dict[str, Any] = {"seeds": seeds, "baseline": None if head == FROZEN else baseline}
-            for metric in [f"tar@far={far:g}" for far in FARS]:
-                values = [by_key[(identities, head, s)][metric] for s in seeds]
-                entry[metric] = _interval_json(mean_interval(values)) if len(values) > 1 else {"mean": values[0]}
-                if head != baseline and len(paired) > 1:
-                    difference = paired_difference(
-                        [by_key[(identities, head, s)][metric] for s in paired],
-                        [by_key[(identities, baseline, s)][metric] for s in paired],
-                    )
-                    entry[f"{metric} minus {baseline}"] = _interval_json(difference) | {"verdict": difference.verdict()}
-            table[head] = entry
-        summary[str(identities)] = table
-    return summary
-
-
-def _interval_json(interval: Interval) -> dict[str, Any]:
-    return {"mean": interval.mean, "low": interval.low, "high": interval.high, "n": interval.n}
+    """Per (identities, head): TAR at each FAR with its 95% interval over seeds and the paired difference to the
+    head's baseline (`hf_margin.demo.evidence.records.summarise`)."""
+    metrics = [f"tar@far={far:g}" for far in FARS]
+    return summarise_records(
+        records, setting="identities", method="head", metrics=metrics, baseline_of=_baseline_of, order=ORDER
+    )
 
 
 def _feature_cache(texts: list[str], out_dir: Path) -> Path:
@@ -266,7 +245,7 @@ def run(context: DemoContext, setup: ManyIdentitiesSetup | None = None) -> list[
     )
     labels = torch.from_numpy(data.labels)
     records_path = context.out_dir / "records.jsonl"
-    done = {(r["identities"], r["head"], r["seed"]) for r in _read_records(records_path)}
+    done = {(r["identities"], r["head"], r["seed"]) for r in read_records(records_path)}
     planned = [
         run
         for seed in range(setup.seeds)
@@ -283,14 +262,13 @@ def run(context: DemoContext, setup: ManyIdentitiesSetup | None = None) -> list[
             else:
                 result = train_and_verify(features, labels, order[:identities], test_mask, head, seed, setup)
         record = {"identities": identities, "head": head, "seed": seed, **result}
-        with records_path.open("a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record) + "\n")
+        append_record(records_path, record)
         summary = {"setup": asdict(setup), "categories": len(data.categories), "samples": len(data.texts)}
-        summary["results"] = summarise(_read_records(records_path))
+        summary["results"] = summarise(read_records(records_path))
         (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         bar.update()
     bar.close()
-    return rows_from_records(_read_records(records_path))
+    return rows_from_records(read_records(records_path))
 
 
 def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
