@@ -38,7 +38,9 @@ class PseudoNotes:
     label_counts: list[int]
 
 
-def _category_snippets(cm: Any) -> dict[str, list[str]]:
+def category_snippets(cm: Any) -> dict[str, list[str]]:
+    """Each ICD-10-CM 3-character category's wording: the descriptions and inclusion terms of the category and its
+    sub-codes, de-duplicated in order (`cm` is the `simple_icd_10_cm` module)."""
     snippets = {}
     for category in (c for c in cm.get_all_codes(False) if cm.is_category(c)):
         texts = []
@@ -67,7 +69,7 @@ def icd_pseudo_notes(
         raise ValueError(f"`min_snippets` must be >= 2 (one snippet for training, one for testing), got {min_snippets}")
     cm = require("simple_icd_10_cm", "data", "the ICD-10-CM pseudo-notes")
     rng = random.Random(seed)
-    snippets = _category_snippets(cm)
+    snippets = category_snippets(cm)
     eligible = sorted(c for c, texts in snippets.items() if len(texts) >= min_snippets)
     if num_labels is None:
         labelled = eligible

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from hf_margin._extras import require
 from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo._threads import single_thread
-from hf_margin.demo.data.icd_notes import _category_snippets
+from hf_margin.demo.data.icd_notes import category_snippets
 from hf_margin.demo.data.pretrained import cached_minilm_features
 from hf_margin.demo.evidence.records import append_record, read_records
 from hf_margin.demo.evidence.records import summarise as summarise_records
@@ -112,7 +112,7 @@ def icd_identities(min_samples: int, max_samples: int) -> IdentityTexts:
     if not 2 <= min_samples <= max_samples:
         raise ValueError(f"need 2 <= `min_samples` <= `max_samples`, got {min_samples} and {max_samples}")
     cm = require("simple_icd_10_cm", "data", "the ICD-10-CM identities")
-    snippets = _category_snippets(cm)
+    snippets = category_snippets(cm)
     rng = random.Random(0)
     texts: list[str] = []
     labels: list[int] = []
