@@ -84,15 +84,17 @@ def resolve_config(recipe_dir: Path, config: str | None) -> Path:
 
 
 def find_script(recipe_dir: Path, config: Path) -> Path:
-    """The recipe's script: the one .py file in `recipe_dir`, else ``python recipes/<x>/<y>.py`` in a config comment."""
+    """The script a ``python recipes/<x>/<y>.py`` comment of the config names, else the one .py file in `recipe_dir`.
+
+    A recipe with several scripts (or with its script in another recipe's folder) names it in each config.
+    """
+    for line in config.read_text(encoding="utf-8").splitlines():
+        match = _SCRIPT_IN_COMMENT.match(line)
+        if match:
+            return recipe_dir.parent / match.group(1)
     scripts = sorted(recipe_dir.glob("*.py"))
     if len(scripts) == 1:
         return scripts[0]
-    if not scripts:
-        for line in config.read_text(encoding="utf-8").splitlines():
-            match = _SCRIPT_IN_COMMENT.match(line)
-            if match:
-                return recipe_dir.parent / match.group(1)
     raise FileNotFoundError(
         f"recipe {recipe_dir.name} needs exactly one .py script in {recipe_dir} (found {len(scripts)}), or a "
         f"'# python recipes/<recipe>/<script>.py' comment in {config.name}"
