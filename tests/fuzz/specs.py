@@ -281,6 +281,11 @@ def _keep(d: Draw, *batch: int) -> Tensor:
     return keep.to(d.device)
 
 
+_NO_FLOAT16 = (torch.float32, torch.float64, torch.bfloat16)
+_M2FNET_NOTE = (
+    "float16 left out: the covariance term's gradient grows with the cube of the embeddings' scale and overflows a "
+    "float16 input gradient at scale 1e3 (the loss itself computes in float32; under autocast use bf16)"
+)
 _SUBSET_FIDELITY_NOTE = "float16 left out: Q is a second moment (statistics are accumulated in float32 or wider)"
 _LABELS = ("labels",)
 
@@ -459,6 +464,8 @@ SPECS: tuple[Spec, ...] = (
         emb_labels,
         bad("amt_weight", "cov_weight", "var_weight", "eps", extra=(("eps", 0.0), ("hinge", "no"))),
         _LABELS,
+        dtypes=_NO_FLOAT16,
+        notes=_M2FNET_NOTE,
     ),
     Spec(
         "functional.adaptive_margin_triplet_loss",
@@ -466,6 +473,8 @@ SPECS: tuple[Spec, ...] = (
         bind("functional.adaptive_margin_triplet_loss"),
         lambda d: {"anchor": d.floats(d.n, D), "positive": d.floats(d.n, D), "negative": d.floats(d.n, D)},
         bad("amt_weight", "eps", extra=(("var_weight", -1.0), ("detach_margin", "no"))),
+        dtypes=_NO_FLOAT16,
+        notes=_M2FNET_NOTE,
     ),
     Spec(
         "losses.MultiSimilarityMiner",
@@ -564,7 +573,7 @@ SPECS: tuple[Spec, ...] = (
         bind("functional.component_similarity"),
         lambda d: {"weight": d.floats(d.n, D), "input_moment": _psd(d)},
         any_shape=True,  # weight (outputs, inputs, *kernel): an extra trailing dimension is a 1-wide kernel
-        dtypes=(torch.float32, torch.float64, torch.bfloat16),
+        dtypes=_NO_FLOAT16,
         notes=_SUBSET_FIDELITY_NOTE,
     ),
     Spec(
@@ -572,7 +581,7 @@ SPECS: tuple[Spec, ...] = (
         "functional",
         bind("functional.singleton_fidelity"),
         lambda d: {"similarity": _psd(d, d.n)},
-        dtypes=(torch.float32, torch.float64, torch.bfloat16),
+        dtypes=_NO_FLOAT16,
         notes=_SUBSET_FIDELITY_NOTE,
     ),
     Spec(
@@ -581,7 +590,7 @@ SPECS: tuple[Spec, ...] = (
         bind("functional.optimal_compensation"),
         lambda d: {"similarity": _psd(d, d.n), "keep": _keep(d)},
         bad("ridge", extra=(("ridge", -1.0),)),
-        dtypes=(torch.float32, torch.float64, torch.bfloat16),
+        dtypes=_NO_FLOAT16,
         notes=_SUBSET_FIDELITY_NOTE,
     ),
     Spec(
@@ -590,7 +599,7 @@ SPECS: tuple[Spec, ...] = (
         bind("functional.subset_fidelity"),
         lambda d: {"similarity": _psd(d, d.n), "keep": _keep(d, d.n)},
         bad("ridge", extra=(("ridge", -1.0),)),
-        dtypes=(torch.float32, torch.float64, torch.bfloat16),
+        dtypes=_NO_FLOAT16,
         notes=_SUBSET_FIDELITY_NOTE,
     ),
     Spec(
