@@ -432,6 +432,8 @@ def recipe_main(setup_type: type, run: Callable[[DemoContext, Any], list[DemoRow
     """
     import sys
 
+    from hf_margin.demo._processes import is_main_process
+
     argv = sys.argv[1:]
     if argv and argv[0] in ("-h", "--help"):
         print(recipe_help(setup_type, default_out_dir, Path(sys.argv[0]).name))
@@ -443,8 +445,10 @@ def recipe_main(setup_type: type, run: Callable[[DemoContext, Any], list[DemoRow
         context.out_dir.mkdir(parents=True, exist_ok=True)
     except (ValueError, OSError) as error:
         raise SystemExit(f"{Path(sys.argv[0]).name}: error: {error}") from None
-    print(format_table(run(context, setup)))
-    print(f"\nresults in {context.out_dir}")
+    rows = run(context, setup)
+    if is_main_process():  # launched on several processes: one table
+        print(format_table(rows))
+        print(f"\nresults in {context.out_dir}")
 
 
 def recipe_help(setup_type: type, default_out_dir: str, prog: str) -> str:

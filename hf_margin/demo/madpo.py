@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo._processes import is_main_process
 
 SHARES = {"reward": 0.35, "judge": 0.35, "pairs": 0.25, "eval": 0.05}
 BASELINES = ("DPO", "IPO", "beta-DPO")
@@ -292,6 +293,8 @@ def run(context: DemoContext, setup: MADPOSetup | None = None) -> list[DemoRow]:
 
     setup = setup or MADPOSetup()
     results = compare(setup, cache_dir(), context.out_dir / "madpo_runs", context.progress)
+    if not is_main_process():  # launched on several processes (the trainings are shared): the main one writes
+        return []
     report = {"setup": asdict(setup), **results}
     (context.out_dir / "madpo.json").write_text(json.dumps(report, indent=2))
     return rows_from_results(results)

@@ -16,7 +16,7 @@ import copy
 import io
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo._processes import is_main_process, process_rank_and_count, run_split
 from hf_margin.demo.data.faces import (
     IdentityImages,
     cap_per_identity,
@@ -129,6 +130,16 @@ def _frozen_features(backbone: Any, images: Tensor, frozen_blocks: int) -> Tenso
         return torch.cat(outputs)
 
 
+@dataclass
+class _FoldSeedResult:
+    """One (held-out fold, seed) run of every head: pair scores and training seconds by head; the frozen
+    backbone's pair scores on seed 0."""
+
+    scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    zero_shot: tuple[np.ndarray, np.ndarray] | None = None
+
+
 def compare_heads(
     data: IdentityImages, setup: VerificationSetup, progress: Any = None
 ) -> tuple[dict[str, HeadResult], HeadResult]:
@@ -150,12 +161,14 @@ def compare_heads(
     if unknown:
         raise ValueError(f"unknown `heads` {unknown}; known: {', '.join(HEADS)}")
     heads = {name: HEADS[name] for name in HEADS if name in setup.heads or name == BASELINE}
-    scores: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in heads}
-    seconds = dict.fromkeys(heads, 0.0)
-    zero_shot: list[tuple[np.ndarray, np.ndarray]] = []
     runs = [(fold, seed) for fold in range(min(setup.folds, setup.groups)) for seed in range(setup.seeds)]
-    bar = progress(total=len(runs) * len(heads), desc="margin heads", unit="run", leave=False) if progress else None
-    for fold, seed in runs:
+    _, processes = process_rank_and_count()
+    own_runs = len(range(0, len(runs), processes))  # the main process's share (launched: runs are split)
+    show = progress is not None and is_main_process()
+    bar = progress(total=own_runs * len(heads), desc="margin heads", unit="run", leave=False) if show else None
+
+    def fold_and_seed(run: tuple[int, int]) -> _FoldSeedResult:
+        fold, seed = run
         held_out = group_of == fold
         train_ids = torch.unique(labels[~held_out])
         relabel = torch.full((data.num_identities,), -1, dtype=torch.long)
@@ -163,26 +176,33 @@ def compare_heads(
         x_train, y_train = features[~held_out], relabel[labels[~held_out]]
         if mirrored is not None:
             x_train, y_train = torch.cat([x_train, mirrored[~held_out]]), torch.cat([y_train, y_train])
+        result = _FoldSeedResult()
         if seed == 0:
             reference = _backbone_embeddings(backbone, features[held_out], setup.frozen_blocks)
-            zero_shot.append(pair_scores(reference, labels[held_out]))
+            result.zero_shot = pair_scores(reference, labels[held_out])
         for name, (head_type, head_kwargs) in heads.items():
             torch.manual_seed(1000 * fold + seed)
             tail = _TrainableTail(backbone, setup.frozen_blocks, setup.embedding_size)
             head = _make_head(head_type, setup.embedding_size, len(train_ids), head_kwargs)
             start = time.perf_counter()
             _train(tail, head, x_train, y_train, setup)
-            seconds[name] += time.perf_counter() - start
+            result.seconds[name] = time.perf_counter() - start
             tail.eval()
             with torch.no_grad():
                 embeddings = tail(features[held_out])
                 if mirrored is not None:
                     embeddings = embeddings + tail(mirrored[held_out])
-            scores[name].append(pair_scores(embeddings, labels[held_out]))
+            result.scores[name] = pair_scores(embeddings, labels[held_out])
             if bar is not None:
                 bar.update()
+        return result
+
+    done = run_split(runs, fold_and_seed)  # launched on several processes: each does its share
     if bar is not None:
         bar.close()
+    scores = {name: [r.scores[name] for r in done] for name in heads}
+    seconds = {name: sum(r.seconds[name] for r in done) for name in heads}
+    zero_shot = [r.zero_shot for r in done if r.zero_shot is not None]
     results = {name: _summarise(scores[name], seconds[name]) for name in heads}
     return results, _summarise(zero_shot, 0.0)
 
@@ -307,6 +327,8 @@ def run(context: DemoContext, setup: VerificationSetup | None = None) -> list[De
     data = load_identities(context.data_dir)
     results, zero_shot = compare_heads(data, setup, context.progress)
     title = f"{data.name}: verification of unseen identities ({setup.folds} folds)"
+    if not is_main_process():  # launched on several processes: the main one writes
+        return []
     plot_roc(results, zero_shot, title, context.out_dir / "margin_heads_roc.png")
     report = {
         "dataset": data.name,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,7 +32,34 @@ from hf_margin._extras import require
 require("trl", "trl", "The preference trainers")
 check_host_versions("accelerate", "datasets")  # TRL trains through both
 
+from datasets import Dataset, load_from_disk  # noqa: E402
 from trl import DPOTrainer  # noqa: E402
+
+
+class SharedReferenceCacheMixin:
+    """Makes TRL's ``precompute_ref_log_probs=True`` launch on several processes with an in-memory dataset.
+
+    TRL (1.16) caches the precomputed reference log-probs in a file next to the dataset's own files and reads it back
+    on every rank. An in-memory dataset (``Dataset.from_dict``, ``from_list``, a tokenised ``map`` of one) has no
+    files, so datasets names a per-process temporary folder: rank 0 writes the cache in its folder and rank 1 fails
+    with ``FileNotFoundError`` in its own (plain `DPOTrainer` too). Under several processes such a dataset is written
+    once, by the main process, to ``<output_dir>/reference_logps/<name>`` and reopened from there on every rank
+    before TRL's precompute, so all ranks share one cache file (this needs the output folder on a file system all
+    processes see, as checkpoints do). One process, or a dataset with files, is passed through unchanged.
+    """
+
+    def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+        return super()._precompute_ref_logps(self._on_shared_disk(dataset, name), name, batch_size)  # type: ignore[misc]
+
+    def _on_shared_disk(self, dataset: Any, name: str) -> Any:
+        accelerator = self.accelerator  # type: ignore[attr-defined]
+        if accelerator.num_processes == 1 or not isinstance(dataset, Dataset) or dataset.cache_files:
+            return dataset
+        folder = Path(self.args.output_dir) / "reference_logps" / name  # type: ignore[attr-defined]
+        if accelerator.is_main_process:
+            dataset.save_to_disk(str(folder))
+        accelerator.wait_for_everyone()
+        return load_from_disk(str(folder))
 
 
 @dataclass

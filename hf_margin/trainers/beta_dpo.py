@@ -17,7 +17,13 @@ from torch import Tensor
 
 from hf_margin._extras import require
 from hf_margin.functional.preference import BetaDPOState
-from hf_margin.trainers._preference import append_metrics, check_supported, replace_pair_term, run_trl_loss
+from hf_margin.trainers._preference import (
+    SharedReferenceCacheMixin,
+    append_metrics,
+    check_supported,
+    replace_pair_term,
+    run_trl_loss,
+)
 
 require("trl", "trl", "beta-DPO")
 
@@ -52,7 +58,7 @@ class BetaDPOConfig(DPOConfig):
             raise ValueError(f"`beta_dpo_momentum` must lie in [0, 1), got {self.beta_dpo_momentum}")
 
 
-class BetaDPOTrainer(DPOTrainer):
+class BetaDPOTrainer(SharedReferenceCacheMixin, DPOTrainer):
     """Sigmoid DPO with a per-batch beta and beta-guided filtering; the EMA statistics are saved in checkpoints.
 
     With ``beta_dpo_alpha = 0`` and ``beta_dpo_keep = 1`` it is TRL's sigmoid DPO. Everything but the per-pair

@@ -17,6 +17,7 @@ from hf_margin.trainers._model_card import (
 )
 from hf_margin.trainers._preference import (
     PairColumnsCollator,
+    SharedReferenceCacheMixin,
     append_metrics,
     check_reference,
     check_supported,
@@ -57,7 +58,7 @@ def attach_margins(dataset: Any, args: MADPOConfig, name: str = "train_dataset")
     return dataset
 
 
-class MADPOTrainer(ModelCardMixin, DPOTrainer):
+class MADPOTrainer(SharedReferenceCacheMixin, ModelCardMixin, DPOTrainer):
     """Trainer for MADPO: DPO whose per-pair loss is weighted by a function of a reward model's margin.
 
     ``loss = mean_i -w(h_i) log sigmoid(beta h_theta_i)`` with ``h_i`` from the dataset's margin column and

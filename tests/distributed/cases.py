@@ -136,7 +136,7 @@ CASES: dict[str, Callable[[Path, int], Trainer]] = {
     "embedding": embedding,
     "transicd": transicd,
 }
-# launched on their own (known failures, see test_launched.py)
+# launched on their own (test_launched.py: the precomputed reference of the MADPO recipe)
 EXTRA_CASES: dict[str, Callable[[Path, int], Trainer]] = {"madpo_precomputed": madpo_precomputed}
 
 

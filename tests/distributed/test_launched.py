@@ -116,13 +116,6 @@ def test_saved_model_and_card_are_written_once_and_reload_in_one_process(
 
 
 @pytest.mark.heavy
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="TRL 1.16 DPOTrainer._precompute_ref_logps (inherited by MADPOTrainer) under 2 processes: rank 1 opens "
-    "the reference log-probs' cache file in another process's temporary datasets folder (FileNotFoundError), so "
-    "precompute_ref_log_probs=True, which the MADPO recipe sets, does not launch; issue 22 report",
-)
 def test_precomputed_reference_log_probs_launch_like_one_process(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:

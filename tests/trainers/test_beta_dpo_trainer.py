@@ -99,3 +99,18 @@ def test_non_finite_batch_gives_a_non_finite_loss_and_keeps_the_state(
     loss = trainer.compute_loss(trainer.model, batch)
     assert isinstance(loss, torch.Tensor) and not torch.isfinite(loss)
     assert trainer.beta_dpo_state == state  # not poisoned: the next batch and the checkpoint see finite statistics
+
+
+def test_an_in_memory_dataset_is_reopened_from_the_output_folder_under_several_processes(tmp_path: Path) -> None:
+    """TRL caches precomputed reference log-probs next to the dataset's files; an in-memory dataset's would be a
+    per-process temporary folder (rank 1 cannot open rank 0's file), so it is first written under output_dir."""
+    trainer = _trainer(tmp_path)
+    rows = Dataset.from_dict({"x": [1, 2, 3]})
+    assert trainer._on_shared_disk(rows, "train") is rows  # one process: unchanged
+    trainer.accelerator = type("TwoProcesses", (), {"num_processes": 2, "is_main_process": True})()
+    trainer.accelerator.wait_for_everyone = lambda: None  # type: ignore[attr-defined]
+    shared = trainer._on_shared_disk(rows, "train")
+    folder = tmp_path / "reference_logps" / "train"
+    assert Path(shared.cache_files[0]["filename"]).parent == folder
+    assert shared["x"] == [1, 2, 3]
+    assert trainer._on_shared_disk(shared, "train") is shared  # already on disk: TRL's cache path is shared
