@@ -13,6 +13,7 @@ import pytest
 from hf_margin.demo import DemoContext
 from hf_margin.demo.evidence import margin_heads_icd as evidence
 from hf_margin.demo.evidence.margin_heads_icd import FROZEN, IdentityTexts, ManyIdentitiesSetup, split_for_seed
+from hf_margin.demo.evidence.records import paired_differences_figure
 
 
 def _fake_data(monkeypatch: pytest.MonkeyPatch, categories: int = 30, per: int = 5) -> None:
@@ -60,6 +61,7 @@ def test_records_summary_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     # a restart finds every record done and trains nothing more
     evidence.run(context, setup)
     assert len((tmp_path / "records.jsonl").read_text().splitlines()) == len(records)
+    assert (tmp_path / "paired_differences.png").stat().st_size > 10_000
 
 
 def test_same_seed_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,3 +112,20 @@ def test_hf_margin_train_finds_the_grouped_recipe(tmp_path: Path) -> None:
     command = build_command("evidence/margin_heads_icd", overrides=["--seeds", "3", "--out_dir", str(tmp_path / "o")])
     assert command[1].endswith("recipes/evidence/margin_heads_icd/verify_icd_identities.py")
     assert command[2].endswith("recipes/evidence/margin_heads_icd/config.yaml") and command[-4:-2] == ["--seeds", "3"]
+
+
+def test_the_paired_differences_figure_draws_each_method_against_its_baseline() -> None:
+    def entry(baseline: str, difference: float | None) -> dict[str, object]:
+        paired = {"mean": difference, "low": difference - 0.01, "high": difference + 0.01} if difference else None
+        return {"baseline": baseline} | ({"tar@far=0.01 minus " + baseline: paired} if paired else {})
+
+    results = {
+        "0": {FROZEN: {"baseline": None}},
+        "100": {"softmax CE": entry("softmax CE", None), "ArcFace": entry("softmax CE", 0.02)},
+        "1500": {"softmax CE": entry("softmax CE", None), "ArcFace": entry("softmax CE", -0.03)},
+    }
+    fig = paired_differences_figure(results, ["tar@far=0.01"], xlabel="identities", title="t")
+    (axis,) = fig.axes
+    assert [t.get_text() for t in axis.get_xticklabels()] == ["100", "1500"]  # the untrained setting has no pairs
+    (bars,) = [c for c in axis.containers if c.get_label() == "ArcFace - softmax CE"]
+    assert list(bars.lines[0].get_ydata()) == [0.02, -0.03]

@@ -40,7 +40,7 @@ from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo._threads import single_thread
 from hf_margin.demo.data.icd_notes import category_snippets
 from hf_margin.demo.data.pretrained import cached_minilm_features
-from hf_margin.demo.evidence.records import append_record, read_records
+from hf_margin.demo.evidence.records import append_record, plot_paired_differences, read_records
 from hf_margin.demo.evidence.records import summarise as summarise_records
 from hf_margin.demo.evidence_stats import paired_difference
 from hf_margin.heads import build_head
@@ -268,7 +268,15 @@ def run(context: DemoContext, setup: ManyIdentitiesSetup | None = None) -> list[
         (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         bar.update()
     bar.close()
-    return rows_from_records(read_records(records_path))
+    records = read_records(records_path)
+    plot_paired_differences(
+        summarise(records),
+        [f"tar@far={far:g}" for far in FARS],
+        context.out_dir / "paired_differences.png",
+        xlabel="training identities",
+        title=f"Margin heads on ICD-10-CM identities: paired difference to the baseline ({setup.seeds} seeds, 95% CI)",
+    )
+    return rows_from_records(records)
 
 
 def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:

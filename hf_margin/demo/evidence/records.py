@@ -63,3 +63,59 @@ def summarise(
             table[name] = entry
         summary[str(value)] = table
     return summary
+
+
+def plot_paired_differences(
+    results: dict[str, Any], metrics: Sequence[str], path: Path, *, xlabel: str, title: str
+) -> None:
+    """Draw `paired_differences_figure` to `path` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = paired_differences_figure(results, metrics, xlabel=xlabel, title=title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def paired_differences_figure(results: dict[str, Any], metrics: Sequence[str], *, xlabel: str, title: str) -> Any:
+    """From a `summarise` result: each method's paired difference to its baseline against the setting (one panel
+    per metric, one line per method, the 95% intervals as error bars, zero dashed), as a matplotlib figure.
+
+    Settings are placed at equal spacing in their sorted order (labelled with their values); methods and settings
+    without a paired difference (baselines, single seeds) are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = sorted(
+        (s for s in results if any(_difference(e, m) for e in results[s].values() for m in metrics)), key=_setting_order
+    )
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4), squeeze=False, layout="constrained")
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        methods = dict.fromkeys(m for s in settings for m, e in results[s].items() if _difference(e, metric))
+        for offset, method in enumerate(methods):
+            points = [(i, _difference(results[s].get(method, {}), metric)) for i, s in enumerate(settings)]
+            shown = [(i + 0.06 * (offset - len(methods) / 2), d) for i, d in points if d]
+            x = [i for i, _ in shown]
+            y = [d["mean"] for _, d in shown]
+            error = [[d["mean"] - d["low"] for _, d in shown], [d["high"] - d["mean"] for _, d in shown]]
+            baseline = next(results[s][method]["baseline"] for s in settings if method in results[s])
+            axis.errorbar(x, y, yerr=error, marker="o", capsize=3, label=f"{method} - {baseline}")
+        axis.axhline(0, color="grey", linestyle="--", linewidth=1)
+        axis.set_xticks(range(len(settings)), [str(s) for s in settings])
+        axis.set(xlabel=xlabel, ylabel=f"paired difference in {metric}", title=metric)
+        axis.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def _setting_order(value: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
+
+
+def _difference(entry: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    key = f"{metric} minus {entry.get('baseline')}"
+    return entry.get(key) if "low" in entry.get(key, {}) else None
