@@ -95,6 +95,27 @@ def _conversational(pairs: list[dict[str, str]]) -> dict[str, list[Any]]:
     }
 
 
+def flip_labels(pairs: list[dict[str, str]], flip: Any) -> list[dict[str, str]]:
+    """`pairs` with chosen and rejected swapped where `flip` (one bool per pair) is true: the corrupted labels."""
+    return [
+        p | {"chosen": p["rejected"], "rejected": p["chosen"]} if f else p for p, f in zip(pairs, flip, strict=True)
+    ]
+
+
+def margin_dataset(pairs: list[dict[str, str]], reward: Any, reward_tokenizer: Any) -> Any:
+    """The conversational preference `datasets.Dataset` of `pairs` with the reward model's margin column."""
+    from datasets import Dataset
+
+    from hf_margin.data.preference_scoring import score_preference_margins
+
+    # The reward model reads plain text: prompt, a space, the response.
+    plain = Dataset.from_dict(
+        {"prompt": [p["prompt"] + " " for p in pairs]} | {k: [p[k] for p in pairs] for k in ("chosen", "rejected")}
+    )
+    margins = score_preference_margins(plain, reward, reward_tokenizer, progress=False)["margin"]
+    return Dataset.from_dict(_conversational(pairs) | {"margin": margins})
+
+
 def _train(method: str, policy_path: Path, data: Any, tokenizer: Any, setup: MADPOSetup, out: Path) -> Any:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM
@@ -189,10 +210,8 @@ def entanglement_summary(run: Path, picture: Path) -> dict[str, float]:
 
 def compare(setup: MADPOSetup, cache: Path, out: Path, progress: Any = None) -> dict[str, Any]:
     """The whole pipeline; returns {corruption: {method: judge score}} with the untrained policy's score."""
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from hf_margin.data.preference_scoring import score_preference_margins
     from hf_margin.demo.data.pretrained import minilm_path, smollm2_path
     from hf_margin.demo.data.rotten_tomatoes import PROMPT, load_snippets, movie_split, movie_title, preference_pairs
 
@@ -223,16 +242,7 @@ def compare(setup: MADPOSetup, cache: Path, out: Path, progress: Any = None) -> 
         else None
     )
     for corruption in setup.corruptions:
-        flip = rng.random(len(pairs)) < corruption
-        noisy = [
-            p | {"chosen": p["rejected"], "rejected": p["chosen"]} if f else p for p, f in zip(pairs, flip, strict=True)
-        ]
-        # The reward model reads plain text: prompt, a space, the response.
-        plain = Dataset.from_dict(
-            {"prompt": [p["prompt"] + " " for p in noisy]} | {k: [p[k] for p in noisy] for k in ("chosen", "rejected")}
-        )
-        margins = score_preference_margins(plain, reward, minilm_tokenizer, progress=False)["margin"]
-        data = Dataset.from_dict(_conversational(noisy) | {"margin": margins})
+        data = margin_dataset(flip_labels(pairs, rng.random(len(pairs)) < corruption), reward, minilm_tokenizer)
         scores: dict[str, dict[str, Any]] = {}
         for method in setup.methods:
             start = time.perf_counter()
