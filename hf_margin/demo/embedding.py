@@ -46,6 +46,7 @@ class EmbeddingSetup:
         consistency_top_k: KaLM drops a pair whose positive is not in this top.
         scale: inverse temperature of every loss (20 = temperature 0.05, also used for GISTEmbedLoss).
         focal_gamma: gamma of "ours: focal" and "ours: all parts".
+        focal_normalize: normalise their focal weights to mean 1 in the batch (the step size of MNRL).
         filter_margin: relative margin of the self-guided false-negative filter.
         num_mixed: pairwise-mixed synthetic negatives per query.
         distill_weight: weight of the soft-label KL term (teacher: the zero-shot model).
@@ -53,6 +54,9 @@ class EmbeddingSetup:
         full_corpus: retrieve among every ICD description (else only among the held-out codes').
         chatterbot: also evaluate on chatterbot-corpus question -> answer retrieval.
         max_seq_length: token budget per text.
+        mini_batch_size: 0 trains with the plain losses; above 0, with their GradCache variants
+            (CachedMultipleNegativesRankingLoss, CachedGISTEmbedLoss, CachedMarginEmbeddingLoss: the same
+            gradients, memory of `mini_batch_size` texts per forward pass, one extra forward pass per step).
         seed: seed of the split, the sampled rows, the mining and training.
     """
 
@@ -66,6 +70,7 @@ class EmbeddingSetup:
     consistency_top_k: int = 50
     scale: float = 20.0
     focal_gamma: float = 2.0
+    focal_normalize: bool = False
     filter_margin: float = 0.05
     num_mixed: int = 4
     distill_weight: float = 1.0
@@ -73,6 +78,7 @@ class EmbeddingSetup:
     full_corpus: bool = False
     chatterbot: bool = False
     max_seq_length: int = 64
+    mini_batch_size: int = 0
     seed: int = 0
 
 
@@ -87,17 +93,21 @@ def _model(setup: EmbeddingSetup) -> Any:
 
 
 def make_loss(method: str, model: Any, guide: Any, setup: EmbeddingSetup) -> Any:
-    """The loss object of one compared method."""
-    from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
+    """The loss object of one compared method (its GradCache variant when ``setup.mini_batch_size > 0``)."""
+    from sentence_transformers.sentence_transformer import losses
 
-    from hf_margin.embeddings import MarginEmbeddingLoss
+    from hf_margin.embeddings import CachedMarginEmbeddingLoss, MarginEmbeddingLoss
 
+    cached = {"mini_batch_size": setup.mini_batch_size} if setup.mini_batch_size > 0 else {}
     if method in ("MNRL", REFERENCE):
-        return MultipleNegativesRankingLoss(model, scale=setup.scale)
+        mnrl = losses.CachedMultipleNegativesRankingLoss if cached else losses.MultipleNegativesRankingLoss
+        return mnrl(model, scale=setup.scale, **cached)
     if method == "GISTEmbedLoss":
-        return GISTEmbedLoss(model, guide, temperature=1.0 / setup.scale)
+        gist = losses.CachedGISTEmbedLoss if cached else losses.GISTEmbedLoss
+        return gist(model, guide, temperature=1.0 / setup.scale, **cached)
+    focal = {"focal_gamma": setup.focal_gamma, "focal_normalize": setup.focal_normalize}
     parts: dict[str, dict[str, Any]] = {
-        "ours: focal": {"focal_gamma": setup.focal_gamma},
+        "ours: focal": focal,
         "ours: filter": {"filter_strategy": "relative", "filter_margin": setup.filter_margin},
         "ours: mixing": {"mixing": "pairwise", "num_mixed": setup.num_mixed},
         "ours: soft labels": {"distill_weight": setup.distill_weight},
@@ -108,7 +118,8 @@ def make_loss(method: str, model: Any, guide: Any, setup: EmbeddingSetup) -> Any
         options = parts[method]
     else:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    return MarginEmbeddingLoss(model, scale=setup.scale, seed=setup.seed, **options)
+    ours = CachedMarginEmbeddingLoss if cached else MarginEmbeddingLoss
+    return ours(model, scale=setup.scale, seed=setup.seed, **cached, **options)
 
 
 def train(method: str, rows: Any, guide: Any, setup: EmbeddingSetup, out_dir: Path) -> tuple[Any, list[dict]]:
@@ -166,12 +177,11 @@ def evaluation_sets(setup: EmbeddingSetup, data: Any) -> dict[str, Any]:
     return sets
 
 
-def run(context: DemoContext, setup: EmbeddingSetup = EmbeddingSetup()) -> list[DemoRow]:
-    from hf_margin.demo.data.retrieval import icd10_retrieval, retrieval_metrics
+def prepare(setup: EmbeddingSetup) -> tuple[Any, Any, dict[str, Any]]:
+    """The zero-shot model (miner, guide and teacher), the mined training rows of `setup.seed`'s split, and the
+    evaluation sets."""
+    from hf_margin.demo.data.retrieval import icd10_retrieval
 
-    unknown = [m for m in setup.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
     torch.manual_seed(setup.seed)
     data = icd10_retrieval(seed=setup.seed)
     zero_shot = _model(setup).eval()
@@ -183,7 +193,16 @@ def run(context: DemoContext, setup: EmbeddingSetup = EmbeddingSetup()) -> list[
         setup.seed,
     )
     rows = mined_icd_rows(mining, data.train_pairs, data.train_corpus, zero_shot)
-    sets = evaluation_sets(setup, data)
+    return zero_shot, rows, evaluation_sets(setup, data)
+
+
+def run(context: DemoContext, setup: EmbeddingSetup = EmbeddingSetup()) -> list[DemoRow]:
+    from hf_margin.demo.data.retrieval import retrieval_metrics
+
+    unknown = [m for m in setup.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    zero_shot, rows, sets = prepare(setup)
     results: dict[str, dict[str, dict[str, float]]] = {
         "zero-shot": {name: retrieval_metrics(zero_shot, s) for name, s in sets.items()}
     }

@@ -59,6 +59,8 @@ class MarginEmbeddingLoss(nn.Module):
         similarity: "cosine" or "dot".
         symmetric: add the doc-to-query direction (as MNRL's per-direction ("query_to_doc", "doc_to_query")).
         focal_gamma, focal_detach: focal exponent (0 = off) and whether its weight is a constant.
+        focal_normalize: divide by the batch's summed focal weight instead of the batch size (weights of mean 1,
+            so the focal weight does not shrink the step size; off: the paper's mean).
         filter_strategy, filter_margin: None, "relative" or "absolute" false-negative filtering and its margin.
         guide: a guide SentenceTransformer for the filter scores; None filters with the model's own scores.
         mixing, num_mixed, mix_lambda, mix_temperature, mix_gradient: online hard-negative mixing.
@@ -80,6 +82,7 @@ class MarginEmbeddingLoss(nn.Module):
         symmetric: bool = False,
         focal_gamma: float = 0.0,
         focal_detach: bool = False,
+        focal_normalize: bool = False,
         filter_strategy: FilterStrategy | None = None,
         filter_margin: float = 0.05,
         guide: Any | None = None,
@@ -101,6 +104,7 @@ class MarginEmbeddingLoss(nn.Module):
             symmetric=symmetric,
             focal_gamma=focal_gamma,
             focal_detach=focal_detach,
+            focal_normalize=focal_normalize,
             filter_strategy=filter_strategy,
             filter_margin=filter_margin,
             mixing=mixing,

@@ -62,3 +62,24 @@ def test_tiny_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert logs and {"filtered_share", "mean_focal_weight", "similarity_gap"} <= set(logs[-1])
     assert 8 <= report["training_rows"] <= 19, "1.2 x the budget's rows, less the dropped pairs"
     assert list((tmp_path / "cache").glob("icd_mined_*.json")), "the mined rows are cached"
+
+
+def test_cached_variants_and_focal_normalisation(tmp_path: Path) -> None:
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedGISTEmbedLoss,
+        CachedMultipleNegativesRankingLoss,
+    )
+
+    from hf_margin.embeddings import CachedMarginEmbeddingLoss
+
+    model = tiny_sentence_transformer(tmp_path / "tiny")
+    setup = embedding_demo.EmbeddingSetup(mini_batch_size=8, focal_normalize=True)
+    losses = {m: embedding_demo.make_loss(m, model, model, setup) for m in embedding_demo.METHODS}
+    assert isinstance(losses["MNRL + hard negatives"], CachedMultipleNegativesRankingLoss)
+    assert isinstance(losses["GISTEmbedLoss"], CachedGISTEmbedLoss)
+    assert all(isinstance(losses[m], CachedMarginEmbeddingLoss) for m in embedding_demo.OURS)
+    assert {losses[m].mini_batch_size for m in losses if m != "MNRL"} == {8}
+    normalised = {m for m in embedding_demo.OURS if losses[m].loss.options.focal_normalize}
+    assert normalised == {"ours: focal", "ours: all parts"}
+    plain = embedding_demo.make_loss("ours: focal", model, model, embedding_demo.EmbeddingSetup())
+    assert isinstance(plain, MarginEmbeddingLoss) and not plain.options.focal_normalize

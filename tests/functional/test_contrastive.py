@@ -85,6 +85,25 @@ def test_focal_loss_value_and_detach_option() -> None:
     assert not torch.allclose(grads[0], grads[1]), "the undetached focal weight is differentiated"
 
 
+def test_focal_normalize_gives_weights_of_mean_one() -> None:
+    q, docs = batch()
+    log_p = (20 * similarity_matrix(q, torch.cat(docs))).log_softmax(1).diagonal()
+    weight = (1 - log_p.exp()) ** 2
+    out = margin_info_nce(q, docs, InfoNCEOptions(focal_gamma=2.0, focal_normalize=True))
+    torch.testing.assert_close(out.loss, -(weight * log_p).sum() / weight.sum())
+    torch.testing.assert_close(out.mean_focal_weight, weight.mean()), "the logged weight stays the raw mean"
+    plain = margin_info_nce(q, docs, InfoNCEOptions(focal_normalize=True)).loss
+    torch.testing.assert_close(plain, reference_info_nce(q, docs)), "gamma 0: InfoNCE"
+
+    grads = {}
+    for normalize in (False, True):
+        leaf = q.clone().requires_grad_()
+        options = InfoNCEOptions(focal_gamma=2.0, focal_detach=True, focal_normalize=normalize)
+        margin_info_nce(leaf, docs, options).loss.backward()
+        grads[normalize] = leaf.grad
+    torch.testing.assert_close(grads[True], grads[False] / weight.mean()), "the step is rescaled by 1 / mean weight"
+
+
 def test_filter_rule_including_negative_positive_scores() -> None:
     pos = torch.tensor([[0.8], [-0.2]])
     scores = torch.tensor([[0.75, 0.7599, 0.7601, 0.9], [-0.25, -0.2101, -0.2099, -0.195]])
