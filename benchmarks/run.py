@@ -1,9 +1,10 @@
 """Run every benchmark and write one markdown table.
 
-    python -m benchmarks.run [--device cpu|cuda] [--quick] [--out benchmarks/RESULTS.md]
+    python -m benchmarks.run [--device cpu|cuda] [--quick] [--only bench_x ...] [--out benchmarks/RESULTS.md]
 
 Each benchmark compares hf_margin with its anchor library in the same process, on the same inputs, and
-reports ours / anchor for time and peak memory (below 1 means we are faster / lighter).
+reports ours / anchor for time and peak memory (below 1 means we are faster / lighter). Every row says when and how
+it was measured; with ``--only`` the other benchmarks' rows already in the output file are kept.
 """
 
 from __future__ import annotations
@@ -36,22 +37,30 @@ BENCHMARKS = (
 )
 
 
-def markdown(rows: list[BenchRow], device: str) -> str:
+HEADER = (
+    "Command: `python -m benchmarks.run --device <cpu|cuda> [--only <module> ...]` (the whole set or some modules; "
+    "a run with `--only` keeps the other rows). The last column says when, where and how each row was measured.\n\n"
+    "| benchmark | case | anchor | ours (ms) | anchor (ms) | time ratio | ours peak (MiB) | anchor peak (MiB) "
+    "| memory ratio | measured |\n"
+    "|---|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def markdown_rows(rows: list[BenchRow], device: str, quick: bool) -> list[str]:
+    """One table line per row, stamped with today's date, the device, the torch threads and ``--quick``."""
     machine = torch.cuda.get_device_name() if device.startswith("cuda") else f"{platform.processor() or 'CPU'}"
-    lines = [
-        f"Measured {datetime.date.today()} on {machine}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
-        f"threads, torch {torch.__version__}; command: `python -m benchmarks.run --device {device}`.",
-        "",
-        "| benchmark | case | anchor | ours (ms) | anchor (ms) | time ratio | ours peak (MiB) | anchor peak (MiB) "
-        "| memory ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [
+    stamp = f"{datetime.date.today()}, {machine}, {torch.get_num_threads()} threads" + (", --quick" if quick else "")
+    return [
         f"| {r.benchmark} | {r.case} | {r.anchor} | {r.ours_ms:.2f} | {r.anchor_ms:.2f} | {r.time_ratio:.2f} "
-        f"| {r.ours_mb:.1f} | {r.anchor_mb:.1f} | {r.memory_ratio:.2f} |"
+        f"| {r.ours_mb:.1f} | {r.anchor_mb:.1f} | {r.memory_ratio:.2f} | {stamp} |"
         for r in rows
     ]
-    return "\n".join(lines) + "\n"
+
+
+def kept_rows(existing: str, rerun: set[str]) -> list[str]:
+    """The table lines of `existing` (a RESULTS.md) whose benchmark (first cell) is not in `rerun`."""
+    lines = [line for line in existing.splitlines() if line.startswith("| ") and not line.startswith("| benchmark |")]
+    return [line for line in lines if line.split(" | ")[0].removeprefix("| ") not in rerun]
 
 
 def main() -> None:
@@ -67,8 +76,10 @@ def main() -> None:
         if args.only and module.rpartition(".")[2] not in args.only:
             continue
         rows.extend(importlib.import_module(module).run(args.device, args.quick))
-    table = markdown(rows, args.device)
-    Path(args.out).write_text(table)
+    out = Path(args.out)
+    kept = kept_rows(out.read_text(), {r.benchmark for r in rows}) if args.only and out.is_file() else []
+    table = HEADER + "\n".join([*kept, *markdown_rows(rows, args.device, args.quick)]) + "\n"
+    out.write_text(table)
     print(table)
 
 
