@@ -71,13 +71,13 @@ class JudgeSetup:
     seeds: int = 3
     direction: str = "negative"
     steps: int = 40
-    batch_size: int = 8
+    batch_size: int = 4
     max_length: int = 96
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-3
     beta: float = 0.1
     lora_r: int = 8
     eval_prompts: int = 21
-    samples_per_prompt: int = 4
+    samples_per_prompt: int = 8
     max_new_tokens: int = 32
     classifier_texts: int = 1000
     classifier_seed: int = 0
