@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -145,14 +146,9 @@ def teacher_training(setup: DistillationSetup) -> tuple[object, ...]:
 
 
 def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[Any]:
-    """`setup.teachers` differently seeded MiniLM cross-encoders fine-tuned on the rows (sentence-transformers'
-    CrossEncoderTrainer with its MultipleNegativesRankingLoss over the hard negatives); each is cached under the
-    demo cache folder, keyed by its budget, so later runs load it."""
-    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
-    from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
-    from transformers import set_seed
-
-    from hf_margin.demo.data.pretrained import minilm_path
+    """`setup.teachers` differently seeded MiniLM cross-encoders fine-tuned on the rows (`train_teacher`); each is
+    cached under the demo cache folder, keyed by its budget, so later runs load it."""
+    from sentence_transformers.cross_encoder import CrossEncoder
 
     teachers = []
     for index in range(setup.teachers):
@@ -162,26 +158,44 @@ def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[A
         if (folder / "config.json").is_file():
             teachers.append(CrossEncoder(str(folder), device="cpu"))
             continue
-        set_seed(seed)  # the new head's initialisation
-        teacher = CrossEncoder(minilm_path(), num_labels=1, max_length=setup.max_length, device="cpu")
-        args = CrossEncoderTrainingArguments(
-            output_dir=str(out_dir / f"teacher_{index}"),
-            max_steps=setup.teacher_steps,
-            per_device_train_batch_size=setup.teacher_batch_size,
-            learning_rate=setup.teacher_learning_rate,
-            warmup_steps=max(1, setup.teacher_steps // 10),
-            seed=seed,
-            data_seed=seed,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=max(1, setup.teacher_steps // 5),
-            disable_tqdm=True,
-        )
-        loss = MultipleNegativesRankingLoss(teacher, num_negatives=setup.teacher_in_batch_negatives)
-        CrossEncoderTrainer(model=teacher, args=args, train_dataset=rows, loss=loss).train()
+        teacher = train_teacher(rows, setup, seed, out_dir / f"teacher_{index}")
         teacher.save_pretrained(str(folder))
         teachers.append(teacher)
     return teachers
+
+
+def train_teacher(
+    rows: Any, setup: DistillationSetup, seed: int, output_dir: Path, callbacks: Sequence[Any] = ()
+) -> Any:
+    """One MiniLM cross-encoder (a new one-output head, seeded by `seed`) fine-tuned on the rows for
+    `setup.teacher_steps` steps with sentence-transformers' CrossEncoderTrainer and its MultipleNegativesRankingLoss
+    over the hard negatives (and `teacher_in_batch_negatives` other rows' positives); `callbacks` are transformers
+    `TrainerCallback`s given to the trainer (e.g. one that stops training early)."""
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
+    from transformers import set_seed
+
+    from hf_margin.demo.data.pretrained import minilm_path
+
+    set_seed(seed)  # the new head's initialisation
+    teacher = CrossEncoder(minilm_path(), num_labels=1, max_length=setup.max_length, device="cpu")
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=setup.teacher_steps,
+        per_device_train_batch_size=setup.teacher_batch_size,
+        learning_rate=setup.teacher_learning_rate,
+        warmup_steps=max(1, setup.teacher_steps // 10),
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(1, setup.teacher_steps // 5),
+        disable_tqdm=True,
+    )
+    loss = MultipleNegativesRankingLoss(teacher, num_negatives=setup.teacher_in_batch_negatives)
+    trainer = CrossEncoderTrainer(model=teacher, args=args, train_dataset=rows, loss=loss, callbacks=list(callbacks))
+    trainer.train()
+    return teacher
 
 
 def student(layers: int) -> Any:
@@ -274,6 +288,38 @@ def _rerank_timed(trainer: MarginMSETrainer, data: RerankingSet) -> tuple[dict[s
     return metrics, time.perf_counter() - start
 
 
+def rerank_with_teacher(
+    teacher: Any, tokenizer: Any, data: RerankingSet, setup: DistillationSetup, out_dir: Path
+) -> tuple[dict[str, float], float]:
+    """The cross-encoder `teacher`'s re-ranking metrics on `data` ("rerank MRR@10", ...) and the seconds it took."""
+    judge = MarginMSETrainer(
+        teacher, _arguments(out_dir / "teacher", setup, "cross-encoder"), processing_class=tokenizer
+    )
+    return _rerank_timed(judge, data)
+
+
+def train_student(
+    name: str, method: str, rows: Any, tokenizer: Any, setup: DistillationSetup, output_dir: Path
+) -> MarginMSETrainer:
+    """The student `name` (of STUDENTS) trained with `method` (of METHODS) on the teacher-scored rows, in their order,
+    for `setup.steps` steps (seeded by `setup.seed`); returns its trainer, which holds the trained model."""
+    args = _arguments(output_dir, setup, "bi-encoder")
+    trainer = TRAINERS[method](student(STUDENTS[name]), args, train_dataset=rows, processing_class=tokenizer)
+    trainer.train()
+    return trainer
+
+
+def evaluate_student(
+    trainer: MarginMSETrainer, evaluation: HeldOut, setup: DistillationSetup
+) -> tuple[dict[str, float], float]:
+    """A trained student's re-ranking ("rerank ...") and retrieval ("retrieval ...") metrics on the held-out terms,
+    and the seconds its re-ranking took."""
+    metrics, seconds = _rerank_timed(trainer, evaluation.reranking)
+    model, tokenizer = trainer.model, trainer.processing_class
+    found = retrieval(model, tokenizer, evaluation.queries, evaluation.relevant, evaluation.corpus, setup.max_length)
+    return metrics | _prefixed("retrieval", found), seconds
+
+
 def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) -> list[DemoRow]:
     from sentence_transformers import SentenceTransformer
 
@@ -315,25 +361,18 @@ def run(context: DemoContext, setup: DistillationSetup = DistillationSetup()) ->
     )
     timings = {"teacher": time.perf_counter() - start}
     teacher, tokenizer = teachers[0]
-    judge = MarginMSETrainer(
-        teacher, _arguments(context.out_dir / "teacher", setup, "cross-encoder"), processing_class=tokenizer
+    results["teacher"], teacher_seconds = rerank_with_teacher(
+        teacher, tokenizer, evaluation.reranking, setup, context.out_dir
     )
-    results["teacher"], teacher_seconds = _rerank_timed(judge, evaluation.reranking)
     speed: dict[str, float] = {}
     for name in context.progress(setup.students, desc="Margin-MSE demo", unit="student", leave=False):
         for method in setup.methods:
             key = f"{name}: {method}"
             start = time.perf_counter()
-            model = student(STUDENTS[name])
-            args = _arguments(context.out_dir / "runs" / key.replace(" ", "_").replace(":", ""), setup, "bi-encoder")
-            trainer = TRAINERS[method](model, args, train_dataset=scored, processing_class=tokenizer)
-            trainer.train()
+            folder = context.out_dir / "runs" / key.replace(" ", "_").replace(":", "")
+            trainer = train_student(name, method, scored, tokenizer, setup, folder)
             timings[key] = time.perf_counter() - start
-            results[key], seconds = _rerank_timed(trainer, evaluation.reranking)
-            found = retrieval(
-                model, tokenizer, evaluation.queries, evaluation.relevant, evaluation.corpus, setup.max_length
-            )
-            results[key].update(_prefixed("retrieval", found))
+            results[key], seconds = evaluate_student(trainer, evaluation, setup)
             speed[name] = teacher_seconds / seconds
     report = {
         "setup": asdict(setup),

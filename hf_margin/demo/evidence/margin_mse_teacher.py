@@ -1,0 +1,503 @@
+"""Evidence 5: Margin-MSE distillation with a teacher that is stronger than the student, paired by seed.
+
+Margin-MSE (Hofstaetter et al., "Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge
+Distillation", arXiv:2010.02666) trains a fast student on a slow teacher's score margins,
+``(s(q, p+) - s(q, p-) - (t(q, p+) - t(q, p-)))^2``. Its claim needs a teacher that ranks better than the student;
+the Margin-MSE demo's teachers were weaker than the zero-shot bi-encoder, so its students could not gain.
+
+Setting. ICD-10-CM inclusion term -> code description retrieval, split by code (`icd10_retrieval`, 20% of the codes
+held out; the split is fixed by `split_seed`). Training rows (term, description, hard negatives mined by the
+zero-shot all-MiniLM-L6-v2 from the rank window `rank_window`) come from the training codes only. The held-out
+codes' terms are split into disjoint check queries (for step 1) and test queries (every reported number).
+
+1. The regime: all-MiniLM-L6-v2 with a new one-output head is fine-tuned as a cross-encoder (the demo's
+   `train_teacher`), and every `teacher_check_every` steps it re-ranks the zero-shot bi-encoder's top
+   `rerank_depth` candidates of the check queries; training stops at the first check where its MRR@10 and nDCG@10
+   both lead the zero-shot bi-encoder's by more than `teacher_min_lead`, or at `teacher_max_steps`. The steps, the
+   training seconds and the curve are written to ``regime.json`` and the teacher is kept in ``teacher/``; a teacher
+   that never gets ahead stops the experiment with `TeacherNotAheadError` (no distillation is run).
+2. The teacher scores every training row once. Per seed, a seeded draw of `steps x batch_size` rows in a seeded
+   order is shared by every (student, method) of the seed; each student starts from the same pretrained weights
+   (all 6 layers, or the first 2) and trains for the same steps with labels only (in-batch softmax with the hard
+   negatives), pointwise MSE to the teacher's scores, or Margin-MSE (the demo's `train_student`). Each finished
+   (student, method, seed) run is appended to ``records.jsonl`` (a restart skips it); ``summary.json`` (means, 95%
+   intervals, paired differences to labels only and of Margin-MSE to pointwise MSE, with verdicts) is rewritten
+   after each, and the paired differences are drawn to ``paired_differences*.png`` at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.evidence.records import append_record, plot_paired_differences, read_records
+from hf_margin.demo.evidence.records import summarise as summarise_records
+from hf_margin.demo.evidence_stats import paired_difference
+from hf_margin.demo.margin_mse import LABELS_ONLY, MARGIN_MSE, METHODS, POINTWISE, STUDENTS, DistillationSetup
+
+ENTRY = "evidence/margin_mse_teacher"
+METRICS = ("rerank MRR@10", "rerank nDCG@10", "retrieval MRR@10", "retrieval nDCG@10")
+REGIME_METRICS = ("rerank MRR@10", "rerank nDCG@10")
+ZERO_SHOT, TEACHER = "zero-shot bi-encoder", "cross-encoder teacher"
+
+
+@dataclass(frozen=True)
+class StrongTeacherSetup:
+    """Budget and protocol of evidence experiment 5.
+
+    Args:
+        students: which of the demo's STUDENTS to distil into ("MiniLM bi-encoder": 6 layers, "2-layer bi-encoder").
+        methods: which of the demo's METHODS to train; "labels only" and "pointwise MSE", the baselines, are always
+            trained.
+        seeds: seeds (each: a draw of training rows and their order, shared by every student and method).
+        train_rows: rows mined from the training codes (the teacher trains on all of them, cycling; each seed's
+            students on `steps x batch_size` of them).
+        rank_window: the zero-shot miner's [first, last) ranks the hard negatives are drawn from.
+        num_negatives: hard negatives per row.
+        teacher_max_steps: the cap on the teacher's steps (its learning-rate schedule spans the cap).
+        teacher_check_every: steps between two re-ranking checks of the teacher.
+        teacher_min_lead: how far the teacher's MRR@10 and nDCG@10 on the check queries must exceed the zero-shot
+            bi-encoder's for it to count as stronger.
+        teacher_batch_size, teacher_learning_rate, teacher_in_batch_negatives: the teacher's training (as the demo's
+            `DistillationSetup`).
+        steps, batch_size, learning_rate: every student's budget (AdamW, linear decay after 10% warm-up).
+        check_queries: held-out terms the teacher is checked on (step 1 only).
+        rerank_queries: held-out terms every reported number is measured on (disjoint from the check queries).
+        rerank_depth: the zero-shot bi-encoder's top candidates re-ranked per query.
+        full_corpus: retrieve and take candidates among every ICD description (else the queries' codes' only).
+        max_length: token budget of a text or a query + passage pair.
+        split_seed: seed of the held-out codes, the check / test queries, the mining and the teacher.
+    """
+
+    students: tuple[str, ...] = tuple(STUDENTS)
+    methods: tuple[str, ...] = METHODS
+    seeds: int = 3
+    train_rows: int = 8000
+    rank_window: tuple[int, int] = (0, 20)
+    num_negatives: int = 3
+    teacher_max_steps: int = 2000
+    teacher_check_every: int = 100
+    teacher_min_lead: float = 0.0
+    teacher_batch_size: int = 16
+    teacher_learning_rate: float = 5e-5
+    teacher_in_batch_negatives: int = 1
+    steps: int = 150
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    check_queries: int = 200
+    rerank_queries: int = 500
+    rerank_depth: int = 20
+    full_corpus: bool = False
+    max_length: int = 64
+    split_seed: int = 0
+
+    def distillation(self, seed: int) -> DistillationSetup:
+        """The Margin-MSE demo's setup of one seed's students (and of the teacher, with `teacher_max_steps`)."""
+        return DistillationSetup(
+            students=self.students,
+            methods=self.methods,
+            teacher_steps=self.teacher_max_steps,
+            teacher_batch_size=self.teacher_batch_size,
+            teacher_learning_rate=self.teacher_learning_rate,
+            teacher_in_batch_negatives=self.teacher_in_batch_negatives,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            num_negatives=self.num_negatives,
+            rerank_queries=0,
+            rerank_depth=self.rerank_depth,
+            full_corpus=self.full_corpus,
+            max_length=self.max_length,
+            seed=seed,
+        )
+
+    def teacher_budget(self) -> dict[str, Any]:
+        """What the teacher depends on (a saved teacher is reused only for the same budget)."""
+        fields = asdict(self)
+        names = {"train_rows", "rank_window", "num_negatives", "check_queries", "rerank_depth", "full_corpus"}
+        names |= {"max_length", "split_seed"}
+        return {k: v for k, v in fields.items() if k.startswith("teacher_") or k in names}
+
+
+class TeacherNotAheadError(RuntimeError):
+    """The teacher did not re-rank the check queries better than the zero-shot bi-encoder within its step cap."""
+
+
+@dataclass
+class Instruments:
+    """What step 1 and step 2 work with (built once by `load_instruments`).
+
+    Attributes:
+        rows: the mined training rows (anchor, positive, negative_1..N).
+        check: the check queries' re-ranking data (`hf_margin.demo.margin_mse.HeldOut`).
+        test: the test queries' re-ranking and retrieval data (`HeldOut`).
+    """
+
+    rows: Any
+    check: Any
+    test: Any
+
+
+def load_instruments(setup: StrongTeacherSetup) -> Instruments:
+    """Split ICD-10-CM by code, mine the training rows with the zero-shot bi-encoder, and build the check and test
+    queries' candidates (the zero-shot bi-encoder's top `rerank_depth`)."""
+    from sentence_transformers import SentenceTransformer
+
+    from hf_margin.demo.data.pretrained import minilm_path
+    from hf_margin.demo.data.retrieval import RetrievalSet, icd10_retrieval
+    from hf_margin.demo.icd_triples import MiningSetup, mined_icd_rows
+    from hf_margin.demo.margin_mse import held_out
+
+    data = icd10_retrieval(seed=setup.split_seed)
+    needed = setup.check_queries + setup.rerank_queries
+    if needed > len(data.test.queries):
+        raise ValueError(
+            f"`check_queries` + `rerank_queries` must be at most the {len(data.test.queries)} held-out terms, "
+            f"got {setup.check_queries} + {setup.rerank_queries}"
+        )
+    zero_shot = SentenceTransformer(minilm_path(), device="cpu").eval()
+    mining = MiningSetup(setup.train_rows, setup.num_negatives, setup.rank_window, seed=setup.split_seed)
+    passages = ["positive", *(f"negative_{i}" for i in range(1, setup.num_negatives + 1))]
+    rows = mined_icd_rows(mining, data.train_pairs, data.train_corpus, zero_shot).select_columns(["anchor", *passages])
+    order = random.Random(setup.split_seed).sample(range(len(data.test.queries)), needed)
+    demo_setup = setup.distillation(setup.split_seed)
+
+    def queries(picks: list[int]) -> Any:
+        subset = RetrievalSet(
+            [data.test.queries[i] for i in picks], [data.test.relevant[i] for i in picks], data.test.corpus
+        )
+        return held_out(replace(data, test=subset), zero_shot, demo_setup)
+
+    return Instruments(
+        rows, queries(sorted(order[: setup.check_queries])), queries(sorted(order[setup.check_queries :]))
+    )
+
+
+@contextmanager
+def _random_state_kept() -> Iterator[None]:
+    """Restore Python's, numpy's and torch's random state after the block (a check must not change training)."""
+    python, numpy = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+    random.setstate(python)
+    np.random.set_state(numpy)
+
+
+class TeacherCheck(TrainerCallback):
+    """Every `every` steps (and at the last), re-rank the check queries with the teacher being trained; stop
+    training at the first check where it leads `zero_shot` by more than `min_lead` on every `REGIME_METRICS`.
+
+    Args:
+        rerank: the teacher's re-ranking metrics of the check queries (called with the trained model).
+        zero_shot: the zero-shot bi-encoder's metrics on the same queries.
+        every: steps between two checks.
+        min_lead: the lead needed on each metric.
+        progress: a progress bar over the steps (each check is written with it).
+
+    Attributes:
+        curve: one point per check (step, training seconds and CPU seconds without the checks, the metrics).
+        reached: the first point where the teacher was ahead (None before).
+    """
+
+    def __init__(
+        self,
+        rerank: Callable[[Any], dict[str, float]],
+        zero_shot: dict[str, float],
+        every: int,
+        min_lead: float,
+        progress: Any,
+    ) -> None:
+        self.rerank, self.zero_shot, self.every, self.min_lead, self.progress = (
+            rerank,
+            zero_shot,
+            every,
+            min_lead,
+            progress,
+        )
+        self.curve: list[dict[str, float]] = []
+        self.reached: dict[str, float] | None = None
+        self._start = (time.perf_counter(), time.process_time())
+        self._checking = (0.0, 0.0)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._start = (time.perf_counter(), time.process_time())
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.progress.update(1)
+        if state.global_step % self.every and state.global_step < state.max_steps:
+            return
+        wall, cpu = time.perf_counter(), time.process_time()
+        with _random_state_kept():
+            metrics = self.rerank(kwargs["model"])
+        point = {
+            "step": state.global_step,
+            "train_seconds": wall - self._start[0] - self._checking[0],
+            "train_cpu_seconds": cpu - self._start[1] - self._checking[1],
+            **{name: metrics[name] for name in REGIME_METRICS},
+        }
+        self._checking = (
+            self._checking[0] + time.perf_counter() - wall,
+            self._checking[1] + time.process_time() - cpu,
+        )
+        self.curve.append(point)
+        scores = ", ".join(
+            f"{name} {point[name]:.3f} (zero-shot {self.zero_shot[name]:.3f})" for name in REGIME_METRICS
+        )
+        self.progress.write(f"teacher step {point['step']} ({point['train_seconds']:.0f} s training): {scores}")
+        if all(point[name] > self.zero_shot[name] + self.min_lead for name in REGIME_METRICS):
+            self.reached = point
+            control.should_training_stop = True
+
+
+def teacher_in_regime(context: DemoContext, setup: StrongTeacherSetup, instruments: Instruments) -> Any:
+    """Step 1: the cross-encoder teacher trained until it re-ranks the check queries better than the zero-shot
+    bi-encoder (a `sentence_transformers.CrossEncoder`); its record is ``regime.json``, the model ``teacher/``.
+    A teacher saved by an earlier run with the same budget is loaded instead; one that never got ahead raises
+    `TeacherNotAheadError` again (no retraining)."""
+    from hf_margin.demo import margin_mse
+
+    regime_path, folder = context.out_dir / "regime.json", context.out_dir / "teacher"
+    budget = setup.teacher_budget()
+    if regime_path.is_file():
+        saved = json.loads(regime_path.read_text(encoding="utf-8"))
+        if saved["budget"] == json.loads(json.dumps(budget)):
+            if not saved["reached"]:
+                raise TeacherNotAheadError(_not_ahead_message(saved, setup))
+            return load_teacher(folder)
+        if read_records(context.out_dir / "records.jsonl"):
+            raise ValueError(
+                f"{context.out_dir} holds records distilled from a teacher with another budget ({saved['budget']}); "
+                "use a new `--out_dir` for this budget"
+            )
+    demo_setup = setup.distillation(setup.split_seed)
+    zero_shot = {name: instruments.check.zero_shot[name] for name in REGIME_METRICS}
+
+    def rerank(teacher: Any) -> dict[str, float]:
+        return margin_mse.rerank_with_teacher(
+            teacher.model, teacher.tokenizer, instruments.check.reranking, demo_setup, context.out_dir
+        )[0]
+
+    bar = context.progress(total=setup.teacher_max_steps, desc="evidence: Margin-MSE teacher", unit="step")
+    check = TeacherCheck(rerank, zero_shot, setup.teacher_check_every, setup.teacher_min_lead, bar)
+    teacher = margin_mse.train_teacher(
+        instruments.rows, demo_setup, setup.split_seed, context.out_dir / "teacher_run", callbacks=[check]
+    )
+    bar.close()
+    regime: dict[str, Any] = {"budget": budget, "reached": check.reached is not None, "zero_shot_check": zero_shot}
+    regime |= {"at": check.reached, "curve": check.curve}
+    if check.reached is None:
+        regime_path.write_text(json.dumps(regime, indent=2), encoding="utf-8")
+        raise TeacherNotAheadError(_not_ahead_message(regime, setup))
+    teacher.save_pretrained(str(folder))
+    regime["test"] = {
+        ZERO_SHOT: {name: instruments.test.zero_shot[name] for name in REGIME_METRICS},
+        TEACHER: _teacher_on(teacher, instruments.test, demo_setup, context.out_dir),
+    }
+    regime_path.write_text(json.dumps(regime, indent=2), encoding="utf-8")
+    return teacher
+
+
+def load_teacher(folder: Path) -> Any:
+    """The teacher saved by step 1 (a `sentence_transformers.CrossEncoder`)."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    return CrossEncoder(str(folder), device="cpu")
+
+
+def _teacher_on(teacher: Any, held_out: Any, demo_setup: DistillationSetup, out_dir: Path) -> dict[str, float]:
+    from hf_margin.demo import margin_mse
+
+    metrics, seconds = margin_mse.rerank_with_teacher(
+        teacher.model, teacher.tokenizer, held_out.reranking, demo_setup, out_dir
+    )
+    return {name: metrics[name] for name in REGIME_METRICS} | {"rerank_seconds": seconds}
+
+
+def _not_ahead_message(regime: dict[str, Any], setup: StrongTeacherSetup) -> str:
+    best = max(regime["curve"], key=lambda p: p["rerank MRR@10"])
+    zero_shot = regime["zero_shot_check"]
+    return (
+        f"the cross-encoder teacher did not re-rank the {setup.check_queries} check queries better than the zero-shot "
+        f"bi-encoder within `teacher_max_steps` = {setup.teacher_max_steps} (best at step {best['step']}: MRR@10 "
+        f"{best['rerank MRR@10']:.3f} and nDCG@10 {best['rerank nDCG@10']:.3f}, against "
+        f"{zero_shot['rerank MRR@10']:.3f} and {zero_shot['rerank nDCG@10']:.3f} + `teacher_min_lead` "
+        f"{setup.teacher_min_lead}); no student was "
+        "distilled. The curve is in regime.json; raise `teacher_max_steps` or change the teacher's budget (a new "
+        "budget trains a new teacher)."
+    )
+
+
+def _check(setup: StrongTeacherSetup) -> None:
+    unknown = [s for s in setup.students if s not in STUDENTS] + [m for m in setup.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown `students` or `methods` {unknown}; known: {', '.join((*STUDENTS, *METHODS))}")
+    if not setup.students:
+        raise ValueError("`students` must name at least one student")
+    counts = {
+        "seeds": setup.seeds,
+        "teacher_check_every": setup.teacher_check_every,
+        "steps": setup.steps,
+        "batch_size": setup.batch_size,
+        "check_queries": setup.check_queries,
+        "rerank_queries": setup.rerank_queries,
+    }
+    for name, value in counts.items():
+        if value < 1:
+            raise ValueError(f"`{name}` must be >= 1, got {value}")
+    if setup.teacher_max_steps < setup.teacher_check_every:
+        raise ValueError(
+            f"`teacher_max_steps` ({setup.teacher_max_steps}) must be >= `teacher_check_every` "
+            f"({setup.teacher_check_every})"
+        )
+    if setup.steps * setup.batch_size > setup.train_rows:
+        raise ValueError(
+            f"`steps` x `batch_size` ({setup.steps * setup.batch_size}) must be at most `train_rows` "
+            f"({setup.train_rows})"
+        )
+
+
+def run(context: DemoContext, setup: StrongTeacherSetup | None = None) -> list[DemoRow]:
+    """Step 1 (the teacher, once), then every missing (student, method, seed) record, each appended to
+    records.jsonl; return the table rows."""
+    setup = setup or StrongTeacherSetup()
+    _check(setup)
+    instruments = load_instruments(setup)
+    teacher = teacher_in_regime(context, setup, instruments)
+    records_path = context.out_dir / "records.jsonl"
+    done = {(r["student"], r["method"], r["seed"]) for r in read_records(records_path)}
+    methods = [m for m in METHODS if m in setup.methods or m in (LABELS_ONLY, POINTWISE)]
+    planned = [(seed, s, m) for seed in range(setup.seeds) for s in STUDENTS if s in setup.students for m in methods]
+    runs = [(seed, s, m) for seed, s, m in planned if (s, m, seed) not in done]
+    if runs:
+        _distil(context, setup, instruments, teacher, runs)
+    _write_summary(context, setup)
+    records = read_records(records_path)
+    summary = summarise(records)
+    title = f"Margin-MSE with a stronger teacher ({setup.seeds} seeds, 95% CI)"
+    for suffix, against in (("", "vs labels only"), ("_vs_pointwise", "vs pointwise MSE")):
+        path = context.out_dir / f"paired_differences{suffix}.png"
+        plot_paired_differences(summary[against], METRICS, path, xlabel="student", title=f"{title}: {against}")
+    regime = json.loads((context.out_dir / "regime.json").read_text(encoding="utf-8"))
+    return rows_from_records(records, regime)
+
+
+def _distil(
+    context: DemoContext,
+    setup: StrongTeacherSetup,
+    instruments: Instruments,
+    teacher: Any,
+    runs: list[tuple[int, str, str]],
+) -> None:
+    """Step 2: the teacher scores every training row once (cached in the output folder), then each (seed, student,
+    method) of `runs` trains on its seed's rows and its record is appended."""
+    from hf_margin.data.teacher_scoring import score_with_teachers
+    from hf_margin.demo import margin_mse
+
+    # an in-memory dataset's fingerprint is random; the scores' cache checks it, so name it after what it holds
+    digest = hashlib.sha1(json.dumps(setup.teacher_budget()).encode("utf-8")).hexdigest()[:16]
+    rows = instruments.rows.select(range(len(instruments.rows)), new_fingerprint=f"teacher_scores_{digest}")
+    scored = score_with_teachers(
+        rows,
+        [(teacher.model.eval(), teacher.tokenizer)],
+        query_column="anchor",
+        max_length=setup.max_length,
+        cache_file=context.out_dir / "teacher_scores.json",
+        progress=False,
+    )
+    records_path = context.out_dir / "records.jsonl"
+    bar = context.progress(total=len(runs), desc="evidence: Margin-MSE students", unit="run")
+    for seed, name, method in runs:
+        demo_setup = setup.distillation(seed)
+        seed_rows = scored.shuffle(seed=seed).select(range(setup.steps * setup.batch_size))
+        wall, cpu = time.perf_counter(), time.process_time()
+        folder = context.out_dir / "runs" / f"{name}_{method}_{seed}".replace(" ", "_")
+        trainer = margin_mse.train_student(name, method, seed_rows, teacher.tokenizer, demo_setup, folder)
+        cost = {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
+        metrics, rerank_seconds = margin_mse.evaluate_student(trainer, instruments.test, demo_setup)
+        record = {"student": name, "method": method, "seed": seed, **metrics, **cost, "rerank_seconds": rerank_seconds}
+        append_record(records_path, record)
+        _write_summary(context, setup)
+        bar.update()
+    bar.close()
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per student and method: each metric's mean with its 95% interval over seeds, and paired differences to labels
+    only ("vs labels only": pointwise MSE and Margin-MSE) and of Margin-MSE to pointwise MSE ("vs pointwise MSE")."""
+    options: dict[str, Any] = {"setting": "student", "method": "method", "metrics": METRICS, "order": METHODS}
+    return {
+        "vs labels only": summarise_records(
+            records, baseline_of=lambda m: None if m == LABELS_ONLY else LABELS_ONLY, **options
+        ),
+        "vs pointwise MSE": summarise_records(
+            records, baseline_of=lambda m: POINTWISE if m == MARGIN_MSE else None, **options
+        ),
+    }
+
+
+def _write_summary(context: DemoContext, setup: StrongTeacherSetup) -> None:
+    regime = json.loads((context.out_dir / "regime.json").read_text(encoding="utf-8"))
+    summary = {"setup": asdict(setup), "teacher": regime, **summarise(read_records(context.out_dir / "records.jsonl"))}
+    (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+
+def rows_from_records(records: list[dict[str, Any]], regime: dict[str, Any]) -> list[DemoRow]:
+    """The teacher against the zero-shot bi-encoder on the test queries (its seconds: training to the regime), then
+    per student: pointwise MSE and Margin-MSE against labels only, Margin-MSE against pointwise MSE (means over the
+    seeds both have; the note gives the paired difference with its 95% interval and the seed count)."""
+    dataset = "ICD-10-CM held-out codes"
+    test = regime["test"]
+    rows = [
+        DemoRow(
+            ENTRY,
+            TEACHER,
+            ZERO_SHOT,
+            m,
+            test[TEACHER][m],
+            test[ZERO_SHOT][m],
+            regime["at"]["train_seconds"],
+            dataset,
+            f"step {regime['at']['step']}",
+        )
+        for m in REGIME_METRICS
+    ]
+    by_key = {(r["student"], r["method"], r["seed"]): r for r in records}
+    pairs = [(POINTWISE, LABELS_ONLY), (MARGIN_MSE, LABELS_ONLY), (MARGIN_MSE, POINTWISE)]
+    for name in STUDENTS:
+        for method, baseline in pairs:
+            seeds = sorted(s for n, m, s in by_key if (n, m) == (name, method) and (name, baseline, s) in by_key)
+            if not seeds:
+                continue
+            for metric in METRICS:
+                ours = [by_key[(name, method, s)][metric] for s in seeds]
+                base = [by_key[(name, baseline, s)][metric] for s in seeds]
+                note = f"diff {paired_difference(ours, base).format()}" if len(seeds) > 1 else f"n={len(seeds)}"
+                seconds = sum(by_key[(name, method, s)]["seconds"] for s in seeds)
+                label = f"{name}: {method}"
+                rows.append(
+                    DemoRow(
+                        ENTRY,
+                        label,
+                        f"{name}: {baseline}",
+                        metric,
+                        float(np.mean(ours)),
+                        float(np.mean(base)),
+                        seconds,
+                        dataset,
+                        note,
+                    )
+                )
+    return rows

@@ -1,0 +1,269 @@
+"""Evidence experiment 5's bookkeeping with the teacher's and the students' training replaced by stand-ins (the real
+ones are the Margin-MSE demo's `train_teacher`, `rerank_with_teacher`, `train_student` and `evaluate_student`, tested
+with it): the teacher stops at the first check where it leads the zero-shot bi-encoder, a teacher that never gets
+ahead stops the experiment before any distillation, one record per (student, method, seed), every method of a seed
+on the same rows, the summary pairs Margin-MSE with labels only and pointwise MSE by seed, and a restart skips what
+is done and reuses the teacher."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import datasets
+import pytest
+import torch
+
+from hf_margin.data import teacher_scoring
+from hf_margin.demo import DemoContext, margin_mse
+from hf_margin.demo.evidence import margin_mse_teacher as evidence
+from hf_margin.demo.evidence.margin_mse_teacher import (
+    REGIME_METRICS,
+    Instruments,
+    StrongTeacherSetup,
+    TeacherCheck,
+    TeacherNotAheadError,
+    run,
+)
+from hf_margin.demo.margin_mse import LABELS_ONLY, MARGIN_MSE, POINTWISE, STUDENTS
+from hf_margin.recipes_cli import build_command, known_recipes, recipes_root
+
+SIX, TWO = STUDENTS
+ZERO_SHOT = {"rerank MRR@10": 0.60, "rerank nDCG@10": 0.65}
+GAIN = {LABELS_ONLY: 0.0, POINTWISE: -0.05, MARGIN_MSE: 0.03}
+SETUP = StrongTeacherSetup(
+    seeds=3, train_rows=40, teacher_max_steps=100, teacher_check_every=10, steps=4, batch_size=5, check_queries=3
+)
+SMALL = replace(SETUP, seeds=2, students=(TWO,))  # the bookkeeping of one student, at the least seeds for a summary
+
+
+class TeacherModel:
+    """The stand-in teacher's network: it knows its step and can be saved."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def eval(self) -> TeacherModel:
+        return self
+
+
+class StandIns:
+    """The teacher's re-ranking improves by `slope` per step from 0.5; a student's metrics are a fixed function of
+    its method, student and seed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, slope: float = 0.005, fail: Any = None) -> None:
+        self.slope, self.fail = slope, fail
+        self.teachers_trained = self.teachers_loaded = 0
+        self.scored: list[int] = []
+        self.students: list[tuple[str, str, int, tuple[str, ...]]] = []
+        rows = datasets.Dataset.from_dict(
+            {"anchor": [f"term {i}" for i in range(40)], "positive": ["p"] * 40, "negative_1": ["n"] * 40}
+        )
+        test = SimpleNamespace(zero_shot=dict(ZERO_SHOT), reranking="test")
+        instruments = Instruments(rows, SimpleNamespace(zero_shot=dict(ZERO_SHOT), reranking="check"), test)
+        monkeypatch.setattr(evidence, "load_instruments", lambda setup: instruments)
+        monkeypatch.setattr(evidence, "load_teacher", self.load_teacher)
+        monkeypatch.setattr(margin_mse, "train_teacher", self.train_teacher)
+        monkeypatch.setattr(margin_mse, "rerank_with_teacher", self.rerank_with_teacher)
+        monkeypatch.setattr(margin_mse, "train_student", self.train_student)
+        monkeypatch.setattr(margin_mse, "evaluate_student", self.evaluate_student)
+        monkeypatch.setattr(teacher_scoring, "score_with_teachers", self.score_with_teachers)
+
+    def teacher(self) -> Any:
+        model = TeacherModel()
+        return SimpleNamespace(model=model, tokenizer="tokenizer", save_pretrained=self.save)
+
+    @staticmethod
+    def save(folder: str) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "config.json").write_text("{}")
+
+    def load_teacher(self, folder: Path) -> Any:
+        assert (folder / "config.json").is_file()
+        self.teachers_loaded += 1
+        return self.teacher()
+
+    def train_teacher(self, rows: Any, setup: Any, seed: int, output_dir: Path, callbacks: Any = ()) -> Any:
+        """A transformers training loop in miniature: the callbacks see every step and may stop it."""
+        self.teachers_trained += 1
+        teacher = self.teacher()
+        args = SimpleNamespace()
+        state = SimpleNamespace(global_step=0, max_steps=setup.teacher_steps)
+        control = SimpleNamespace(should_training_stop=False)
+        for callback in callbacks:
+            callback.on_train_begin(args, state, control)
+        while state.global_step < state.max_steps and not control.should_training_stop:
+            state.global_step += 1
+            teacher.model.step = state.global_step
+            for callback in callbacks:
+                callback.on_step_end(args, state, control, model=teacher)
+        return teacher
+
+    def rerank_with_teacher(self, model: Any, tokenizer: Any, data: str, setup: Any, out: Path) -> Any:
+        assert tokenizer == "tokenizer" and data in ("check", "test")
+        value = 0.5 + self.slope * model.step
+        return {"rerank MRR@10": value, "rerank nDCG@10": value + 0.05, "rerank R@1": 0.0}, 1.0
+
+    def score_with_teachers(self, rows: Any, teachers: Any, **options: Any) -> Any:
+        assert options["query_column"] == "anchor" and options["cache_file"].name == "teacher_scores.json"
+        self.scored.append(len(rows))
+        return rows.add_column("teacher_scores", [[float(i), 0.0] for i in range(len(rows))])
+
+    def train_student(self, name: str, method: str, rows: Any, tokenizer: Any, setup: Any, out: Path) -> Any:
+        if (name, method, setup.seed) == self.fail:
+            raise RuntimeError("out of memory")
+        assert len(rows) == setup.steps * setup.batch_size and "teacher_scores" in rows.column_names
+        self.students.append((name, method, setup.seed, tuple(rows["anchor"])))
+        return SimpleNamespace(name=name, method=method, seed=setup.seed)
+
+    @staticmethod
+    def evaluate_student(trainer: Any, test: Any, setup: Any) -> tuple[dict[str, float], float]:
+        assert test.reranking == "test"
+        value = 0.55 + 0.01 * trainer.seed + GAIN[trainer.method] * (1.0 if trainer.name == SIX else 0.5)
+        metrics = {"rerank MRR@10": value, "rerank nDCG@10": value + 0.05}
+        return metrics | {"retrieval MRR@10": value - 0.1, "retrieval nDCG@10": value - 0.05}, 2.0
+
+
+def _records(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
+
+
+def test_teacher_stops_once_ahead_and_students_are_paired_by_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_ins = StandIns(monkeypatch)
+    rows = run(DemoContext(out_dir=tmp_path), SETUP)
+    # MRR@10 0.5 + 0.005 s passes 0.60 after step 20 (nDCG likewise): the checks at 10, 20, 30, then stop.
+    regime = json.loads((tmp_path / "regime.json").read_text())
+    assert regime["reached"] and regime["at"]["step"] == 30 and [p["step"] for p in regime["curve"]] == [10, 20, 30]
+    assert regime["test"]["cross-encoder teacher"]["rerank MRR@10"] == pytest.approx(0.65)
+    assert regime["zero_shot_check"] == ZERO_SHOT and (tmp_path / "teacher" / "config.json").is_file()
+    assert stand_ins.scored == [40]  # every row scored once
+
+    records = _records(tmp_path)
+    assert {(r["student"], r["method"], r["seed"]) for r in records} == {
+        (s, m, seed) for s in STUDENTS for m in GAIN for seed in range(3)
+    }
+    assert all(r["seconds"] >= 0 and r["rerank_seconds"] == 2.0 for r in records)
+    for seed in range(3):  # every run of a seed on the same rows in the same order; seeds draw other rows
+        seen = {anchors for _, _, s, anchors in stand_ins.students if s == seed}
+        assert len(seen) == 1 and len(next(iter(seen))) == 20
+    assert len({anchors for *_, anchors in stand_ins.students}) == 3
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    margin = summary["vs labels only"][SIX][MARGIN_MSE]["rerank MRR@10 minus labels only"]
+    assert margin["mean"] == pytest.approx(0.03) and margin["verdict"] == "better" and margin["n"] == 3
+    assert summary["vs labels only"][TWO][POINTWISE]["rerank MRR@10 minus labels only"]["verdict"] == "worse"
+    versus = summary["vs pointwise MSE"][TWO][MARGIN_MSE]["retrieval nDCG@10 minus pointwise MSE"]
+    assert versus["mean"] == pytest.approx(0.04) and versus["verdict"] == "better"
+    assert summary["teacher"]["at"]["step"] == 30
+    assert (tmp_path / "paired_differences.png").is_file() and (
+        tmp_path / "paired_differences_vs_pointwise.png"
+    ).is_file()
+
+    assert [(r.method, r.metric) for r in rows[:2]] == [("cross-encoder teacher", m) for m in REGIME_METRICS]
+    assert rows[0].note == "step 30" and rows[0].baseline_value == pytest.approx(0.60)
+    distilled = rows[2:]
+    assert len(distilled) == 2 * 3 * 4 and all("(n=3)" in r.note for r in distilled)
+    assert {(r.method, r.baseline) for r in distilled if r.method.startswith(SIX)} == {
+        (f"{SIX}: {POINTWISE}", f"{SIX}: {LABELS_ONLY}"),
+        (f"{SIX}: {MARGIN_MSE}", f"{SIX}: {LABELS_ONLY}"),
+        (f"{SIX}: {MARGIN_MSE}", f"{SIX}: {POINTWISE}"),
+    }
+
+
+def test_a_restart_reuses_the_teacher_and_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    failing = StandIns(monkeypatch, fail=(TWO, MARGIN_MSE, 1))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run(DemoContext(out_dir=tmp_path), SMALL)
+    finished = {(r["student"], r["method"], r["seed"]) for r in _records(tmp_path)}
+    assert len(finished) == 3 + 2 and failing.teachers_trained == 1
+
+    again = StandIns(monkeypatch)
+    run(DemoContext(out_dir=tmp_path), SMALL)
+    assert again.teachers_trained == 0 and again.teachers_loaded == 1
+    assert [(n, m, s) for n, m, s, _ in again.students] == [(TWO, MARGIN_MSE, 1)]
+    assert len(_records(tmp_path)) == 6
+
+    run(DemoContext(out_dir=tmp_path), SMALL)  # nothing left: no scoring, no training
+    assert again.scored == [40] and len(again.students) == 1
+
+
+def test_a_teacher_that_never_gets_ahead_stops_before_distilling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_ins = StandIns(monkeypatch, slope=0.0005)  # 0.5 + 0.0005 * 95 < 0.60
+    setup = replace(SMALL, teacher_max_steps=95)
+    with pytest.raises(TeacherNotAheadError, match=r"within `teacher_max_steps` = 95 \(best at step 95: MRR@10 0.54"):
+        run(DemoContext(out_dir=tmp_path), setup)
+    regime = json.loads((tmp_path / "regime.json").read_text())
+    assert not regime["reached"] and regime["at"] is None
+    assert [p["step"] for p in regime["curve"]] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]  # and at the cap
+    assert stand_ins.scored == [] and stand_ins.students == [] and not (tmp_path / "records.jsonl").exists()
+    with pytest.raises(TeacherNotAheadError, match="no student was distilled"):
+        run(DemoContext(out_dir=tmp_path), setup)  # the same budget: the answer is known, no retraining
+    assert stand_ins.teachers_trained == 1
+    run(DemoContext(out_dir=tmp_path), replace(setup, teacher_max_steps=300))
+    assert stand_ins.teachers_trained == 2 and len(_records(tmp_path)) == 6  # a higher cap trains a new teacher
+
+
+def test_the_lead_must_exceed_teacher_min_lead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    StandIns(monkeypatch)
+    run(DemoContext(out_dir=tmp_path), replace(SMALL, teacher_min_lead=0.1))
+    assert json.loads((tmp_path / "regime.json").read_text())["at"]["step"] == 50  # 0.5 + 0.005 s > 0.70
+
+
+def test_records_of_another_teacher_budget_are_not_mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    StandIns(monkeypatch)
+    run(DemoContext(out_dir=tmp_path), SMALL)
+    with pytest.raises(ValueError, match="holds records distilled from a teacher with another budget"):
+        run(DemoContext(out_dir=tmp_path), replace(SMALL, teacher_learning_rate=1e-4))
+
+
+def test_a_check_does_not_change_the_training_random_state() -> None:
+    def rerank(model: Any) -> dict[str, float]:
+        torch.rand(5)  # evaluation may draw random numbers (dropout, sampling)
+        return {"rerank MRR@10": 0.1, "rerank nDCG@10": 0.1}
+
+    progress = SimpleNamespace(update=lambda n: None, write=lambda line: None)
+    check = TeacherCheck(rerank, ZERO_SHOT, every=1, min_lead=0.0, progress=progress)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    state = SimpleNamespace(global_step=1, max_steps=10)
+    check.on_step_end(None, state, SimpleNamespace(should_training_stop=False), model=None)
+    torch.testing.assert_close(torch.rand(3), expected)
+    assert check.curve[0]["step"] == 1 and check.reached is None
+
+
+def test_distillation_setup_of_a_seed() -> None:
+    demo = SETUP.distillation(2)
+    assert (demo.seed, demo.steps, demo.batch_size, demo.teacher_steps, demo.rerank_queries) == (2, 4, 5, 100, 0)
+    assert demo.rerank_depth == SETUP.rerank_depth and demo.students == SETUP.students
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"students": ("12-layer",)}, r"unknown `students` or `methods` \['12-layer'\]"),
+        ({"methods": ("RankNet",)}, r"unknown `students` or `methods` \['RankNet'\]"),
+        ({"students": ()}, "`students` must name at least one student"),
+        ({"seeds": 0}, "`seeds` must be >= 1, got 0"),
+        ({"teacher_check_every": 0}, "`teacher_check_every` must be >= 1"),
+        ({"teacher_max_steps": 5}, r"`teacher_max_steps` \(5\) must be >= `teacher_check_every` \(10\)"),
+        ({"steps": 9}, r"`steps` x `batch_size` \(45\) must be at most `train_rows` \(40\)"),
+    ],
+)
+def test_bad_setup_is_an_error_naming_the_field(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run(DemoContext(out_dir=tmp_path), replace(SETUP, **changes))
+
+
+def test_the_recipe_is_found_by_hf_margin_train(tmp_path: Path) -> None:
+    assert "evidence/margin_mse_teacher" in known_recipes(recipes_root())
+    command = build_command("evidence/margin_mse_teacher", overrides=["--seeds", "5", "--out_dir", str(tmp_path / "o")])
+    assert command[1].endswith("recipes/evidence/margin_mse_teacher/distil_strong_teacher.py")
+    assert command[2].endswith("recipes/evidence/margin_mse_teacher/config.yaml") and command[-4:-2] == ["--seeds", "5"]
