@@ -267,3 +267,32 @@ def test_the_recipe_is_found_by_hf_margin_train(tmp_path: Path) -> None:
     command = build_command("evidence/margin_mse_teacher", overrides=["--seeds", "5", "--out_dir", str(tmp_path / "o")])
     assert command[1].endswith("recipes/evidence/margin_mse_teacher/distil_strong_teacher.py")
     assert command[2].endswith("recipes/evidence/margin_mse_teacher/config.yaml") and command[-4:-2] == ["--seeds", "5"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"check_queries": 3, "rerank_queries": 4}, r"`check_queries` \+ `rerank_queries` must be at most the 6"),
+        ({"check_queries": 2}, r"the 2 `check_queries` retrieve among 2 descriptions .* fewer than"),
+        ({"check_queries": 4, "rerank_queries": 2}, r"the 2 `rerank_queries` retrieve among 2 descriptions"),
+    ],
+)
+def test_too_few_held_out_terms_is_an_error_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any], message: str
+) -> None:
+    from hf_margin.demo import icd_triples
+    from hf_margin.demo.data import pretrained, retrieval
+
+    terms = [f"term {i}" for i in range(6)]
+    test = retrieval.RetrievalSet(terms, [{f"code {i}"} for i in range(6)], [f"code {i}" for i in range(9)])
+    data = retrieval.ICDRetrieval([("a", "b")], test, ["b"])
+    monkeypatch.setattr(retrieval, "icd10_retrieval", lambda seed: data)
+    monkeypatch.setattr(pretrained, "minilm_path", lambda: "minilm")
+    monkeypatch.setattr("sentence_transformers.SentenceTransformer", lambda path, device: SimpleNamespace(eval=dict))
+    rows = datasets.Dataset.from_dict(
+        {"anchor": ["a"], "positive": ["b"], **{f"negative_{i}": ["c"] for i in (1, 2, 3)}}
+    )
+    monkeypatch.setattr(icd_triples, "mined_icd_rows", lambda *args: rows)
+    monkeypatch.setattr(margin_mse, "held_out", lambda *args: "queries")
+    with pytest.raises(ValueError, match=message):
+        evidence.load_instruments(replace(SETUP, **({"rerank_queries": 3, "rerank_depth": 3} | changes)))

@@ -174,15 +174,20 @@ def load_instruments(setup: StrongTeacherSetup) -> Instruments:
     order = random.Random(setup.split_seed).sample(range(len(data.test.queries)), needed)
     demo_setup = setup.distillation(setup.split_seed)
 
-    def queries(picks: list[int]) -> Any:
+    def queries(picks: list[int], name: str) -> Any:
         subset = RetrievalSet(
             [data.test.queries[i] for i in picks], [data.test.relevant[i] for i in picks], data.test.corpus
         )
+        corpus = len(subset.corpus) if setup.full_corpus else len(set().union(*subset.relevant))
+        if corpus < setup.rerank_depth:
+            raise ValueError(
+                f"the {len(picks)} `{name}` retrieve among {corpus} descriptions (their codes' own), fewer than "
+                f"`rerank_depth` = {setup.rerank_depth}; use more `{name}`, a smaller `rerank_depth` or `full_corpus`"
+            )
         return held_out(replace(data, test=subset), zero_shot, demo_setup)
 
-    return Instruments(
-        rows, queries(sorted(order[: setup.check_queries])), queries(sorted(order[setup.check_queries :]))
-    )
+    check = queries(sorted(order[: setup.check_queries]), "check_queries")
+    return Instruments(rows, check, queries(sorted(order[setup.check_queries :]), "rerank_queries"))
 
 
 @contextmanager
