@@ -54,6 +54,8 @@ class EmbeddingSetup:
         full_corpus: retrieve among every ICD description (else only among the held-out codes').
         chatterbot: also evaluate on chatterbot-corpus question -> answer retrieval.
         max_seq_length: token budget per text.
+        near_duplicates: keep the ICD descriptions near-identical to the training codes' in the corpus the negatives
+            are mined from (`hf_margin.demo.data.retrieval.icd10_retrieval`): false negatives for the filter.
         mini_batch_size: 0 trains with the plain losses; above 0, with their GradCache variants
             (CachedMultipleNegativesRankingLoss, CachedGISTEmbedLoss, CachedMarginEmbeddingLoss: the same
             gradients, memory of `mini_batch_size` texts per forward pass, one extra forward pass per step).
@@ -78,6 +80,7 @@ class EmbeddingSetup:
     full_corpus: bool = False
     chatterbot: bool = False
     max_seq_length: int = 64
+    near_duplicates: bool = False
     mini_batch_size: int = 0
     seed: int = 0
 
@@ -98,7 +101,7 @@ def make_loss(method: str, model: Any, guide: Any, setup: EmbeddingSetup) -> Any
 
     from hf_margin.embeddings import CachedMarginEmbeddingLoss, MarginEmbeddingLoss
 
-    cached = {"mini_batch_size": setup.mini_batch_size} if setup.mini_batch_size > 0 else {}
+    cached: dict[str, Any] = {"mini_batch_size": setup.mini_batch_size} if setup.mini_batch_size > 0 else {}
     if method in ("MNRL", REFERENCE):
         mnrl = losses.CachedMultipleNegativesRankingLoss if cached else losses.MultipleNegativesRankingLoss
         return mnrl(model, scale=setup.scale, **cached)
@@ -183,7 +186,7 @@ def prepare(setup: EmbeddingSetup) -> tuple[Any, Any, dict[str, Any]]:
     from hf_margin.demo.data.retrieval import icd10_retrieval
 
     torch.manual_seed(setup.seed)
-    data = icd10_retrieval(seed=setup.seed)
+    data = icd10_retrieval(seed=setup.seed, near_duplicates=setup.near_duplicates)
     zero_shot = _model(setup).eval()
     mining = MiningSetup(
         setup.steps * setup.batch_size,

@@ -2,11 +2,13 @@
 
 Rows: (anchor = inclusion term, positive = its code's description, negative_1..N = descriptions of other training
 codes mined from a bi-encoder with KaLM's rank window and consistency filter, scores = the miner's cosine
-scores of positive then negatives). Cached under the demo cache folder, keyed by every argument.
+scores of positive then negatives). Cached under the demo cache folder, keyed by every argument (the corpus by a
+digest of its texts).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -48,7 +50,8 @@ def mined_icd_rows(setup: MiningSetup, pairs: list[tuple[str, str]], corpus: lis
     from hf_margin.embeddings import add_teacher_scores, mine_hard_negatives
 
     first, last = setup.rank_window
-    tag = f"{setup.rows}_{setup.num_negatives}_{first}_{last}_{setup.consistency_top_k}_{setup.seed}"
+    corpus_digest = hashlib.sha256("\n".join(corpus).encode()).hexdigest()[:12]  # the corpus is part of the key
+    tag = f"{setup.rows}_{setup.num_negatives}_{first}_{last}_{setup.consistency_top_k}_{setup.seed}_{corpus_digest}"
     path = cache_dir() / f"icd_mined_rows_{tag}.json"
     if path.is_file():
         return datasets.Dataset.from_dict(json.loads(path.read_text()))

@@ -9,7 +9,13 @@ import pytest
 pytest.importorskip("simple_icd_10_cm")
 pytest.importorskip("sentence_transformers")
 
-from hf_margin.demo.data.retrieval import RetrievalSet, chatterbot_retrieval, icd10_retrieval, retrieval_metrics
+from hf_margin.demo.data.retrieval import (
+    RetrievalSet,
+    chatterbot_retrieval,
+    icd10_retrieval,
+    meaning_key,
+    retrieval_metrics,
+)
 from tests.embeddings.tiny_st import WORDS, tiny_sentence_transformer
 
 
@@ -21,6 +27,22 @@ def test_icd_split_never_trains_on_a_held_out_term() -> None:
     assert all(relevant <= set(data.test.corpus) for relevant in data.test.relevant)
     assert set(data.train_corpus) < set(data.test.corpus)
     assert icd10_retrieval(seed=0).test.queries == data.test.queries, "the split is deterministic"
+
+
+def test_meaning_key_joins_icd_qualifiers() -> None:
+    assert meaning_key("Acidosis, unspecified") == meaning_key("Other acidosis") == "acidosis"
+    assert meaning_key("Other specified disorders of bone, NOS") == "disorders of bone"
+    assert meaning_key("Acidosis") != meaning_key("Alkalosis")
+
+
+def test_near_duplicates_join_the_training_corpus_only() -> None:
+    plain, kept = icd10_retrieval(seed=0), icd10_retrieval(seed=0, near_duplicates=True)
+    assert plain.train_pairs == kept.train_pairs and plain.test == kept.test, "only the training corpus changes"
+    added = set(kept.train_corpus) - set(plain.train_corpus)
+    assert len(added) > 500 and set(plain.train_corpus) < set(kept.train_corpus)
+    assert not added & set(plain.test.corpus), "no code with inclusion terms (so none held out) is added"
+    keys = {meaning_key(text) for text in plain.train_corpus}
+    assert all(meaning_key(text) in keys for text in added)
 
 
 def test_chatterbot_pairs() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +63,26 @@ class ICDRetrieval:
     train_corpus: list[str]
 
 
-def icd10_retrieval(test_fraction: float = 0.2, seed: int = 0) -> ICDRetrieval:
-    """Load ICD-10-CM inclusion-term pairs and split them by code (a term of a held-out code is never trained on)."""
+# Words that qualify an ICD-10-CM description without changing what it names (residual and catch-all codes).
+QUALIFIERS = frozenset({"unspecified", "other", "specified", "nos", "not", "elsewhere", "classified"})
+
+
+def meaning_key(text: str) -> str:
+    """A description's words without case, punctuation and ICD's qualifiers ("other", "unspecified", "NOS", ...):
+    different descriptions with the same key name nearly the same thing ("Acidosis, unspecified" / "Other acidosis")."""
+    return " ".join(w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in QUALIFIERS)
+
+
+def icd10_retrieval(test_fraction: float = 0.2, seed: int = 0, near_duplicates: bool = False) -> ICDRetrieval:
+    """Load ICD-10-CM inclusion-term pairs and split them by code (a term of a held-out code is never trained on).
+
+    Args:
+        test_fraction: share of the codes with inclusion terms held out.
+        seed: seed of the split.
+        near_duplicates: add to the training corpus every other ICD-10-CM description with the same `meaning_key`
+            as a training description (codes without inclusion terms; never a held-out one), so that mined
+            negatives include near-duplicates of the positives: false negatives for a false-negative filter.
+    """
     cm = require("simple_icd_10_cm", "data", "the ICD-10-CM retrieval data")
     codes = [c for c in cm.get_all_codes(True) if cm.is_category(c) or cm.is_subcategory(c)]
     pairs = [(term, code) for code in codes for term in cm.get_inclusion_term(code)]
@@ -75,6 +94,10 @@ def icd10_retrieval(test_fraction: float = 0.2, seed: int = 0) -> ICDRetrieval:
     test = [(term, description[code]) for term, code in pairs if code in held_out]
     corpus = sorted(set(description.values()))
     train_corpus = sorted({description[c] for c in coded if c not in held_out})
+    if near_duplicates:
+        keys = {meaning_key(text) for text in train_corpus}
+        others = {cm.get_description(c) for c in cm.get_all_codes(True)} - set(corpus)
+        train_corpus = sorted({*train_corpus, *(text for text in others if meaning_key(text) in keys)})
     return ICDRetrieval(train, _grouped(test, corpus), train_corpus)
 
 
