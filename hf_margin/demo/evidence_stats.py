@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +69,12 @@ def t_quantile(probability: float, degrees_of_freedom: int) -> float:
         raise ValueError(f"`probability` must be in (0, 1), got {probability}")
     if isinstance(degrees_of_freedom, bool) or not isinstance(degrees_of_freedom, int) or degrees_of_freedom < 1:
         raise ValueError(f"`degrees_of_freedom` must be a positive int, got {degrees_of_freedom!r}")
+    return _t_ppf(probability, degrees_of_freedom)
+
+
+@functools.cache
+def _t_ppf(probability: float, degrees_of_freedom: int) -> float:
+    """Cached: a summary asks for the same few quantiles hundreds of times, and `require` reads package metadata."""
     stats = require("scipy.stats", "data", "The t quantile of the evidence statistics")
     return float(stats.t.ppf(probability, degrees_of_freedom))
 
