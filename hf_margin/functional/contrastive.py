@@ -283,7 +283,8 @@ def _focal_nll(logits: Tensor, positive_columns: Tensor, options: InfoNCEOptions
     weight = focal_weight(log_p, options.focal_gamma, options.focal_detach)
     mean_weight = weight.detach().mean()
     if options.focal_normalize:  # weights of mean 1: the focal term redistributes the step instead of shrinking it
-        return -(weight * log_p).mean() / mean_weight, mean_weight
+        # every weight 0 (each positive certain) leaves 0 / 0: the clamp makes it 0, the loss's value there
+        return -(weight * log_p).mean() / mean_weight.clamp_min(torch.finfo(mean_weight.dtype).tiny), mean_weight
     return -(weight * log_p).mean(), mean_weight
 
 

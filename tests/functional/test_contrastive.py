@@ -357,3 +357,14 @@ def test_empty_batches_and_wrongly_typed_options_name_the_argument() -> None:
     options = InfoNCEOptions(focal_gamma=2.0, filter_strategy="relative")
     size_one = margin_info_nce(q[:1], [d[:1] for d in docs], options)
     assert torch.isfinite(size_one.loss) and torch.isfinite(size_one.similarity_gap)
+
+
+def test_focal_normalize_is_finite_when_every_positive_is_certain() -> None:
+    """All focal weights 0 (each query's positive far ahead at a large scale): the normalised loss is 0, not 0 / 0."""
+    q = torch.eye(4, 8, dtype=torch.float64, requires_grad=True)
+    docs = [torch.eye(4, 8, dtype=torch.float64)]
+    options = InfoNCEOptions(scale=1e4, focal_gamma=2.0, focal_normalize=True)
+    out = margin_info_nce(q, docs, options)
+    assert out.mean_focal_weight == 0 and out.loss == 0
+    out.loss.backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()
