@@ -1,5 +1,5 @@
 """Evidence experiment 4's bookkeeping with the training replaced by a stand-in (the real training is the TransICD
-demo's `train_and_evaluate`, tested with it): one record per (method, seed), restart skips them, the BCE baseline is
+demo's `train_and_predict`, tested with it): one record per (method, seed), restart skips them, the BCE baseline is
 always trained, the summary pairs each method with BCE by seed, and the long-tail bands are counted."""
 
 from __future__ import annotations
@@ -8,11 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hf_margin.demo import DemoContext, transicd
 from hf_margin.demo.data import icd_notes
-from hf_margin.demo.evidence.transicd_rare import BASELINE, RareLabelsSetup, label_bands, run
+from hf_margin.demo.evidence import transicd_rare
+from hf_margin.demo.evidence.transicd_rare import BASELINE, RareLabelsSetup, label_bands, label_metrics, run
 from hf_margin.demo.transicd import OURS, WITH_DRW
 
 GAIN = {BASELINE: 0.0, OURS: 0.02, WITH_DRW: -0.01}
@@ -26,14 +28,17 @@ def _stand_ins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
         texts = [f"note {i} of seed {seed}" for i in range(6)]
         return icd_notes.PseudoNotes(texts, labels, texts, labels, ["A00", "B00", "C00"], [0, 5, 60])
 
-    def train_and_evaluate(method: str, data: Any, train: Any, test: Any, tokenizer: Any, setup: Any, out: Any) -> Any:
+    def train_and_predict(method: str, data: Any, train: Any, test: Any, tokenizer: Any, setup: Any, out: Any) -> Any:
         calls.append((method, setup.seed))
-        value = 0.3 + 0.05 * setup.seed + GAIN[method]
-        metrics = {"macro_f1": value, "macro_auc": value + 0.4, "micro_f1": value + 0.1, "micro_auc": value + 0.5}
-        return metrics, {"seconds_per_step": 0.5, "peak_mib": 1.0}
+        return np.full((6, 3), 0.3 + 0.05 * setup.seed + GAIN[method]), {"seconds_per_step": 0.5, "peak_mib": 1.0}
+
+    def metrics(probabilities: np.ndarray, data: Any) -> dict[str, float]:
+        value = float(probabilities[0, 0])
+        return {"macro_f1": value, "macro_auc": value + 0.4, "micro_f1": value + 0.1, "micro_auc": value + 0.5}
 
     monkeypatch.setattr(icd_notes, "icd_pseudo_notes", notes)
-    monkeypatch.setattr(transicd, "train_and_evaluate", train_and_evaluate)
+    monkeypatch.setattr(transicd, "train_and_predict", train_and_predict)
+    monkeypatch.setattr(transicd_rare, "label_metrics", metrics)
     return calls
 
 
@@ -59,6 +64,18 @@ def test_records_summary_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_setup_for_seed_is_the_papers_encoder_on_icd_notes() -> None:
     demo = RareLabelsSetup(num_labels=120, steps=7).for_seed(4)
     assert (demo.seed, demo.num_labels, demo.steps, demo.encoder, demo.corpus) == (4, 120, 7, "transformer", "icd")
+
+
+def test_label_metrics_add_macro_scores_over_the_rare_labels_alone() -> None:
+    # labels: 0 training notes, 3 (rare), 5 (rare), 60; the rare ones are predicted right, the others wrong
+    targets = [[1, 1, 0, 1], [0, 0, 1, 1], [1, 1, 1, 0], [0, 0, 0, 0]]
+    probabilities = np.array([[0.2, 0.9, 0.1, 0.1], [0.8, 0.2, 0.7, 0.3], [0.1, 0.6, 0.9, 0.8], [0.7, 0.1, 0.2, 0.9]])
+    data = icd_notes.PseudoNotes([], [], ["note"] * 4, targets, ["A00", "B00", "C00", "D00"], [0, 3, 5, 60])
+    metrics = label_metrics(probabilities, data)
+    assert metrics["rare_macro_f1"] == 1.0 and metrics["rare_macro_auc"] == 1.0
+    assert metrics["macro_f1"] == 0.5 and metrics["macro_auc"] == 0.5
+    no_rare = icd_notes.PseudoNotes([], [], ["note"] * 4, targets, ["A00", "B00", "C00", "D00"], [0, 20, 30, 60])
+    assert "rare_macro_f1" not in label_metrics(probabilities, no_rare)
 
 
 def test_label_bands() -> None:

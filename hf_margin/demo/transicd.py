@@ -81,11 +81,22 @@ def train_and_evaluate(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Fine-tune one model with `method`'s head and loss; return its test metrics and its training cost (seconds
     per step and the peak memory the training added, `training_cost`)."""
+    from hf_margin.metrics import multilabel_metrics
+
+    probabilities, cost = train_and_predict(method, data, train, test, tokenizer, setup, out_dir)
+    k = min(5, len(data.label_names))
+    return multilabel_metrics(probabilities, np.asarray(data.test_labels), threshold=0.5, k=k), cost
+
+
+def train_and_predict(
+    method: str, data: Any, train: Any, test: Any, tokenizer: Any, setup: TransICDSetup, out_dir: Any
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Fine-tune one model with `method`'s head and loss; return its (test notes, labels) probabilities and its
+    training cost (seconds per step and the peak memory the training added, `training_cost`)."""
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     from hf_margin.callbacks import DRWCallback
     from hf_margin.demo.data.pretrained import minilm_path
-    from hf_margin.metrics import multilabel_metrics
     from hf_margin.models.transicd import TransICDConfig, TransICDModel
 
     torch.manual_seed(setup.seed)
@@ -117,9 +128,7 @@ def train_and_evaluate(
     prediction = trainer.predict(test)
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     probabilities = 1.0 / (1.0 + np.exp(-logits))
-    k = min(5, len(data.label_names))
-    metrics = multilabel_metrics(probabilities, np.asarray(data.test_labels), threshold=0.5, k=k)
-    return metrics, {"seconds_per_step": cost["seconds"] / setup.steps, "peak_mib": cost["peak_mib"]}
+    return probabilities, {"seconds_per_step": cost["seconds"] / setup.steps, "peak_mib": cost["peak_mib"]}
 
 
 def training_cost(train: Any) -> dict[str, float]:

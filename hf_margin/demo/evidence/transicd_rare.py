@@ -6,8 +6,9 @@ training notes and a few have hundreds (seed 0: 162 labels with 1-10, 97 with 11
 The model is TransICD (Biswas et al., arXiv:2104.10652): the paper's 2-layer transformer encoder (d = 128, trained
 from scratch) and code-wise attention, trained with LDAM (Cao et al., arXiv:1906.07413; margins
 ``C / n_j^(1/4)``), with and without deferred re-weighting (DRW), against the same model trained with BCE, at the same
-budget (`hf_margin.demo.transicd.train_and_evaluate`). LDAM's claim is that the label-dependent margins improve the
-rare labels, so macro F1 (every label counts the same) more than micro F1.
+budget (`hf_margin.demo.transicd.train_and_predict`). LDAM's claim is that the label-dependent margins improve the
+rare labels, so macro F1 (every label counts the same) more than micro F1; the records also hold macro F1 and macro
+AUC over the rare labels alone (1-10 training notes: ``rare_macro_f1``, ``rare_macro_auc``).
 
 Per seed, the corpus (labels, notes, split), the initialisation and the data order are drawn from the seed and shared
 by every method. Each finished (method, seed) run is appended at once to ``records.jsonl``; ``summary.json`` (means,
@@ -29,7 +30,7 @@ from hf_margin.demo.transicd import OURS, WITH_DRW, TransICDSetup
 
 BASELINE = "code-wise attention + BCE"
 METHODS = (BASELINE, OURS, WITH_DRW)
-METRICS = ("macro_f1", "macro_auc", "micro_f1", "micro_auc")
+METRICS = ("macro_f1", "macro_auc", "micro_f1", "micro_auc", "rare_macro_f1", "rare_macro_auc")
 ENTRY = "evidence/transicd_rare"
 RARE = (1, 10)  # training notes of a rare label (MIMIC's long tail)
 
@@ -83,13 +84,28 @@ def label_bands(counts: list[int]) -> dict[str, int]:
     }
 
 
+def label_metrics(probabilities: np.ndarray, data: Any) -> dict[str, float]:
+    """`multilabel_metrics` of the test notes at threshold 0.5, plus macro F1 and macro AUC over the rare labels only
+    (1-10 training notes: ``rare_macro_f1``, ``rare_macro_auc``; each left out when no label is rare, or when no rare
+    label has both classes in the test notes)."""
+    from hf_margin.metrics import multilabel_metrics
+
+    targets, counts = np.asarray(data.test_labels), np.asarray(data.label_counts)
+    metrics = multilabel_metrics(probabilities, targets, threshold=0.5, k=min(5, targets.shape[1]))
+    rare = (counts >= RARE[0]) & (counts <= RARE[1])
+    if rare.any():
+        band = multilabel_metrics(probabilities[:, rare], targets[:, rare], threshold=0.5, k=1)
+        metrics |= {f"rare_{name}": band[name] for name in ("macro_f1", "macro_auc") if name in band}
+    return metrics
+
+
 def run(context: DemoContext, setup: RareLabelsSetup | None = None) -> list[DemoRow]:
     """Run every missing (method, seed) record, appending each to records.jsonl; return the table rows."""
     from transformers import AutoTokenizer
 
     from hf_margin.demo.data.icd_notes import icd_pseudo_notes
     from hf_margin.demo.data.pretrained import minilm_path
-    from hf_margin.demo.transicd import _dataset, train_and_evaluate
+    from hf_margin.demo.transicd import _dataset, train_and_predict
 
     setup = setup or RareLabelsSetup()
     unknown = [m for m in setup.methods if m not in METHODS]
@@ -114,8 +130,8 @@ def run(context: DemoContext, setup: RareLabelsSetup | None = None) -> list[Demo
         train = _dataset(tokenizer, data.train_texts, data.train_labels, setup.max_length)
         test = _dataset(tokenizer, data.test_texts, data.test_labels, setup.max_length)
         for method in todo:
-            metrics, cost = train_and_evaluate(method, data, train, test, tokenizer, run_setup, context.out_dir)
-            record = {"all": "all", "method": method, "seed": seed, **metrics, **cost}
+            probabilities, cost = train_and_predict(method, data, train, test, tokenizer, run_setup, context.out_dir)
+            record = {"all": "all", "method": method, "seed": seed, **label_metrics(probabilities, data), **cost}
             record |= {"seconds": cost["seconds_per_step"] * setup.steps, "label_bands": label_bands(data.label_counts)}
             append_record(records_path, record)
             _write_summary(context, setup)
@@ -130,12 +146,17 @@ def _write_summary(context: DemoContext, setup: RareLabelsSetup) -> None:
         records,
         setting="all",
         method="method",
-        metrics=METRICS,
+        metrics=_recorded_metrics(records),
         baseline_of=lambda m: None if m == BASELINE else BASELINE,
         order=METHODS,
     )["all"]
     summary = {"setup": asdict(setup), "results": results}
     (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+
+def _recorded_metrics(records: list[dict[str, Any]]) -> list[str]:
+    """The `METRICS` every record holds (the rare-label ones are absent from runs without rare labels)."""
+    return [metric for metric in METRICS if all(metric in record for record in records)]
 
 
 def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
@@ -147,7 +168,7 @@ def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
         seeds = sorted(s for m, s in by_key if m == method and (BASELINE, s) in by_key)
         if not seeds:
             continue
-        for metric in METRICS:
+        for metric in _recorded_metrics(records):
             ours = [by_key[(method, s)][metric] for s in seeds]
             base = [by_key[(BASELINE, s)][metric] for s in seeds]
             note = f"diff {paired_difference(ours, base).format()}" if len(seeds) > 1 else f"n={len(seeds)}"
