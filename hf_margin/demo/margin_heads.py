@@ -119,7 +119,9 @@ class _TrainableTail(nn.Module):
         return self.embed(x.mean((2, 3)))
 
 
-def _frozen_features(backbone: Any, images: Tensor, frozen_blocks: int) -> Tensor:
+def frozen_block_features(backbone: Any, images: Tensor, frozen_blocks: int) -> Tensor:
+    """The feature maps of EfficientNet `backbone`'s stem and first `frozen_blocks` blocks for `images`, without
+    gradients, in batches of 100."""
     with torch.no_grad():
         outputs = []
         for batch in images.split(100):
@@ -152,8 +154,8 @@ def compare_heads(
     with contextlib.redirect_stdout(io.StringIO()):  # the weights package prints a line on load
         backbone = efficientnet_lite0()
     images = grey_to_efficientnet_input(torch.from_numpy(data.images), (setup.image_height, setup.image_width))
-    features = _frozen_features(backbone, images, setup.frozen_blocks)
-    mirrored = _frozen_features(backbone, images.flip(-1), setup.frozen_blocks) if mirror else None
+    features = frozen_block_features(backbone, images, setup.frozen_blocks)
+    mirrored = frozen_block_features(backbone, images.flip(-1), setup.frozen_blocks) if mirror else None
     labels = torch.from_numpy(data.labels)
     group_of = labels * setup.groups // data.num_identities  # contiguous identity groups
 

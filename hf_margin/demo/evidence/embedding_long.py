@@ -37,8 +37,14 @@ import numpy as np
 from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo.data.retrieval import meaning_key
 from hf_margin.demo.embedding import OURS, REFERENCE, EmbeddingSetup
-from hf_margin.demo.evidence.records import append_record, plot_paired_differences, read_records, summarise
-from hf_margin.demo.evidence_stats import paired_difference
+from hf_margin.demo.evidence.records import (
+    append_record,
+    check_methods_and_seeds,
+    paired_row,
+    plot_paired_differences,
+    read_records,
+    summarise,
+)
 
 BASELINE = REFERENCE
 ZERO_SHOT = "zero-shot"
@@ -157,10 +163,8 @@ def run(context: DemoContext, setup: LongBudgetSetup | None = None) -> list[Demo
     from hf_margin.demo.data import retrieval
 
     setup = setup or LongBudgetSetup()
-    unknown = [m for m in setup.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown `methods` {unknown}; known: {', '.join(METHODS)}")
-    for name in ("seeds", "steps", "duplicate_batches"):
+    check_methods_and_seeds(setup.methods, METHODS, setup.seeds)
+    for name in ("steps", "duplicate_batches"):
         if getattr(setup, name) < 1:
             raise ValueError(f"`{name}` must be >= 1, got {getattr(setup, name)}")
     methods = [ZERO_SHOT, *(m for m in METHODS if m in setup.methods or m == BASELINE)]
@@ -228,15 +232,11 @@ def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
     rows = []
     for method in METHODS:
         baseline = _baseline_of(method)
-        seeds = sorted(s for m, s in by_key if m == method and (baseline, s) in by_key)
-        if baseline is None or not seeds:
+        if baseline is None:
             continue
         for metric in METRICS:
-            ours = [by_key[(method, s)][metric] for s in seeds]
-            base = [by_key[(baseline, s)][metric] for s in seeds]
-            note = f"diff {paired_difference(ours, base).format()}" if len(seeds) > 1 else f"n={len(seeds)}"
-            seconds = sum(by_key[(method, s)]["seconds"] for s in seeds)
             dataset = "ICD-10-CM held-out codes" if metric.endswith("ICD") else "chatterbot Q->A"
-            means = float(np.mean(ours)), float(np.mean(base))
-            rows.append(DemoRow(ENTRY, method, baseline, metric, *means, seconds, dataset, note))
+            names = (method, baseline, metric)
+            row = paired_row(by_key, (method,), (baseline,), metric, entry=ENTRY, names=names, dataset=dataset)
+            rows += [row] if row else []
     return rows

@@ -32,8 +32,7 @@ import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hf_margin.demo import DemoContext, DemoRow
-from hf_margin.demo.evidence.records import append_record, read_records, summarise
-from hf_margin.demo.evidence_stats import paired_difference
+from hf_margin.demo.evidence.records import append_record, check_methods_and_seeds, paired_row, read_records, summarise
 
 BASELINE = "DPO"
 UNTRAINED = "untrained"
@@ -175,11 +174,7 @@ def labels_name(corruption: float) -> str:
 
 
 def _check(setup: JudgeSetup) -> None:
-    unknown = [m for m in setup.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown `methods` {unknown}; known: {', '.join(METHODS)}")
-    if setup.seeds < 1:
-        raise ValueError(f"`seeds` must be >= 1, got {setup.seeds}")
+    check_methods_and_seeds(setup.methods, METHODS, setup.seeds)
     if setup.direction not in DIRECTIONS:
         raise ValueError(f"`direction` must be one of {DIRECTIONS}, got {setup.direction!r}")
     bad = [c for c in setup.corruptions if not 0.0 <= c < 1.0]
@@ -290,26 +285,14 @@ def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
     for labels in sorted({k[0] for k in by_key}):
         for method in METHODS:
             baseline = baseline_of(method)
-            seeds = sorted(s for k, m, s in by_key if (k, m) == (labels, method) and (labels, baseline, s) in by_key)
-            if not seeds:
-                continue
-            ours = [by_key[(labels, method, s)]["judge"] for s in seeds]
-            base = [by_key[(labels, baseline, s)]["judge"] for s in seeds]
-            note = f"diff {paired_difference(ours, base).format()}" if len(seeds) > 1 else f"n={len(seeds)}"
-            seconds = sum(by_key[(labels, method, s)]["seconds"] for s in seeds)
-            metric = f"judge score, {labels}"
-            dataset = "Rotten Tomatoes + SmolLM2-135M, unsaturated judge"
-            rows.append(
-                DemoRow(
-                    ENTRY,
-                    method,
-                    str(baseline),
-                    metric,
-                    float(np.mean(ours)),
-                    float(np.mean(base)),
-                    seconds,
-                    dataset,
-                    note,
-                )
+            row = paired_row(
+                by_key,
+                (labels, method),
+                (labels, baseline),
+                "judge",
+                entry=ENTRY,
+                names=(method, str(baseline), f"judge score, {labels}"),
+                dataset="Rotten Tomatoes + SmolLM2-135M, unsaturated judge",
             )
+            rows += [row] if row else []
     return rows

@@ -40,9 +40,8 @@ from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo._threads import single_thread
 from hf_margin.demo.data.icd_notes import category_snippets
 from hf_margin.demo.data.pretrained import cached_minilm_features
-from hf_margin.demo.evidence.records import append_record, plot_paired_differences, read_records
+from hf_margin.demo.evidence.records import append_record, paired_row, plot_paired_differences, read_records
 from hf_margin.demo.evidence.records import summarise as summarise_records
-from hf_margin.demo.evidence_stats import paired_difference
 from hf_margin.heads import build_head
 from hf_margin.metrics import pair_scores, tar_at_far
 
@@ -286,27 +285,17 @@ def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
     rows = []
     for identities, head in sorted({k[:2] for k in by_key}, key=lambda k: (k[0], ORDER.index(k[1]))):
         baseline = BASELINE_OF.get(head, BASELINE)
-        seeds = sorted(k[2] for k in by_key if k[:2] == (identities, head) and (identities, baseline, k[2]) in by_key)
-        if head == baseline or not seeds:
+        if head == baseline:
             continue
         for far in FARS:
-            metric = f"tar@far={far:g}"
-            ours = [by_key[(identities, head, s)][metric] for s in seeds]
-            base = [by_key[(identities, baseline, s)][metric] for s in seeds]
-            note = f"diff {paired_difference(ours, base).format()}" if len(seeds) > 1 else f"n={len(seeds)}"
-            seconds = sum(by_key[(identities, head, s)]["seconds"] for s in seeds)
-            dataset = f"ICD-10-CM, {identities} training identities"
-            rows.append(
-                DemoRow(
-                    ENTRY,
-                    head,
-                    baseline,
-                    f"TAR@FAR={far:g}",
-                    float(np.mean(ours)),
-                    float(np.mean(base)),
-                    seconds,
-                    dataset,
-                    note,
-                )
+            row = paired_row(
+                by_key,
+                (identities, head),
+                (identities, baseline),
+                f"tar@far={far:g}",
+                entry=ENTRY,
+                names=(head, baseline, f"TAR@FAR={far:g}"),
+                dataset=f"ICD-10-CM, {identities} training identities",
             )
+            rows += [row] if row else []
     return rows

@@ -42,9 +42,8 @@ import torch
 from transformers import TrainerCallback
 
 from hf_margin.demo import DemoContext, DemoRow
-from hf_margin.demo.evidence.records import append_record, plot_paired_differences, read_records
+from hf_margin.demo.evidence.records import append_record, paired_row, plot_paired_differences, read_records
 from hf_margin.demo.evidence.records import summarise as summarise_records
-from hf_margin.demo.evidence_stats import paired_difference
 from hf_margin.demo.margin_mse import LABELS_ONLY, MARGIN_MSE, METHODS, POINTWISE, STUDENTS, DistillationSetup
 
 ENTRY = "evidence/margin_mse_teacher"
@@ -483,26 +482,15 @@ def rows_from_records(records: list[dict[str, Any]], regime: dict[str, Any]) -> 
     pairs = [(POINTWISE, LABELS_ONLY), (MARGIN_MSE, LABELS_ONLY), (MARGIN_MSE, POINTWISE)]
     for name in STUDENTS:
         for method, baseline in pairs:
-            seeds = sorted(s for n, m, s in by_key if (n, m) == (name, method) and (name, baseline, s) in by_key)
-            if not seeds:
-                continue
             for metric in METRICS:
-                ours = [by_key[(name, method, s)][metric] for s in seeds]
-                base = [by_key[(name, baseline, s)][metric] for s in seeds]
-                note = f"diff {paired_difference(ours, base).format()}" if len(seeds) > 1 else f"n={len(seeds)}"
-                seconds = sum(by_key[(name, method, s)]["seconds"] for s in seeds)
-                label = f"{name}: {method}"
-                rows.append(
-                    DemoRow(
-                        ENTRY,
-                        label,
-                        f"{name}: {baseline}",
-                        metric,
-                        float(np.mean(ours)),
-                        float(np.mean(base)),
-                        seconds,
-                        dataset,
-                        note,
-                    )
+                row = paired_row(
+                    by_key,
+                    (name, method),
+                    (name, baseline),
+                    metric,
+                    entry=ENTRY,
+                    names=(f"{name}: {method}", f"{name}: {baseline}", metric),
+                    dataset=dataset,
                 )
+                rows += [row] if row else []
     return rows

@@ -49,8 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from hf_margin.demo import DemoContext, DemoRow
-from hf_margin.demo.evidence.records import append_record, read_records, summarise
-from hf_margin.demo.evidence_stats import paired_difference
+from hf_margin.demo.evidence.records import append_record, check_methods_and_seeds, paired_row, read_records, summarise
 
 IMAGENET = "ImageNet backbone (no face training)"
 START = "HR face model (start, no LR adaptation)"
@@ -157,6 +156,7 @@ def _plain_conv(conv: nn.Conv2d) -> nn.Conv2d:
 def frozen_features(data: Any, setup: StrongBackboneSetup) -> tuple[Any, FaceFeatures]:
     """The backbone and `FaceFeatures` of every image of `data` (an `IdentityImages`), computed once."""
     from hf_margin.demo.data.pretrained import efficientnet_lite0, grey_to_efficientnet_input
+    from hf_margin.demo.margin_heads import frozen_block_features
     from hf_margin.demo.petal import degrade
     from hf_margin.tuners.petal.quality import sharpness_score
 
@@ -166,21 +166,10 @@ def frozen_features(data: Any, setup: StrongBackboneSetup) -> tuple[Any, FaceFea
     views = {"HR": hr} | {f"LR{f}": degrade(hr, f) for f in sorted({*setup.lr_factors, setup.eval_factor})}
     maps: dict[str, Tensor] = {}
     for name, images in views.items():
-        maps[name] = _run_frozen(backbone, images, setup.frozen_blocks)
-        maps[f"{name} mirrored"] = _run_frozen(backbone, images.flip(-1), setup.frozen_blocks)
+        maps[name] = frozen_block_features(backbone, images, setup.frozen_blocks)
+        maps[f"{name} mirrored"] = frozen_block_features(backbone, images.flip(-1), setup.frozen_blocks)
     sharpness = {name: sharpness_score(images.add(1).div(2)) for name, images in views.items()}
     return backbone, FaceFeatures(maps, sharpness, torch.from_numpy(data.labels).long())
-
-
-def _run_frozen(backbone: Any, images: Tensor, frozen_blocks: int) -> Tensor:
-    with torch.no_grad():
-        outputs = []
-        for batch in images.split(50):
-            x = backbone._swish(backbone._bn0(backbone._conv_stem(batch)))
-            for block in backbone._blocks[:frozen_blocks]:
-                x = block(x)
-            outputs.append(x)
-        return torch.cat(outputs)
 
 
 def split_people(people: int, held_out: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -340,11 +329,7 @@ def fit_and_verify(
 
 
 def _check(setup: StrongBackboneSetup) -> None:
-    unknown = [m for m in setup.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown `methods` {unknown}; known: {', '.join(METHODS)}")
-    if setup.seeds < 1:
-        raise ValueError(f"`seeds` must be >= 1, got {setup.seeds}")
+    check_methods_and_seeds(setup.methods, METHODS, setup.seeds)
     if not 0 <= setup.frozen_blocks <= 15:
         raise ValueError(f"`frozen_blocks` must be in [0, 15] (EfficientNet-lite0 has 16), got {setup.frozen_blocks}")
     if not setup.lr_factors or min(setup.lr_factors) < 2 or setup.eval_factor < 2:
@@ -418,17 +403,8 @@ def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
     by_key = {(r["method"], r["seed"]): r for r in records}
     rows = []
     for method, baseline in ((PETAL, LORA), (PETAL, FULL), (LORA, FULL)):
-        seeds = sorted(s for m, s in by_key if m == method and (baseline, s) in by_key)
-        if not seeds:
-            continue
         for metric in METRICS[:3]:
-            ours = [by_key[(method, s)][metric] for s in seeds]
-            base = [by_key[(baseline, s)][metric] for s in seeds]
-            note = f"diff {paired_difference(ours, base).format()}" if len(seeds) > 1 else f"n={len(seeds)}"
-            seconds = sum(by_key[(method, s)]["seconds"] for s in seeds)
-            rows.append(
-                DemoRow(
-                    ENTRY, method, baseline, metric, float(np.mean(ours)), float(np.mean(base)), seconds, DATASET, note
-                )
-            )
+            names = (method, baseline, metric)
+            row = paired_row(by_key, (method,), (baseline,), metric, entry=ENTRY, names=names, dataset=DATASET)
+            rows += [row] if row else []
     return rows

@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from hf_margin.demo import DemoRow
 from hf_margin.demo.evidence_stats import Interval, mean_interval, paired_difference
 
 
@@ -23,6 +26,38 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
     """Append `record` to `path` as one JSON line."""
     with path.open("a", encoding="utf-8") as stream:
         stream.write(json.dumps(record) + "\n")
+
+
+def check_methods_and_seeds(methods: Sequence[str], known: Sequence[str], seeds: int) -> None:
+    """Raise a ValueError naming `methods` when one is not in `known`, or `seeds` when it is below 1."""
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise ValueError(f"unknown `methods` {unknown}; known: {', '.join(known)}")
+    if seeds < 1:
+        raise ValueError(f"`seeds` must be >= 1, got {seeds}")
+
+
+def paired_row(
+    by_key: dict[tuple[Any, ...], dict[str, Any]],
+    ours: tuple[Any, ...],
+    baseline: tuple[Any, ...],
+    metric: str,
+    *,
+    entry: str,
+    names: tuple[str, str, str],
+    dataset: str,
+) -> DemoRow | None:
+    """The demo-table row of `metric` for the records keyed ``(*ours, seed)`` against ``(*baseline, seed)`` over the
+    seeds both have: the two means, ours' seconds summed, and a note with the paired difference (its 95% interval and
+    seed count; ``n=1`` with one seed). None when they share no seed. `names`: the row's method, baseline and metric."""
+    seeds = sorted(key[-1] for key in by_key if key[:-1] == ours and (*baseline, key[-1]) in by_key)
+    if not seeds:
+        return None
+    values = [by_key[(*ours, seed)][metric] for seed in seeds]
+    base = [by_key[(*baseline, seed)][metric] for seed in seeds]
+    note = f"diff {paired_difference(values, base).format()}" if len(seeds) > 1 else f"n={len(seeds)}"
+    seconds = sum(by_key[(*ours, seed)]["seconds"] for seed in seeds)
+    return DemoRow(entry, *names, float(np.mean(values)), float(np.mean(base)), seconds, dataset, note)
 
 
 def interval_json(interval: Interval) -> dict[str, Any]:
@@ -104,7 +139,8 @@ def paired_differences_figure(results: dict[str, Any], metrics: Sequence[str], *
         axis.axhline(0, color="grey", linestyle="--", linewidth=1)
         axis.set_xticks(range(len(settings)), [str(s) for s in settings])
         axis.set(xlabel=xlabel, ylabel=f"paired difference in {metric}", title=metric)
-        axis.legend(fontsize=7)
+        if methods:  # a metric without any paired difference (single seeds) has no line to label
+            axis.legend(fontsize=7)
     fig.suptitle(title)
     return fig
 

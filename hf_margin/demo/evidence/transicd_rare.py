@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from hf_margin.demo import DemoContext, DemoRow
-from hf_margin.demo.evidence.records import append_record, read_records, summarise
-from hf_margin.demo.evidence_stats import paired_difference
+from hf_margin.demo.evidence.records import append_record, check_methods_and_seeds, paired_row, read_records, summarise
 from hf_margin.demo.transicd import OURS, WITH_DRW, TransICDSetup
 
 BASELINE = "code-wise attention + BCE"
@@ -108,11 +107,7 @@ def run(context: DemoContext, setup: RareLabelsSetup | None = None) -> list[Demo
     from hf_margin.demo.transicd import _dataset, train_and_predict
 
     setup = setup or RareLabelsSetup()
-    unknown = [m for m in setup.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown `methods` {unknown}; known: {', '.join(METHODS)}")
-    if setup.seeds < 1:
-        raise ValueError(f"`seeds` must be >= 1, got {setup.seeds}")
+    check_methods_and_seeds(setup.methods, METHODS, setup.seeds)
     methods = [m for m in METHODS if m in setup.methods or m == BASELINE]
     records_path = context.out_dir / "records.jsonl"
     done = {(r["method"], r["seed"]) for r in read_records(records_path)}
@@ -165,25 +160,9 @@ def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
     by_key = {(r["method"], r["seed"]): r for r in records}
     rows = []
     for method in (m for m in METHODS if m != BASELINE):
-        seeds = sorted(s for m, s in by_key if m == method and (BASELINE, s) in by_key)
-        if not seeds:
-            continue
         for metric in _recorded_metrics(records):
-            ours = [by_key[(method, s)][metric] for s in seeds]
-            base = [by_key[(BASELINE, s)][metric] for s in seeds]
-            note = f"diff {paired_difference(ours, base).format()}" if len(seeds) > 1 else f"n={len(seeds)}"
-            seconds = sum(by_key[(method, s)]["seconds"] for s in seeds)
-            rows.append(
-                DemoRow(
-                    ENTRY,
-                    method,
-                    BASELINE,
-                    metric,
-                    float(np.mean(ours)),
-                    float(np.mean(base)),
-                    seconds,
-                    "ICD-10-CM pseudo-notes, long tail",
-                    note,
-                )
-            )
+            names = (method, BASELINE, metric)
+            dataset = "ICD-10-CM pseudo-notes, long tail"
+            row = paired_row(by_key, (method,), (BASELINE,), metric, entry=ENTRY, names=names, dataset=dataset)
+            rows += [row] if row else []
     return rows
