@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
@@ -56,6 +58,9 @@ class ALDRKLLoss(nn.Module):
     """
 
     lambdas: Tensor
+    # buffers with one entry per training example, updated at the batch's `indices` (shared across processes by
+    # `ClassificationLossTrainer`)
+    per_example_buffers: ClassVar[tuple[str, ...]] = ("lambdas",)
 
     def __init__(
         self,

@@ -11,6 +11,10 @@ trainer also
   weight decay, and saves the loss's state (parameters and buffers: AUC-M's a, b, alpha; ALDR-KL's lambdas) as
   ``loss_state.pt`` in every checkpoint, restoring it on resume;
 - optionally samples batches with a fixed share of positives (`positive_share`; LibAUC's DualSampler idea).
+
+Under several processes (DDP, FSDP), the loss's parameters get their gradients averaged over the processes like
+the model's, and its per-example buffers (``per_example_buffers``: ALDR-KL's lambdas) are shared after every
+training batch, so every process holds the state one process on the whole batch would.
 """
 
 from __future__ import annotations
@@ -60,6 +64,18 @@ def _accepts(loss: nn.Module, name: str) -> bool:
     return name in inspect.signature(loss.forward).parameters
 
 
+def _average_over_processes(parameter: Tensor) -> None:
+    """Average a loss parameter's gradient over the processes (a sum, then a division: gloo has no average), as
+    DDP and FSDP do for the model's: each process would otherwise train its own copy (AUC-M's a, b, alpha). Run
+    after every backward, also under gradient accumulation: the part already averaged is the same everywhere."""
+    import torch.distributed as dist
+
+    if parameter.grad is None or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    dist.all_reduce(parameter.grad)
+    parameter.grad.div_(dist.get_world_size())
+
+
 class ClassificationLossTrainer(Trainer):
     """`Trainer` whose loss is a catalogue loss module applied to the model's logits.
 
@@ -82,6 +98,9 @@ class ClassificationLossTrainer(Trainer):
         self.loss = loss
         super().__init__(model=model, args=args, **kwargs)
         self.loss.to(self.args.device)
+        for parameter in self.loss.parameters():
+            if parameter.requires_grad:  # outside the wrapped model: DDP / FSDP would not average its gradient
+                parameter.register_post_accumulate_grad_hook(_average_over_processes)
         # Every catalogue loss is a per-batch value: let the Trainer divide it by the accumulation steps.
         self.model_accepts_loss_kwargs = False
 
@@ -148,7 +167,23 @@ class ClassificationLossTrainer(Trainer):
             extras["indices"] = index
         outputs = model(**inputs)
         loss = self.loss(output_logits(outputs), labels, **extras)
+        if model.training and "indices" in extras:
+            self._share_per_example_state(extras["indices"])
         return (loss, outputs) if return_outputs else loss
+
+    def _share_per_example_state(self, indices: Tensor) -> None:
+        """Under several processes, copy every process's updates of the loss's per-example buffers (the names in
+        ``loss.per_example_buffers``, e.g. ALDR-KL's lambdas) into every process: each process updates only the
+        rows of its own batch, and the checkpoint (written by the main process) must hold them all."""
+        names = getattr(self.loss, "per_example_buffers", ())
+        if self.accelerator.num_processes == 1 or not names:
+            return
+        gathered = self.accelerator.gather(self.accelerator.pad_across_processes(indices, pad_index=-1))
+        kept = gathered >= 0  # a shorter batch on one process is padded with index -1
+        for name in names:
+            buffer = getattr(self.loss, name)
+            values = self.accelerator.gather(self.accelerator.pad_across_processes(buffer[indices.to(buffer.device)]))
+            buffer[gathered[kept].to(buffer.device)] = values[kept].to(buffer.dtype)
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         super()._save_checkpoint(model, trial)

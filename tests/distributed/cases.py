@@ -129,6 +129,31 @@ def transicd(folder: Path, world: int) -> Trainer:
     return Trainer(model, args, train_dataset=notes(), callbacks=callbacks)
 
 
+def _classification(folder: Path, world: int, loss: torch.nn.Module, classes: int) -> Trainer:
+    from hf_margin.trainers import ClassificationLossArguments, ClassificationLossTrainer
+    from tests.trainers.test_classification_loss_trainer import Classifier, rows
+
+    data = rows(16, classes=max(classes, 2)).remove_columns("sample_weight")
+    args = ClassificationLossArguments(str(folder), **_settings(world))
+    return ClassificationLossTrainer(Classifier(classes), args, loss=loss, train_dataset=data)
+
+
+def auc_margin(folder: Path, world: int) -> Trainer:
+    """ClassificationLossTrainer with AUC-M, whose a, b and alpha are trained outside the model. A fixed `imratio`:
+    with the batch's own positive ratio (the default) the loss of a process's share of the batch is not the share
+    of the whole batch's loss, under DDP as under gradient accumulation."""
+    from hf_margin.losses import AUCMarginLoss
+
+    return _classification(folder, world, AUCMarginLoss(margin=1.0, imratio=0.5, score_type="logits"), classes=1)
+
+
+def aldr_kl(folder: Path, world: int) -> Trainer:
+    """ClassificationLossTrainer with ALDR-KL, whose per-example lambdas each process updates for its own rows."""
+    from hf_margin.losses import ALDRKLLoss
+
+    return _classification(folder, world, ALDRKLLoss(num_examples=16), classes=3)
+
+
 CASES: dict[str, Callable[[Path, int], Trainer]] = {
     "madpo": madpo,
     "petal": petal,
@@ -136,8 +161,23 @@ CASES: dict[str, Callable[[Path, int], Trainer]] = {
     "embedding": embedding,
     "transicd": transicd,
 }
-# launched on their own (test_launched.py: the precomputed reference of the MADPO recipe)
-EXTRA_CASES: dict[str, Callable[[Path, int], Trainer]] = {"madpo_precomputed": madpo_precomputed}
+# launched on their own (test_launched.py: the precomputed reference of the MADPO recipe; catalogue losses with a
+# state of their own under ClassificationLossTrainer, compared with the loss's state too)
+EXTRA_CASES: dict[str, Callable[[Path, int], Trainer]] = {
+    "madpo_precomputed": madpo_precomputed,
+    "auc_margin": auc_margin,
+    "aldr_kl": aldr_kl,
+}
+
+
+def loss_state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """The state of a ClassificationLossTrainer's loss (parameters and buffers) under ``loss.<name>``; empty for
+    other trainers."""
+    from hf_margin.trainers import ClassificationLossTrainer
+
+    if not isinstance(trainer, ClassificationLossTrainer):  # (a sentence-transformers loss holds the whole model)
+        return {}
+    return {f"loss.{name}": tensor.detach().cpu().clone() for name, tensor in trainer.loss.state_dict().items()}
 
 
 def full_parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -156,14 +196,14 @@ def full_parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def trained_weights(
     case: str, folder: Path, world: int, before: dict[str, torch.Tensor] | None = None
 ) -> tuple[dict[str, torch.Tensor], Trainer]:
-    """Train `case` for STEPS steps; its trainable parameters (full tensors) and the trainer. `before`, if
-    given, receives the parameters before training."""
+    """Train `case` for STEPS steps; its trainable parameters (full tensors, and the loss's state: `loss_state`)
+    and the trainer. `before`, if given, receives them before training."""
     trainer = (CASES | EXTRA_CASES)[case](folder, world)
     if before is not None:
-        before.update(full_parameters(trainer.model))
+        before.update(full_parameters(trainer.model) | loss_state(trainer))
     trainer.train()
     assert trainer.state.global_step == STEPS
-    return full_parameters(trainer.model_wrapped), trainer
+    return full_parameters(trainer.model_wrapped) | loss_state(trainer), trainer
 
 
 def reloaded(case: str, final: Path) -> torch.nn.Module:

@@ -123,3 +123,27 @@ def test_precomputed_reference_log_probs_launch_like_one_process(
     single, _ = trained_weights("madpo_precomputed", tmp_path, world=1)
     for weights in rank_weights(out / "ddp" / "madpo_precomputed"):
         assert_same_weights([single[n] for n in sorted(single)], [weights[n] for n in sorted(single)])
+
+
+CATALOGUE = ("auc_margin", "aldr_kl")
+
+
+@pytest.mark.heavy
+def test_catalogue_losses_with_a_state_of_their_own_launch_like_one_process(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """ClassificationLossTrainer under DDP and FSDP2: AUC-M's a, b, alpha (trained outside the model: each process
+    trained its own before their gradients were averaged) and ALDR-KL's per-example lambdas (each process updated
+    only its own rows before they were shared) end equal to one process on the whole batch, on every rank, and
+    so do the model's weights."""
+    runs = [(mode, case) for case in CATALOGUE for mode in MODES]
+    out = launch_runs(tmp_path_factory.mktemp("launch_catalogue"), runs)
+    for case in CATALOGUE:
+        before: dict[str, torch.Tensor] = {}
+        single, _ = trained_weights(case, tmp_path / case, world=1, before=before)
+        loss_keys = [name for name in single if name.startswith("loss.")]
+        assert loss_keys and all(not torch.equal(before[n], single[n]) for n in loss_keys), "the loss state stayed"
+        for mode in MODES:
+            for weights in rank_weights(out / mode / case):
+                assert sorted(weights) == sorted(single)
+                assert_same_weights([single[n] for n in sorted(single)], [weights[n] for n in sorted(single)])

@@ -8,8 +8,9 @@ same processes (one launch, one start-up) and writes, per case and rank, the tra
 Mode ``ddp``: ``Trainer.train()`` (accelerate wraps the model in DistributedDataParallel), then
 ``trainer.save_model``. Mode ``fsdp2``: `torch.distributed.fsdp.fully_shard` applied directly (accelerate's FSDP
 plugin is GPU-only: on CPU processes accelerate 1.16 sets ``MULTI_CPU`` and ignores ``distributed_type: FSDP``,
-training plain DDP instead), the trainer's own data loader and ``compute_loss`` driven by an SGD loop equal to the
-Trainer's (constant rate, no clipping, no weight decay), and a full state dict gathered on every rank, loaded into
+training plain DDP instead), the trainer's own data loader and ``compute_loss`` (and, for a loss with a state of
+its own, its ``create_optimizer``) driven by an SGD loop equal to the Trainer's (constant rate, no clipping, no
+weight decay), and a full state dict gathered on every rank, loaded into
 a fresh unsharded copy and saved with ``trainer.save_model``.
 """
 
@@ -26,16 +27,20 @@ import torch
 from safetensors.torch import save_file
 from torch.distributed.tensor import DTensor
 
-from tests.distributed.cases import CASES, STEPS, full_parameters, trained_weights
+from hf_margin.trainers import ClassificationLossTrainer
+from tests.distributed.cases import CASES, EXTRA_CASES, STEPS, full_parameters, loss_state, trained_weights
 from tests.distributed.sharding import full_state_dict, shard_like_transformers
 
 
 def train_fsdp2(case: str, folder: Path, world: int) -> dict[str, torch.Tensor]:
     """STEPS SGD steps of `case` on its FSDP2-sharded model; its full parameters; the final model saved."""
-    trainer = CASES[case](folder, world)
+    trainer = (CASES | EXTRA_CASES)[case](folder, world)
     model = trainer.model
     shard_like_transformers(model)
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=trainer.args.learning_rate)
+    if isinstance(trainer, ClassificationLossTrainer):  # its own optimizer: the loss's parameters and hooks too
+        optimizer = trainer.create_optimizer()
+    else:
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=trainer.args.learning_rate)
     model.train()
     batches = iter(trainer.get_train_dataloader())
     for _ in range(STEPS):
@@ -43,10 +48,10 @@ def train_fsdp2(case: str, folder: Path, world: int) -> dict[str, torch.Tensor]:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    weights = full_parameters(model)
+    weights = full_parameters(model) | loss_state(trainer)
     assert all(isinstance(p, DTensor) for p in model.parameters()), "fully_shard left a parameter unsharded"
     state = full_state_dict(model)
-    fresh = CASES[case](folder / "unsharded", world)
+    fresh = (CASES | EXTRA_CASES)[case](folder / "unsharded", world)
     fresh.model.load_state_dict(state)
     fresh.save_model(str(folder / "final"))
     return weights
