@@ -95,6 +95,12 @@ class IGNITETrainer(Trainer):
     def __init__(self, model: nn.Module, args: IGNITEConfig, **kwargs: Any) -> None:
         if not isinstance(args, IGNITEConfig):
             raise TypeError(f"`args` must be an IGNITEConfig, got {type(args).__name__}")
+        if args.world_size > 1:
+            raise NotImplementedError(
+                f"IGNITETrainer runs on one process, got world_size={args.world_size}: its penalty gradient and "
+                "multiplier come from each process's own batch, so the processes would drift apart (launch it with "
+                "one process)"
+            )
         super().__init__(model=model, args=args, **kwargs)
         self.multiplier = float(args.ignite_multiplier_init)
         self.last_gradient_norm = float("nan")

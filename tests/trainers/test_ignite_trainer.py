@@ -126,3 +126,10 @@ def test_only_the_saving_process_writes_the_multiplier(tmp_path: Path, monkeypat
     assert not (tmp_path / "checkpoint-3" / "ignite_multiplier.json").exists()
     monkeypatch.undo()
     assert trainer.args.should_save
+
+
+def test_several_processes_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The penalty gradient and the multiplier are per process: a launch on 2 processes stops with a clear error."""
+    monkeypatch.setattr(IGNITEConfig, "world_size", property(lambda self: 2))
+    with pytest.raises(NotImplementedError, match="world_size=2"):
+        IGNITETrainer(Regressor(), IGNITEConfig(str(tmp_path), use_cpu=True, report_to="none"))
