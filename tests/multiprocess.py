@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -20,11 +21,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ResultQueue:
+    """A queue that carries its items by value (``torch.save`` bytes). torch's own pickling of a tensor sends a file
+    descriptor that the receiver fetches from the sending process later: a rank that has already exited by then
+    makes the parent fail with ``ConnectionResetError`` (seen on a loaded machine)."""
+
+    def __init__(self, context: Any) -> None:
+        self._queue = context.Queue()
+
+    def put(self, item: Any) -> None:
+        buffer = io.BytesIO()
+        torch.save(item, buffer)
+        self._queue.put(buffer.getvalue())
+
+    def get(self, timeout: float) -> Any:
+        return torch.load(io.BytesIO(self._queue.get(timeout=timeout)), weights_only=False)
+
+
 def run_ranks(target: Callable[..., None], *args: Any, world: int = 2, timeout: float = 300) -> dict[int, Any]:
     """Start ``target(rank, world, port, *args, queue)`` on `world` processes; each puts ``(rank, result)`` on the
-    queue. Returns {rank: result} after checking that every process exited cleanly."""
+    queue (a `ResultQueue`). Returns {rank: result} after checking that every process exited cleanly."""
     context = mp.get_context("spawn")
-    queue = context.Queue()
+    queue = ResultQueue(context)
     port = free_port()
     processes = [context.Process(target=target, args=(rank, world, port, *args, queue)) for rank in range(world)]
     for process in processes:
