@@ -81,11 +81,17 @@ def train_and_evaluate(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Fine-tune one model with `method`'s head and loss; return its test metrics and its training cost (seconds
     per step and the peak memory the training added, `training_cost`)."""
+    probabilities, cost = train_and_predict(method, data, train, test, tokenizer, setup, out_dir)
+    return evaluation_metrics(probabilities, data), cost
+
+
+def evaluation_metrics(probabilities: np.ndarray, data: Any) -> dict[str, float]:
+    """`multilabel_metrics` of (test notes, labels) `probabilities` against `data`'s test labels: threshold 0.5,
+    P@k with k = 5 (or the number of labels, when fewer)."""
     from hf_margin.metrics import multilabel_metrics
 
-    probabilities, cost = train_and_predict(method, data, train, test, tokenizer, setup, out_dir)
     k = min(5, len(data.label_names))
-    return multilabel_metrics(probabilities, np.asarray(data.test_labels), threshold=0.5, k=k), cost
+    return multilabel_metrics(probabilities, np.asarray(data.test_labels), threshold=0.5, k=k)
 
 
 def train_and_predict(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -68,8 +69,6 @@ def _average_over_processes(parameter: Tensor) -> None:
     """Average a loss parameter's gradient over the processes (a sum, then a division: gloo has no average), as
     DDP and FSDP do for the model's: each process would otherwise train its own copy (AUC-M's a, b, alpha). Run
     after every backward, also under gradient accumulation: the part already averaged is the same everywhere."""
-    import torch.distributed as dist
-
     if parameter.grad is None or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return
     dist.all_reduce(parameter.grad)

@@ -231,3 +231,33 @@ def test_a_model_returning_a_bare_tensor_trains_like_one_returning_a_dict(tmp_pa
     ClassificationLossTrainer(bare, arguments(tmp_path / "bare"), loss=FocalLoss(gamma=1.0), train_dataset=data).train()
     torch.testing.assert_close(bare.linear.weight, model.linear.weight)
     assert not torch.equal(model.linear.weight, Classifier().linear.weight)
+
+
+class _TwoProcesses:
+    """An accelerator stand-in for process 0 of 2, whose partner's batch is `other` (indices) with `values`: gather
+    concatenates this process's tensor and the partner's, both padded to one length as accelerate pads them."""
+
+    num_processes = 2
+
+    def __init__(self, other: torch.Tensor, values: torch.Tensor) -> None:
+        self.partner = [other, values]
+
+    def pad_across_processes(self, tensor: torch.Tensor, pad_index: int = 0) -> torch.Tensor:
+        self.pad_index = pad_index
+        return nn.functional.pad(tensor, (0, 3 - tensor.numel()), value=pad_index)
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        partner = self.partner.pop(0)
+        return torch.cat([tensor, nn.functional.pad(partner, (0, 3 - partner.numel()), value=self.pad_index)])
+
+
+def test_per_example_buffers_take_every_process_updates_and_skip_the_padding(tmp_path: Path) -> None:
+    """ALDR-KL's lambdas under 2 processes: this process's rows keep its own update, the partner's rows (a shorter
+    batch, padded with index -1) take the partner's values, and no other row changes (the padding writes nothing)."""
+    loss = ALDRKLLoss(num_examples=8)
+    trainer = ClassificationLossTrainer(Classifier(), arguments(tmp_path), loss=loss, train_dataset=rows())
+    loss.lambdas[torch.tensor([0, 1, 2])] = torch.tensor([7.0, 8.0, 9.0])  # this process's update of its rows
+    trainer.accelerator = _TwoProcesses(torch.tensor([5, 6]), torch.tensor([5.5, 6.5]))  # the partner
+    trainer._share_per_example_state(torch.tensor([0, 1, 2]))
+    expected = torch.tensor([7.0, 8.0, 9.0, 10.0, 10.0, 5.5, 6.5, 10.0])
+    torch.testing.assert_close(loss.lambdas, expected)

@@ -77,7 +77,7 @@ def label_bands(counts: list[int]) -> dict[str, int]:
     array = np.asarray(counts)
     return {
         "none": int((array == 0).sum()),
-        "rare (1-10)": int(((array >= RARE[0]) & (array <= RARE[1])).sum()),
+        "rare (1-10)": int(_rare(array).sum()),
         "11-50": int(((array > RARE[1]) & (array <= 50)).sum()),
         "over 50": int((array > 50).sum()),
     }
@@ -87,15 +87,21 @@ def label_metrics(probabilities: np.ndarray, data: Any) -> dict[str, float]:
     """`multilabel_metrics` of the test notes at threshold 0.5, plus macro F1 and macro AUC over the rare labels only
     (1-10 training notes: ``rare_macro_f1``, ``rare_macro_auc``; each left out when no label is rare, or when no rare
     label has both classes in the test notes)."""
+    from hf_margin.demo.transicd import evaluation_metrics
     from hf_margin.metrics import multilabel_metrics
 
-    targets, counts = np.asarray(data.test_labels), np.asarray(data.label_counts)
-    metrics = multilabel_metrics(probabilities, targets, threshold=0.5, k=min(5, targets.shape[1]))
-    rare = (counts >= RARE[0]) & (counts <= RARE[1])
+    targets = np.asarray(data.test_labels)
+    metrics = evaluation_metrics(probabilities, data)
+    rare = _rare(np.asarray(data.label_counts))
     if rare.any():
         band = multilabel_metrics(probabilities[:, rare], targets[:, rare], threshold=0.5, k=1)
         metrics |= {f"rare_{name}": band[name] for name in ("macro_f1", "macro_auc") if name in band}
     return metrics
+
+
+def _rare(counts: np.ndarray) -> np.ndarray:
+    """Which labels are rare: 1-10 training notes (`RARE`)."""
+    return (counts >= RARE[0]) & (counts <= RARE[1])
 
 
 def run(context: DemoContext, setup: RareLabelsSetup | None = None) -> list[DemoRow]:
