@@ -54,8 +54,11 @@ class StandIns:
     """The teacher's re-ranking improves by `slope` per step from 0.5; a student's metrics are a fixed function of
     its method, student and seed."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, slope: float = 0.005, fail: Any = None) -> None:
-        self.slope, self.fail = slope, fail
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, slope: float = 0.005, fail: Any = None, kill_teacher_at: int = 0
+    ) -> None:
+        self.slope, self.fail, self.kill_teacher_at = slope, fail, kill_teacher_at
+        self.teacher_steps: list[int] = []
         self.teachers_trained = self.teachers_loaded = 0
         self.scored: list[int] = []
         self.students: list[tuple[str, str, int, tuple[str, ...]]] = []
@@ -86,8 +89,12 @@ class StandIns:
         self.teachers_loaded += 1
         return self.teacher()
 
-    def train_teacher(self, rows: Any, setup: Any, seed: int, output_dir: Path, callbacks: Any = ()) -> Any:
-        """A transformers training loop in miniature: the callbacks see every step and may stop it."""
+    def train_teacher(
+        self, rows: Any, setup: Any, seed: int, output_dir: Path, callbacks: Any = (), checkpoint_every: int = 0
+    ) -> Any:
+        """A transformers training loop in miniature: the callbacks see every step and may stop it; checkpoints
+        are empty ``checkpoint-N`` folders, resumed from as transformers 5 does (after `on_train_begin`); the
+        process is "killed" at the start of step `kill_teacher_at`."""
         self.teachers_trained += 1
         teacher = self.teacher()
         args = SimpleNamespace()
@@ -95,11 +102,17 @@ class StandIns:
         control = SimpleNamespace(should_training_stop=False)
         for callback in callbacks:
             callback.on_train_begin(args, state, control)
+        state.global_step = max((int(p.name.split("-")[1]) for p in output_dir.glob("checkpoint-*")), default=0)
         while state.global_step < state.max_steps and not control.should_training_stop:
             state.global_step += 1
+            if state.global_step == self.kill_teacher_at:
+                raise KeyboardInterrupt
+            self.teacher_steps.append(state.global_step)
             teacher.model.step = state.global_step
             for callback in callbacks:
                 callback.on_step_end(args, state, control, model=teacher)
+            if checkpoint_every and state.global_step % checkpoint_every == 0:
+                (output_dir / f"checkpoint-{state.global_step}").mkdir(parents=True)
         return teacher
 
     def rerank_with_teacher(self, model: Any, tokenizer: Any, data: str, setup: Any, out: Path) -> Any:
@@ -190,6 +203,22 @@ def test_a_restart_reuses_the_teacher_and_skips_finished_runs(tmp_path: Path, mo
 
     run(DemoContext(out_dir=tmp_path), SMALL)  # nothing left: no scoring, no training
     assert again.scored == [40] and len(again.students) == 1
+
+
+def test_a_stopped_teacher_training_resumes_from_its_last_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    StandIns(monkeypatch, kill_teacher_at=25)  # after the checks (and checkpoints) at 10 and 20
+    with pytest.raises(KeyboardInterrupt):
+        run(DemoContext(out_dir=tmp_path), SMALL)
+    assert not (tmp_path / "regime.json").exists() and not (tmp_path / "records.jsonl").exists()
+
+    resumed = StandIns(monkeypatch)
+    run(DemoContext(out_dir=tmp_path), SMALL)
+    assert resumed.teacher_steps == list(range(21, 31)), "steps 1-20 are not trained again"
+    curve = json.loads((tmp_path / "regime.json").read_text())["curve"]
+    assert [p["step"] for p in curve] == [10, 20, 30], "the checks before the stop are kept, once each"
+    assert curve[1]["train_seconds"] <= curve[2]["train_seconds"], "the seconds go on from the stopped run's"
 
 
 def test_a_teacher_that_never_gets_ahead_stops_before_distilling(

@@ -165,15 +165,23 @@ def train_teachers(rows: Any, setup: DistillationSetup, out_dir: Path) -> list[A
 
 
 def train_teacher(
-    rows: Any, setup: DistillationSetup, seed: int, output_dir: Path, callbacks: Sequence[Any] = ()
+    rows: Any,
+    setup: DistillationSetup,
+    seed: int,
+    output_dir: Path,
+    callbacks: Sequence[Any] = (),
+    checkpoint_every: int = 0,
 ) -> Any:
     """One MiniLM cross-encoder (a new one-output head, seeded by `seed`) fine-tuned on the rows for
     `setup.teacher_steps` steps with sentence-transformers' CrossEncoderTrainer and its MultipleNegativesRankingLoss
     over the hard negatives (and `teacher_in_batch_negatives` other rows' positives); `callbacks` are transformers
-    `TrainerCallback`s given to the trainer (e.g. one that stops training early)."""
+    `TrainerCallback`s given to the trainer (e.g. one that stops training early). With `checkpoint_every` > 0 a
+    checkpoint is saved in `output_dir` every that many steps (the last one kept), and a training interrupted there
+    resumes from its last checkpoint."""
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
     from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
 
     from hf_margin.demo.data.pretrained import minilm_path
 
@@ -188,13 +196,16 @@ def train_teacher(
         seed=seed,
         data_seed=seed,
         report_to="none",
-        save_strategy="no",
+        save_strategy="steps" if checkpoint_every else "no",
+        save_steps=checkpoint_every or setup.teacher_steps,
+        save_total_limit=1,
         logging_steps=max(1, setup.teacher_steps // 5),
         disable_tqdm=True,
     )
     loss = MultipleNegativesRankingLoss(teacher, num_negatives=setup.teacher_in_batch_negatives)
     trainer = CrossEncoderTrainer(model=teacher, args=args, train_dataset=rows, loss=loss, callbacks=list(callbacks))
-    trainer.train()
+    resume = get_last_checkpoint(str(output_dir)) if checkpoint_every and output_dir.is_dir() else None
+    trainer.train(resume_from_checkpoint=resume)
     return teacher
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 pytest.importorskip("sentence_transformers")
 from sentence_transformers import util
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-from transformers import BertModel
+from transformers import BertModel, TrainerCallback
 
 from hf_margin.demo import DemoContext
 from hf_margin.demo import margin_mse as demo
@@ -94,3 +95,45 @@ def test_tiny_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert list((tmp_path / "cache").glob("icd_cross_encoder_*/config.json")), "the teacher is cached"
     again = demo.run(DemoContext(out_dir=tmp_path / "again"), setup)
     assert [r.ours for r in again if r.method.startswith("teacher")] == [r.ours for r in rows[:2]]
+
+
+class _StopAt(TrainerCallback):
+    """Stands for a killed process: raises at the end of step `step` (after the checkpoint of the step before)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+class _FirstStep(TrainerCallback):
+    def __init__(self) -> None:
+        self.first: int | None = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.first = state.global_step if self.first is None else self.first
+
+
+def test_an_interrupted_teacher_resumes_from_its_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hf_margin.demo.data import pretrained
+
+    BertModel(bert_config()).save_pretrained(tmp_path / "bert")
+    tiny_tokenizer().save_pretrained(tmp_path / "bert")
+    monkeypatch.setattr(pretrained, "minilm_path", lambda: str(tmp_path / "bert"))
+    rows = triples(16).rename_column("query", "anchor").select_columns(["anchor", "positive", "negative_1"])
+    setup = demo.DistillationSetup(teacher_steps=6, teacher_batch_size=4, num_negatives=1, max_length=16)
+
+    whole = demo.train_teacher(rows, setup, 0, tmp_path / "whole", checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        demo.train_teacher(rows, setup, 0, tmp_path / "cut", callbacks=[_StopAt(5)], checkpoint_every=2)
+    first = _FirstStep()
+    resumed = demo.train_teacher(rows, setup, 0, tmp_path / "cut", callbacks=[first], checkpoint_every=2)
+
+    assert first.first == 5, "the steps after checkpoint 4 are trained again, the ones before are not"
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=f"{name} differs from the uninterrupted training")
+    assert [p.name for p in (tmp_path / "cut").glob("checkpoint-*")] == ["checkpoint-6"], "the last one is kept"

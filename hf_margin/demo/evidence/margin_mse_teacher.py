@@ -15,7 +15,8 @@ codes' terms are split into disjoint check queries (for step 1) and test queries
    `rerank_depth` candidates of the check queries; training stops at the first check where its MRR@10 and nDCG@10
    both lead the zero-shot bi-encoder's by more than `teacher_min_lead`, or at `teacher_max_steps`. The steps, the
    training seconds and the curve are written to ``regime.json`` and the teacher is kept in ``teacher/``; a teacher
-   that never gets ahead stops the experiment with `TeacherNotAheadError` (no distillation is run).
+   that never gets ahead stops the experiment with `TeacherNotAheadError` (no distillation is run). The training is
+   checkpointed at every check (``teacher_run_<budget>/``): a stopped run resumes from its last check.
 2. The teacher scores every training row once. Per seed, a seeded draw of `steps x batch_size` rows in a seeded
    order is shared by every (student, method) of the seed; each student starts from the same pretrained weights
    (all 6 layers, or the first 2) and trains for the same steps with labels only (in-batch softmax with the hard
@@ -31,7 +32,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -210,6 +211,8 @@ class TeacherCheck(TrainerCallback):
         every: steps between two checks.
         min_lead: the lead needed on each metric.
         progress: a progress bar over the steps (each check is written with it).
+        curve_path: where the curve is written after every check (read back by `resumed_curve`).
+        curve: the checks of an interrupted training this one resumes (its seconds continue from the last).
 
     Attributes:
         curve: one point per check (step, training seconds and CPU seconds without the checks, the metrics).
@@ -223,6 +226,8 @@ class TeacherCheck(TrainerCallback):
         every: int,
         min_lead: float,
         progress: Any,
+        curve_path: Path | None = None,
+        curve: Sequence[dict[str, float]] = (),
     ) -> None:
         self.rerank, self.zero_shot, self.every, self.min_lead, self.progress = (
             rerank,
@@ -231,13 +236,19 @@ class TeacherCheck(TrainerCallback):
             min_lead,
             progress,
         )
-        self.curve: list[dict[str, float]] = []
+        self.curve_path = curve_path
+        self.curve: list[dict[str, float]] = list(curve)
         self.reached: dict[str, float] | None = None
         self._start = (time.perf_counter(), time.process_time())
         self._checking = (0.0, 0.0)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._start = (time.perf_counter(), time.process_time())
+        done = self.curve[-1] if self.curve else {"step": 0, "train_seconds": 0.0, "train_cpu_seconds": 0.0}
+        self.progress.update(int(done["step"]))
+        self._start = (
+            time.perf_counter() - done["train_seconds"],
+            time.process_time() - done["train_cpu_seconds"],
+        )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.progress.update(1)
@@ -257,6 +268,9 @@ class TeacherCheck(TrainerCallback):
             self._checking[1] + time.process_time() - cpu,
         )
         self.curve.append(point)
+        if self.curve_path is not None:
+            self.curve_path.parent.mkdir(parents=True, exist_ok=True)
+            self.curve_path.write_text(json.dumps(self.curve, indent=2), encoding="utf-8")
         scores = ", ".join(
             f"{name} {point[name]:.3f} (zero-shot {self.zero_shot[name]:.3f})" for name in REGIME_METRICS
         )
@@ -294,10 +308,19 @@ def teacher_in_regime(context: DemoContext, setup: StrongTeacherSetup, instrumen
             teacher.model, teacher.tokenizer, instruments.check.reranking, demo_setup, context.out_dir
         )[0]
 
+    run_dir = context.out_dir / f"teacher_run_{_budget_digest(setup)}"
     bar = context.progress(total=setup.teacher_max_steps, desc="evidence: Margin-MSE teacher", unit="step")
-    check = TeacherCheck(rerank, zero_shot, setup.teacher_check_every, setup.teacher_min_lead, bar)
+    curve_path = run_dir / "curve.json"
+    check = TeacherCheck(
+        rerank, zero_shot, setup.teacher_check_every, setup.teacher_min_lead, bar, curve_path, resumed_curve(run_dir)
+    )
     teacher = margin_mse.train_teacher(
-        instruments.rows, demo_setup, setup.split_seed, context.out_dir / "teacher_run", callbacks=[check]
+        instruments.rows,
+        demo_setup,
+        setup.split_seed,
+        run_dir,
+        callbacks=[check],
+        checkpoint_every=setup.teacher_check_every,
     )
     bar.close()
     regime: dict[str, Any] = {"budget": budget, "reached": check.reached is not None, "zero_shot_check": zero_shot}
@@ -312,6 +335,24 @@ def teacher_in_regime(context: DemoContext, setup: StrongTeacherSetup, instrumen
     }
     regime_path.write_text(json.dumps(regime, indent=2), encoding="utf-8")
     return teacher
+
+
+def resumed_curve(run_dir: Path) -> list[dict[str, float]]:
+    """The checks an interrupted teacher training in `run_dir` made up to its last checkpoint (the steps after it
+    are trained and checked again); [] when there is no checkpoint."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    if checkpoint is None or not (run_dir / "curve.json").is_file():
+        return []
+    step = int(Path(checkpoint).name.removeprefix("checkpoint-"))
+    curve = json.loads((run_dir / "curve.json").read_text(encoding="utf-8"))
+    return [point for point in curve if point["step"] <= step]
+
+
+def _budget_digest(setup: StrongTeacherSetup) -> str:
+    """A short name for the teacher's budget (its checkpoints' folder, its training rows' fingerprint)."""
+    return hashlib.sha1(json.dumps(setup.teacher_budget()).encode("utf-8")).hexdigest()[:16]
 
 
 def load_teacher(folder: Path) -> Any:
@@ -411,7 +452,7 @@ def _distil(
     from hf_margin.demo import margin_mse
 
     # an in-memory dataset's fingerprint is random; the scores' cache checks it, so name it after what it holds
-    digest = hashlib.sha1(json.dumps(setup.teacher_budget()).encode("utf-8")).hexdigest()[:16]
+    digest = _budget_digest(setup)
     rows = instruments.rows.select(range(len(instruments.rows)), new_fingerprint=f"teacher_scores_{digest}")
     scored = score_with_teachers(
         rows,
