@@ -19,6 +19,7 @@ import torch
 
 from hf_margin.data import teacher_scoring
 from hf_margin.demo import DemoContext, margin_mse
+from hf_margin.demo.evidence import ensemble_teacher
 from hf_margin.demo.evidence import margin_mse_teacher as evidence
 from hf_margin.demo.evidence.margin_mse_teacher import (
     REGIME_METRICS,
@@ -55,10 +56,17 @@ class StandIns:
     its method, student and seed."""
 
     def __init__(
-        self, monkeypatch: pytest.MonkeyPatch, slope: float = 0.005, fail: Any = None, kill_teacher_at: int = 0
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        slope: float = 0.005,
+        fail: Any = None,
+        kill_teacher_at: int = 0,
+        ensemble_gain: float = 0.1,
     ) -> None:
-        self.slope, self.fail, self.kill_teacher_at = slope, fail, kill_teacher_at
+        self.slope, self.fail, self.kill_teacher_at, self.ensemble_gain = slope, fail, kill_teacher_at, ensemble_gain
         self.teacher_steps: list[int] = []
+        self.ensemble_reranks: list[tuple[int, str]] = []
+        self.ensembled: list[int] = []
         self.teachers_trained = self.teachers_loaded = 0
         self.scored: list[int] = []
         self.students: list[tuple[str, str, int, tuple[str, ...]]] = []
@@ -74,6 +82,8 @@ class StandIns:
         monkeypatch.setattr(margin_mse, "train_student", self.train_student)
         monkeypatch.setattr(margin_mse, "evaluate_student", self.evaluate_student)
         monkeypatch.setattr(teacher_scoring, "score_with_teachers", self.score_with_teachers)
+        monkeypatch.setattr(ensemble_teacher, "ensemble_rerank", self.ensemble_rerank)
+        monkeypatch.setattr(ensemble_teacher, "with_ensemble_scores", self.with_ensemble_scores)
 
     def teacher(self) -> Any:
         model = TeacherModel()
@@ -85,9 +95,12 @@ class StandIns:
         (Path(folder) / "config.json").write_text("{}")
 
     def load_teacher(self, folder: Path) -> Any:
-        assert (folder / "config.json").is_file()
+        """A saved teacher, or a training checkpoint (which knows its step)."""
+        assert (folder / "config.json").is_file() or folder.name.startswith("checkpoint-")
         self.teachers_loaded += 1
-        return self.teacher()
+        teacher = self.teacher()
+        teacher.model.step = int(folder.name.removeprefix("checkpoint-")) if folder.name != "teacher" else 0
+        return teacher
 
     def train_teacher(
         self, rows: Any, setup: Any, seed: int, output_dir: Path, callbacks: Any = (), checkpoint_every: int = 0
@@ -119,6 +132,15 @@ class StandIns:
         assert tokenizer == "tokenizer" and data in ("check", "test")
         value = 0.5 + self.slope * model.step
         return {"rerank MRR@10": value, "rerank nDCG@10": value + 0.05, "rerank R@1": 0.0}, 1.0
+
+    def ensemble_rerank(self, teacher: Any, zero_shot: Any, data: str, max_length: int) -> dict[str, float]:
+        self.ensemble_reranks.append((teacher.model.step, data))
+        value = 0.5 + self.slope * teacher.model.step + self.ensemble_gain
+        return {"rerank MRR@10": value, "rerank nDCG@10": value + 0.05, "rerank R@1": 0.0}
+
+    def with_ensemble_scores(self, scored: Any, zero_shot: Any) -> Any:
+        self.ensembled.append(len(scored))
+        return scored
 
     def score_with_teachers(self, rows: Any, teachers: Any, **options: Any) -> Any:
         assert options["query_column"] == "anchor" and options["cache_file"].name == "teacher_scores.json"
@@ -225,18 +247,62 @@ def test_a_teacher_that_never_gets_ahead_stops_before_distilling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stand_ins = StandIns(monkeypatch, slope=0.0005)  # 0.5 + 0.0005 * 95 < 0.60
-    setup = replace(SMALL, teacher_max_steps=95)
+    setup = replace(SMALL, teacher_max_steps=95, ensemble_fallback=False)
     with pytest.raises(TeacherNotAheadError, match=r"within `teacher_max_steps` = 95 \(best at step 95: MRR@10 0.54"):
         run(DemoContext(out_dir=tmp_path), setup)
     regime = json.loads((tmp_path / "regime.json").read_text())
     assert not regime["reached"] and regime["at"] is None
     assert [p["step"] for p in regime["curve"]] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]  # and at the cap
     assert stand_ins.scored == [] and stand_ins.students == [] and not (tmp_path / "records.jsonl").exists()
-    with pytest.raises(TeacherNotAheadError, match="no student was distilled"):
+    assert stand_ins.ensemble_reranks == [] and "ensemble" not in regime
+    with pytest.raises(TeacherNotAheadError, match="`ensemble_fallback` is off; no student was distilled"):
         run(DemoContext(out_dir=tmp_path), setup)  # the same budget: the answer is known, no retraining
     assert stand_ins.teachers_trained == 1
     run(DemoContext(out_dir=tmp_path), replace(setup, teacher_max_steps=300))
     assert stand_ins.teachers_trained == 2 and len(_records(tmp_path)) == 6  # a higher cap trains a new teacher
+
+
+def test_a_teacher_not_ahead_alone_is_distilled_as_an_ensemble_that_is_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_ins = StandIns(monkeypatch, slope=0.0005, ensemble_gain=0.1)  # the ensemble at step 95: 0.6475 > 0.60
+    setup = replace(SMALL, teacher_max_steps=95)
+    rows = run(DemoContext(out_dir=tmp_path), setup)
+    regime = json.loads((tmp_path / "regime.json").read_text())
+    assert not regime["reached"] and regime["ensemble"]["ahead"]
+    assert regime["ensemble"]["check"]["rerank MRR@10"] == pytest.approx(0.6475)
+    assert stand_ins.ensemble_reranks == [(95, "check"), (95, "test")], "the trained cross-encoder, not a fresh one"
+    assert set(regime["test"]) == {"zero-shot bi-encoder", "cross-encoder teacher", evidence.ENSEMBLE}
+    assert stand_ins.ensembled == [40] and len(_records(tmp_path)) == 6, "the students learn the ensemble's scores"
+    assert [(r.method, r.metric) for r in rows[:4]] == [
+        (teacher, m) for teacher in ("cross-encoder teacher", evidence.ENSEMBLE) for m in REGIME_METRICS
+    ]
+    assert rows[2].ours == pytest.approx(0.6475) and rows[2].note == "step 95 (cap; not ahead alone)"
+
+    run(DemoContext(out_dir=tmp_path), setup)  # a restart: the regime is known, nothing is re-ranked or trained
+    assert len(stand_ins.ensemble_reranks) == 2 and stand_ins.teachers_trained == 1
+
+
+def test_an_ensemble_not_ahead_either_stops_before_distilling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stand_ins = StandIns(monkeypatch, slope=0.0005, ensemble_gain=0.0)
+    setup = replace(SMALL, teacher_max_steps=95)
+    with pytest.raises(TeacherNotAheadError, match=r"nor did its ensemble with the zero-shot bi-encoder \(MRR@10 0.5"):
+        run(DemoContext(out_dir=tmp_path), setup)
+    assert not json.loads((tmp_path / "regime.json").read_text())["ensemble"]["ahead"]
+    with pytest.raises(TeacherNotAheadError, match="nor did its ensemble"):
+        run(DemoContext(out_dir=tmp_path), setup)
+    assert stand_ins.ensemble_reranks == [(95, "check")] and stand_ins.scored == [] and stand_ins.students == []
+
+
+def test_a_cap_reached_without_the_fallback_gets_the_ensemble_of_the_last_checkpoint_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_ins = StandIns(monkeypatch, slope=0.0004)  # alone 0.54 at step 100; the ensemble 0.64
+    with pytest.raises(TeacherNotAheadError, match="`ensemble_fallback` is off"):
+        run(DemoContext(out_dir=tmp_path), replace(SMALL, teacher_max_steps=100, ensemble_fallback=False))
+    run(DemoContext(out_dir=tmp_path), replace(SMALL, teacher_max_steps=100))
+    assert stand_ins.teachers_trained == 1 and stand_ins.ensemble_reranks[0] == (100, "check")
+    assert len(_records(tmp_path)) == 6
 
 
 def test_the_lead_must_exceed_teacher_min_lead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,11 @@ codes' terms are split into disjoint check queries (for step 1) and test queries
    `rerank_depth` candidates of the check queries; training stops at the first check where its MRR@10 and nDCG@10
    both lead the zero-shot bi-encoder's by more than `teacher_min_lead`, or at `teacher_max_steps`. The steps, the
    training seconds and the curve are written to ``regime.json`` and the teacher is kept in ``teacher/``; a teacher
-   that never gets ahead stops the experiment with `TeacherNotAheadError` (no distillation is run). The training is
-   checkpointed at every check (``teacher_run_<budget>/``): a stopped run resumes from its last check.
+   that never gets ahead goes to step 1b. The training is checkpointed at every check (``teacher_run_<budget>/``): a
+   stopped run resumes from its last check.
+1b. With `ensemble_fallback` (the default), the cross-encoder at its cap and the zero-shot bi-encoder as one ensemble
+   teacher (`hf_margin.demo.evidence.ensemble_teacher`) re-rank the check queries; if the ensemble is ahead, step 2
+   distils its scores, and otherwise (or with the fallback off) the experiment stops with `TeacherNotAheadError`.
 2. The teacher scores every training row once. Per seed, a seeded draw of `steps x batch_size` rows in a seeded
    order is shared by every (student, method) of the seed; each student starts from the same pretrained weights
    (all 6 layers, or the first 2) and trains for the same steps with labels only (in-batch softmax with the hard
@@ -51,6 +54,7 @@ ENTRY = "evidence/margin_mse_teacher"
 METRICS = ("rerank MRR@10", "rerank nDCG@10", "retrieval MRR@10", "retrieval nDCG@10")
 REGIME_METRICS = ("rerank MRR@10", "rerank nDCG@10")
 ZERO_SHOT, TEACHER = "zero-shot bi-encoder", "cross-encoder teacher"
+ENSEMBLE = "ensemble teacher (cross-encoder + zero-shot bi-encoder)"
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class StrongTeacherSetup:
         full_corpus: retrieve and take candidates among every ICD description (else the queries' codes' only).
         max_length: token budget of a text or a query + passage pair.
         split_seed: seed of the held-out codes, the check / test queries, the mining and the teacher.
+        ensemble_fallback: if the cross-encoder is not ahead at `teacher_max_steps`, try the ensemble of it and the
+            zero-shot bi-encoder (`hf_margin.demo.evidence.ensemble_teacher`) on the check queries, and distil from
+            the ensemble if it is ahead (the Margin-MSE paper's teachers include an ensemble).
     """
 
     students: tuple[str, ...] = tuple(STUDENTS)
@@ -102,6 +109,7 @@ class StrongTeacherSetup:
     full_corpus: bool = False
     max_length: int = 64
     split_seed: int = 0
+    ensemble_fallback: bool = True
 
     def distillation(self, seed: int) -> DistillationSetup:
         """The Margin-MSE demo's setup of one seed's students (and of the teacher, with `teacher_max_steps`)."""
@@ -143,11 +151,13 @@ class Instruments:
         rows: the mined training rows (anchor, positive, negative_1..N).
         check: the check queries' re-ranking data (`hf_margin.demo.margin_mse.HeldOut`).
         test: the test queries' re-ranking and retrieval data (`HeldOut`).
+        zero_shot: the zero-shot bi-encoder (a `SentenceTransformer`: the miner, and the ensemble's second member).
     """
 
     rows: Any
     check: Any
     test: Any
+    zero_shot: Any = None
 
 
 def load_instruments(setup: StrongTeacherSetup) -> Instruments:
@@ -187,7 +197,7 @@ def load_instruments(setup: StrongTeacherSetup) -> Instruments:
         return held_out(replace(data, test=subset), zero_shot, demo_setup)
 
     check = queries(sorted(order[: setup.check_queries]), "check_queries")
-    return Instruments(rows, check, queries(sorted(order[setup.check_queries :]), "rerank_queries"))
+    return Instruments(rows, check, queries(sorted(order[setup.check_queries :]), "rerank_queries"), zero_shot)
 
 
 @contextmanager
@@ -293,7 +303,8 @@ def teacher_in_regime(context: DemoContext, setup: StrongTeacherSetup, instrumen
         saved = json.loads(regime_path.read_text(encoding="utf-8"))
         if saved["budget"] == json.loads(json.dumps(budget)):
             if not saved["reached"]:
-                raise TeacherNotAheadError(_not_ahead_message(saved, setup))
+                run_dir = context.out_dir / f"teacher_run_{_budget_digest(setup)}"
+                return _ensemble_fallback(context, setup, instruments, saved, lambda: _last_checkpoint(run_dir))
             return load_teacher(folder)
         if read_records(context.out_dir / "records.jsonl"):
             raise ValueError(
@@ -326,8 +337,7 @@ def teacher_in_regime(context: DemoContext, setup: StrongTeacherSetup, instrumen
     regime: dict[str, Any] = {"budget": budget, "reached": check.reached is not None, "zero_shot_check": zero_shot}
     regime |= {"at": check.reached, "curve": check.curve}
     if check.reached is None:
-        regime_path.write_text(json.dumps(regime, indent=2), encoding="utf-8")
-        raise TeacherNotAheadError(_not_ahead_message(regime, setup))
+        return _ensemble_fallback(context, setup, instruments, regime, lambda: teacher)
     teacher.save_pretrained(str(folder))
     regime["test"] = {
         ZERO_SHOT: {name: instruments.test.zero_shot[name] for name in REGIME_METRICS},
@@ -335,6 +345,49 @@ def teacher_in_regime(context: DemoContext, setup: StrongTeacherSetup, instrumen
     }
     regime_path.write_text(json.dumps(regime, indent=2), encoding="utf-8")
     return teacher
+
+
+def _ensemble_fallback(
+    context: DemoContext,
+    setup: StrongTeacherSetup,
+    instruments: Instruments,
+    regime: dict[str, Any],
+    cross_encoder: Callable[[], Any],
+) -> Any:
+    """Step 1b, for a cross-encoder that was not ahead at its cap: the ensemble of it and the zero-shot bi-encoder
+    re-ranks the check queries (once; recorded under "ensemble" in ``regime.json``). Ahead, the cross-encoder is kept
+    in ``teacher/`` and returned (step 2 then distils the ensemble's scores); not ahead, or with `ensemble_fallback`
+    off, `TeacherNotAheadError`."""
+    from hf_margin.demo.evidence.ensemble_teacher import ensemble_rerank
+
+    regime_path, folder = context.out_dir / "regime.json", context.out_dir / "teacher"
+    if "ensemble" not in regime and setup.ensemble_fallback:
+        teacher = cross_encoder()
+        check = ensemble_rerank(teacher, instruments.zero_shot, instruments.check.reranking, setup.max_length)
+        ahead = all(check[m] > regime["zero_shot_check"][m] + setup.teacher_min_lead for m in REGIME_METRICS)
+        regime["ensemble"] = {"check": {m: check[m] for m in REGIME_METRICS}, "ahead": ahead}
+        if ahead:
+            teacher.save_pretrained(str(folder))
+            test = ensemble_rerank(teacher, instruments.zero_shot, instruments.test.reranking, setup.max_length)
+            regime["test"] = {
+                ZERO_SHOT: {name: instruments.test.zero_shot[name] for name in REGIME_METRICS},
+                TEACHER: _teacher_on(teacher, instruments.test, setup.distillation(setup.split_seed), context.out_dir),
+                ENSEMBLE: {name: test[name] for name in REGIME_METRICS},
+            }
+    regime_path.write_text(json.dumps(regime, indent=2), encoding="utf-8")
+    if not regime.get("ensemble", {}).get("ahead"):
+        raise TeacherNotAheadError(_not_ahead_message(regime, setup))
+    return load_teacher(folder)
+
+
+def _last_checkpoint(run_dir: Path) -> Any:
+    """The cross-encoder of the last checkpoint of the teacher's training (a `CrossEncoder`)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    if checkpoint is None:
+        raise FileNotFoundError(f"no checkpoint of the teacher's training in {run_dir} (needed for the ensemble)")
+    return load_teacher(Path(checkpoint))
 
 
 def resumed_curve(run_dir: Path) -> list[dict[str, float]]:
@@ -379,9 +432,18 @@ def _not_ahead_message(regime: dict[str, Any], setup: StrongTeacherSetup) -> str
         f"bi-encoder within `teacher_max_steps` = {setup.teacher_max_steps} (best at step {best['step']}: MRR@10 "
         f"{best['rerank MRR@10']:.3f} and nDCG@10 {best['rerank nDCG@10']:.3f}, against "
         f"{zero_shot['rerank MRR@10']:.3f} and {zero_shot['rerank nDCG@10']:.3f} + `teacher_min_lead` "
-        f"{setup.teacher_min_lead}); no student was "
-        "distilled. The curve is in regime.json; raise `teacher_max_steps` or change the teacher's budget (a new "
-        "budget trains a new teacher)."
+        f"{setup.teacher_min_lead}){_ensemble_note(regime)}; no student was distilled. The curve is in "
+        "regime.json; raise `teacher_max_steps` or change the teacher's budget (a new budget trains a new teacher)."
+    )
+
+
+def _ensemble_note(regime: dict[str, Any]) -> str:
+    if "ensemble" not in regime:
+        return ", and `ensemble_fallback` is off"
+    check = regime["ensemble"]["check"]
+    return (
+        f", nor did its ensemble with the zero-shot bi-encoder (MRR@10 {check['rerank MRR@10']:.3f}, nDCG@10 "
+        f"{check['rerank nDCG@10']:.3f})"
     )
 
 
@@ -446,8 +508,9 @@ def _distil(
     teacher: Any,
     runs: list[tuple[int, str, str]],
 ) -> None:
-    """Step 2: the teacher scores every training row once (cached in the output folder), then each (seed, student,
-    method) of `runs` trains on its seed's rows and its record is appended."""
+    """Step 2: the teacher scores every training row once (cached in the output folder; the ensemble teacher of step
+    1b adds the bi-encoder's scores), then each (seed, student, method) of `runs` trains on its seed's rows and its
+    record is appended."""
     from hf_margin.data.teacher_scoring import score_with_teachers
     from hf_margin.demo import margin_mse
 
@@ -462,6 +525,10 @@ def _distil(
         cache_file=context.out_dir / "teacher_scores.json",
         progress=False,
     )
+    if not json.loads((context.out_dir / "regime.json").read_text(encoding="utf-8"))["reached"]:
+        from hf_margin.demo.evidence.ensemble_teacher import with_ensemble_scores
+
+        scored = with_ensemble_scores(scored, instruments.zero_shot)
     records_path = context.out_dir / "records.jsonl"
     bar = context.progress(total=len(runs), desc="evidence: Margin-MSE students", unit="run")
     for seed, name, method in runs:
@@ -500,23 +567,27 @@ def _write_summary(context: DemoContext, setup: StrongTeacherSetup) -> None:
 
 
 def rows_from_records(records: list[dict[str, Any]], regime: dict[str, Any]) -> list[DemoRow]:
-    """The teacher against the zero-shot bi-encoder on the test queries (its seconds: training to the regime), then
+    """The teacher (and the ensemble teacher, if step 1b ran) against the zero-shot bi-encoder on the test queries
+    (its seconds: the cross-encoder's training), then
     per student: pointwise MSE and Margin-MSE against labels only, Margin-MSE against pointwise MSE (means over the
     seeds both have; the note gives the paired difference with its 95% interval and the seed count)."""
     dataset = "ICD-10-CM held-out codes"
     test = regime["test"]
+    trained = regime["at"] or regime["curve"][-1]
+    teachers = [TEACHER] if regime["reached"] else [TEACHER, ENSEMBLE]
     rows = [
         DemoRow(
             ENTRY,
-            TEACHER,
+            teacher,
             ZERO_SHOT,
             m,
-            test[TEACHER][m],
+            test[teacher][m],
             test[ZERO_SHOT][m],
-            regime["at"]["train_seconds"],
+            trained["train_seconds"],
             dataset,
-            f"step {regime['at']['step']}",
+            f"step {trained['step']}" + ("" if regime["reached"] else " (cap; not ahead alone)"),
         )
+        for teacher in teachers
         for m in REGIME_METRICS
     ]
     by_key = {(r["student"], r["method"], r["seed"]): r for r in records}

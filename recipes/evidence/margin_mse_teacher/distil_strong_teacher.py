@@ -5,7 +5,9 @@
 
 Protocol in hf_margin/demo/evidence/margin_mse_teacher.py and recipes/evidence/README.md. Step 1 trains the
 cross-encoder teacher until it re-ranks held-out terms better than the zero-shot bi-encoder (regime.json, teacher/ in
---out_dir; a teacher that never gets ahead stops the run with a message). Step 2 appends one record per (student,
+--out_dir; checkpointed at every check, so a stopped run resumes). A teacher not ahead at its cap is tried as an
+ensemble with the zero-shot bi-encoder (step 1b, `ensemble_fallback`); if that is not ahead either, the run stops
+with a message. Step 2 appends one record per (student,
 method, seed) to records.jsonl as it finishes (a restarted run skips the finished ones and reuses the teacher),
 rewrites summary.json (means, 95% intervals, paired differences) after each, and prints the table at the end.
 """
