@@ -1,9 +1,10 @@
 """Evidence experiment 5's bookkeeping with the teacher's and the students' training replaced by stand-ins (the real
 ones are the Margin-MSE demo's `train_teacher`, `rerank_with_teacher`, `train_student` and `evaluate_student`, tested
-with it): the teacher stops at the first check where it leads the zero-shot bi-encoder, a teacher that never gets
-ahead stops the experiment before any distillation, one record per (student, method, seed), every method of a seed
-on the same rows, the summary pairs Margin-MSE with labels only and pointwise MSE by seed, and a restart skips what
-is done and reuses the teacher."""
+with it): the teacher stops at the first check where it leads the zero-shot bi-encoder, a stopped teacher training
+resumes from its last checkpoint (its curve and seconds too), a teacher not ahead alone is distilled as an ensemble
+with the zero-shot bi-encoder if that is ahead and stops the experiment before any distillation otherwise, one record
+per (student, method, seed), every method of a seed on the same rows, the summary pairs Margin-MSE with labels only
+and pointwise MSE by seed, and a restart skips what is done and reuses the teacher."""
 
 from __future__ import annotations
 
@@ -52,8 +53,11 @@ class TeacherModel:
 
 
 class StandIns:
-    """The teacher's re-ranking improves by `slope` per step from 0.5; a student's metrics are a fixed function of
-    its method, student and seed."""
+    """The teacher's re-ranking improves by `slope` per step from 0.5 (its ensemble's by `ensemble_gain` more); a
+    student's metrics are a fixed function of its method, student and seed. The clock moves 1 s per teacher step
+    and at nothing else. A kill (KeyboardInterrupt) can come at the start of teacher step `kill_teacher_at`, after
+    the check of step `kill_after_check_at` (before its checkpoint), or in the first `save_pretrained`
+    (`kill_at_save`)."""
 
     def __init__(
         self,
@@ -61,12 +65,19 @@ class StandIns:
         slope: float = 0.005,
         fail: Any = None,
         kill_teacher_at: int = 0,
+        kill_after_check_at: int = 0,
+        kill_at_save: bool = False,
         ensemble_gain: float = 0.1,
     ) -> None:
-        self.slope, self.fail, self.kill_teacher_at, self.ensemble_gain = slope, fail, kill_teacher_at, ensemble_gain
+        self.slope, self.fail, self.ensemble_gain = slope, fail, ensemble_gain
+        self.kill_teacher_at, self.kill_after_check_at = kill_teacher_at, kill_after_check_at
+        self.kill_at_save = kill_at_save
+        self.clock = 0.0
+        monkeypatch.setattr(evidence, "time", SimpleNamespace(perf_counter=self.now, process_time=self.now))
         self.teacher_steps: list[int] = []
         self.ensemble_reranks: list[tuple[int, str]] = []
         self.ensembled: list[int] = []
+        self.ensemble_students: list[bool] = []
         self.teachers_trained = self.teachers_loaded = 0
         self.scored: list[int] = []
         self.students: list[tuple[str, str, int, tuple[str, ...]]] = []
@@ -74,7 +85,8 @@ class StandIns:
             {"anchor": [f"term {i}" for i in range(40)], "positive": ["p"] * 40, "negative_1": ["n"] * 40}
         )
         test = SimpleNamespace(zero_shot=dict(ZERO_SHOT), reranking="test")
-        instruments = Instruments(rows, SimpleNamespace(zero_shot=dict(ZERO_SHOT), reranking="check"), test)
+        check = SimpleNamespace(zero_shot=dict(ZERO_SHOT), reranking="check")
+        instruments = Instruments(rows, check, test, zero_shot="zero-shot model")
         monkeypatch.setattr(evidence, "load_instruments", lambda setup: instruments)
         monkeypatch.setattr(evidence, "load_teacher", self.load_teacher)
         monkeypatch.setattr(margin_mse, "train_teacher", self.train_teacher)
@@ -85,12 +97,17 @@ class StandIns:
         monkeypatch.setattr(ensemble_teacher, "ensemble_rerank", self.ensemble_rerank)
         monkeypatch.setattr(ensemble_teacher, "with_ensemble_scores", self.with_ensemble_scores)
 
+    def now(self) -> float:
+        return self.clock
+
     def teacher(self) -> Any:
         model = TeacherModel()
         return SimpleNamespace(model=model, tokenizer="tokenizer", save_pretrained=self.save)
 
-    @staticmethod
-    def save(folder: str) -> None:
+    def save(self, folder: str) -> None:
+        if self.kill_at_save:
+            self.kill_at_save = False
+            raise KeyboardInterrupt
         Path(folder).mkdir(parents=True, exist_ok=True)
         (Path(folder) / "config.json").write_text("{}")
 
@@ -105,9 +122,10 @@ class StandIns:
     def train_teacher(
         self, rows: Any, setup: Any, seed: int, output_dir: Path, callbacks: Any = (), checkpoint_every: int = 0
     ) -> Any:
-        """A transformers training loop in miniature: the callbacks see every step and may stop it; checkpoints
-        are empty ``checkpoint-N`` folders, resumed from as transformers 5 does (after `on_train_begin`); the
-        process is "killed" at the start of step `kill_teacher_at`."""
+        """A transformers training loop in miniature: the callbacks see every step and may stop it; a checkpoint
+        (a ``checkpoint-N`` folder with only ``trainer_state.json``) follows the callbacks every `checkpoint_every`
+        steps and at the end, and training resumes from the last one (TeacherCheck does not depend on whether the
+        step is restored before or after `on_train_begin`)."""
         self.teachers_trained += 1
         teacher = self.teacher()
         args = SimpleNamespace()
@@ -115,17 +133,23 @@ class StandIns:
         control = SimpleNamespace(should_training_stop=False)
         for callback in callbacks:
             callback.on_train_begin(args, state, control)
-        state.global_step = max((int(p.name.split("-")[1]) for p in output_dir.glob("checkpoint-*")), default=0)
+        last = margin_mse.last_checkpoint(output_dir)
+        state.global_step = int(last.name.removeprefix("checkpoint-")) if last else 0
         while state.global_step < state.max_steps and not control.should_training_stop:
             state.global_step += 1
             if state.global_step == self.kill_teacher_at:
                 raise KeyboardInterrupt
+            self.clock += 1.0
             self.teacher_steps.append(state.global_step)
             teacher.model.step = state.global_step
             for callback in callbacks:
                 callback.on_step_end(args, state, control, model=teacher)
-            if checkpoint_every and state.global_step % checkpoint_every == 0:
+            if state.global_step == self.kill_after_check_at:
+                raise KeyboardInterrupt
+            end = state.global_step == state.max_steps or control.should_training_stop
+            if checkpoint_every and (state.global_step % checkpoint_every == 0 or end):
                 (output_dir / f"checkpoint-{state.global_step}").mkdir(parents=True)
+                (output_dir / f"checkpoint-{state.global_step}" / "trainer_state.json").write_text("{}")
         return teacher
 
     def rerank_with_teacher(self, model: Any, tokenizer: Any, data: str, setup: Any, out: Path) -> Any:
@@ -134,13 +158,15 @@ class StandIns:
         return {"rerank MRR@10": value, "rerank nDCG@10": value + 0.05, "rerank R@1": 0.0}, 1.0
 
     def ensemble_rerank(self, teacher: Any, zero_shot: Any, data: str, max_length: int) -> dict[str, float]:
+        assert zero_shot == "zero-shot model"
         self.ensemble_reranks.append((teacher.model.step, data))
         value = 0.5 + self.slope * teacher.model.step + self.ensemble_gain
         return {"rerank MRR@10": value, "rerank nDCG@10": value + 0.05, "rerank R@1": 0.0}
 
     def with_ensemble_scores(self, scored: Any, zero_shot: Any) -> Any:
+        assert zero_shot == "zero-shot model"
         self.ensembled.append(len(scored))
-        return scored
+        return scored.add_column("ensemble", [True] * len(scored))
 
     def score_with_teachers(self, rows: Any, teachers: Any, **options: Any) -> Any:
         assert options["query_column"] == "anchor" and options["cache_file"].name == "teacher_scores.json"
@@ -152,6 +178,7 @@ class StandIns:
             raise RuntimeError("out of memory")
         assert len(rows) == setup.steps * setup.batch_size and "teacher_scores" in rows.column_names
         self.students.append((name, method, setup.seed, tuple(rows["anchor"])))
+        self.ensemble_students.append("ensemble" in rows.column_names)
         return SimpleNamespace(name=name, method=method, seed=setup.seed)
 
     @staticmethod
@@ -227,10 +254,15 @@ def test_a_restart_reuses_the_teacher_and_skips_finished_runs(tmp_path: Path, mo
     assert again.scored == [40] and len(again.students) == 1
 
 
-def test_a_stopped_teacher_training_resumes_from_its_last_check(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "kill",
+    [{"kill_teacher_at": 25}, {"kill_after_check_at": 30}],
+    ids=["in a step", "between a check and its checkpoint"],
+)
+def test_a_stopped_teacher_training_resumes_from_its_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill: dict[str, int]
 ) -> None:
-    StandIns(monkeypatch, kill_teacher_at=25)  # after the checks (and checkpoints) at 10 and 20
+    StandIns(monkeypatch, **kill)  # the last checkpoint is at step 20 either way
     with pytest.raises(KeyboardInterrupt):
         run(DemoContext(out_dir=tmp_path), SMALL)
     assert not (tmp_path / "regime.json").exists() and not (tmp_path / "records.jsonl").exists()
@@ -238,9 +270,26 @@ def test_a_stopped_teacher_training_resumes_from_its_last_check(
     resumed = StandIns(monkeypatch)
     run(DemoContext(out_dir=tmp_path), SMALL)
     assert resumed.teacher_steps == list(range(21, 31)), "steps 1-20 are not trained again"
-    curve = json.loads((tmp_path / "regime.json").read_text())["curve"]
-    assert [p["step"] for p in curve] == [10, 20, 30], "the checks before the stop are kept, once each"
-    assert curve[1]["train_seconds"] <= curve[2]["train_seconds"], "the seconds go on from the stopped run's"
+    regime = json.loads((tmp_path / "regime.json").read_text())
+    assert [p["step"] for p in regime["curve"]] == [10, 20, 30], "the checks up to the checkpoint are kept, once each"
+    assert [p["train_seconds"] for p in regime["curve"]] == [10.0, 20.0, 30.0], "1 s a step, counted once"
+    assert regime["at"]["step"] == 30
+
+
+def test_a_teacher_killed_after_getting_ahead_is_not_trained_further(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    StandIns(monkeypatch, kill_at_save=True)  # ahead at step 30, killed while saving it
+    with pytest.raises(KeyboardInterrupt):
+        run(DemoContext(out_dir=tmp_path), SMALL)
+    assert not (tmp_path / "regime.json").exists()
+
+    resumed = StandIns(monkeypatch)
+    run(DemoContext(out_dir=tmp_path), SMALL)
+    regime = json.loads((tmp_path / "regime.json").read_text())
+    assert resumed.teachers_trained == 0 and resumed.teacher_steps == [], "the checkpoint at step 30 is the teacher"
+    assert regime["at"]["step"] == 30 and [p["step"] for p in regime["curve"]] == [10, 20, 30]
+    assert regime["test"]["cross-encoder teacher"]["rerank MRR@10"] == pytest.approx(0.65)
 
 
 def test_a_teacher_that_never_gets_ahead_stops_before_distilling(
@@ -273,7 +322,8 @@ def test_a_teacher_not_ahead_alone_is_distilled_as_an_ensemble_that_is_ahead(
     assert regime["ensemble"]["check"]["rerank MRR@10"] == pytest.approx(0.6475)
     assert stand_ins.ensemble_reranks == [(95, "check"), (95, "test")], "the trained cross-encoder, not a fresh one"
     assert set(regime["test"]) == {"zero-shot bi-encoder", "cross-encoder teacher", evidence.ENSEMBLE}
-    assert stand_ins.ensembled == [40] and len(_records(tmp_path)) == 6, "the students learn the ensemble's scores"
+    assert stand_ins.ensembled == [40] and len(_records(tmp_path)) == 6
+    assert stand_ins.ensemble_students == [True] * 6, "every student learns the ensemble's scores"
     assert [(r.method, r.metric) for r in rows[:4]] == [
         (teacher, m) for teacher in ("cross-encoder teacher", evidence.ENSEMBLE) for m in REGIME_METRICS
     ]

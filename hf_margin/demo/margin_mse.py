@@ -181,7 +181,6 @@ def train_teacher(
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from hf_margin.demo.data.pretrained import minilm_path
 
@@ -204,9 +203,20 @@ def train_teacher(
     )
     loss = MultipleNegativesRankingLoss(teacher, num_negatives=setup.teacher_in_batch_negatives)
     trainer = CrossEncoderTrainer(model=teacher, args=args, train_dataset=rows, loss=loss, callbacks=list(callbacks))
-    resume = get_last_checkpoint(str(output_dir)) if checkpoint_every and output_dir.is_dir() else None
-    trainer.train(resume_from_checkpoint=resume)
+    resume = last_checkpoint(output_dir) if checkpoint_every else None
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return teacher
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` in `folder` (None if there is none): one holding ``trainer_state.json``,
+    which transformers writes last, so that a checkpoint cut off by a killed process is skipped."""
+    steps = [
+        (int(path.name.removeprefix("checkpoint-")), path)
+        for path in (folder.glob("checkpoint-*") if folder.is_dir() else [])
+        if path.name.removeprefix("checkpoint-").isdigit() and (path / "trainer_state.json").is_file()
+    ]
+    return max(steps)[1] if steps else None
 
 
 def student(layers: int) -> Any:

@@ -137,3 +137,13 @@ def test_an_interrupted_teacher_resumes_from_its_last_checkpoint(
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=f"{name} differs from the uninterrupted training")
     assert [p.name for p in (tmp_path / "cut").glob("checkpoint-*")] == ["checkpoint-6"], "the last one is kept"
+
+
+def test_the_last_checkpoint_is_the_newest_complete_one(tmp_path: Path) -> None:
+    assert demo.last_checkpoint(tmp_path / "missing") is None
+    for step, complete in ((100, True), (900, True), (1000, True), (1100, False)):  # 1100: cut off before its state
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-best").mkdir()
+    assert demo.last_checkpoint(tmp_path) == tmp_path / "checkpoint-1000", "by step number (not name), complete"

@@ -3,10 +3,10 @@
 The Margin-MSE paper (Hofstaetter et al., arXiv:2010.02666) distils from single cross-encoders and from an ensemble of
 teachers of different architectures (its T2, the mean of three teachers' scores). Here the two members' scores live on
 different scales (a cross-encoder's logit, a bi-encoder's cosine), so each is standardised over all the pairs scored
-together (mean 0, standard deviation 1), the two are averaged, and the result is put back on the cross-encoder's scale
-(its mean and standard deviation over the same pairs), so that the score margins the students learn have the
-magnitude a cross-encoder teacher alone would give them. Within a query the ensemble ranks by
-``cross / std(cross) + cosine / std(cosine)``.
+together (mean 0, standard deviation 1), the two are summed, and the sum is standardised again and put on the
+cross-encoder's scale (its mean and standard deviation over the same pairs), so that the score margins the students
+learn have the spread a cross-encoder teacher alone would give them. Within a query the ensemble ranks by
+``cross / std(cross) + cosine / std(cosine)``, the spreads being those of the set scored.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ def standardised(scores: Tensor) -> Tensor:
 
 
 def ensemble_scores(cross: Tensor, bi: Tensor) -> Tensor:
-    """The ensemble's scores of the same pairs (any shape, the same for both): the mean of the two members'
-    standardised scores, on the cross-encoder's scale."""
+    """The ensemble's scores of the same pairs (any shape, the same for both): the sum of the two members'
+    standardised scores, standardised again and put on the cross-encoder's mean and standard deviation."""
     if cross.shape != bi.shape:
-        raise ValueError(f"`cross` and `bi` must score the same pairs, got shapes {tuple(cross.shape)} and {bi.shape}")
-    return cross.mean() + cross.std() * (standardised(cross) + standardised(bi)) / 2
+        raise ValueError(
+            f"`cross` and `bi` must score the same pairs, got shapes {tuple(cross.shape)} and {tuple(bi.shape)}"
+        )
+    return cross.mean() + cross.std() * standardised(standardised(cross) + standardised(bi))
 
 
 @torch.no_grad()

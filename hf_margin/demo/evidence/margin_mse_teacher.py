@@ -285,7 +285,7 @@ class TeacherCheck(TrainerCallback):
             f"{name} {point[name]:.3f} (zero-shot {self.zero_shot[name]:.3f})" for name in REGIME_METRICS
         )
         self.progress.write(f"teacher step {point['step']} ({point['train_seconds']:.0f} s training): {scores}")
-        if all(point[name] > self.zero_shot[name] + self.min_lead for name in REGIME_METRICS):
+        if _ahead(point, self.zero_shot, self.min_lead):
             self.reached = point
             control.should_training_stop = True
 
@@ -293,17 +293,17 @@ class TeacherCheck(TrainerCallback):
 def teacher_in_regime(context: DemoContext, setup: StrongTeacherSetup, instruments: Instruments) -> Any:
     """Step 1: the cross-encoder teacher trained until it re-ranks the check queries better than the zero-shot
     bi-encoder (a `sentence_transformers.CrossEncoder`); its record is ``regime.json``, the model ``teacher/``.
-    A teacher saved by an earlier run with the same budget is loaded instead; one that never got ahead raises
-    `TeacherNotAheadError` again (no retraining)."""
+    A teacher saved by an earlier run with the same budget is loaded instead; one that never got ahead goes to step
+    1b (`_ensemble_fallback`) without retraining. A training stopped before its end resumes from its last check."""
     from hf_margin.demo import margin_mse
 
     regime_path, folder = context.out_dir / "regime.json", context.out_dir / "teacher"
+    run_dir = _run_dir(context, setup)
     budget = setup.teacher_budget()
     if regime_path.is_file():
         saved = json.loads(regime_path.read_text(encoding="utf-8"))
         if saved["budget"] == json.loads(json.dumps(budget)):
             if not saved["reached"]:
-                run_dir = context.out_dir / f"teacher_run_{_budget_digest(setup)}"
                 return _ensemble_fallback(context, setup, instruments, saved, lambda: _last_checkpoint(run_dir))
             return load_teacher(folder)
         if read_records(context.out_dir / "records.jsonl"):
@@ -319,32 +319,45 @@ def teacher_in_regime(context: DemoContext, setup: StrongTeacherSetup, instrumen
             teacher.model, teacher.tokenizer, instruments.check.reranking, demo_setup, context.out_dir
         )[0]
 
-    run_dir = context.out_dir / f"teacher_run_{_budget_digest(setup)}"
     bar = context.progress(total=setup.teacher_max_steps, desc="evidence: Margin-MSE teacher", unit="step")
-    curve_path = run_dir / "curve.json"
+    curve = resumed_curve(run_dir)
     check = TeacherCheck(
-        rerank, zero_shot, setup.teacher_check_every, setup.teacher_min_lead, bar, curve_path, resumed_curve(run_dir)
+        rerank, zero_shot, setup.teacher_check_every, setup.teacher_min_lead, bar, run_dir / "curve.json", curve
     )
-    teacher = margin_mse.train_teacher(
-        instruments.rows,
-        demo_setup,
-        setup.split_seed,
-        run_dir,
-        callbacks=[check],
-        checkpoint_every=setup.teacher_check_every,
-    )
+    if curve and _ahead(curve[-1], zero_shot, setup.teacher_min_lead):
+        # stopped after getting ahead but before regime.json was written: that check's checkpoint is the teacher
+        check.reached, teacher = curve[-1], _last_checkpoint(run_dir)
+    else:
+        teacher = margin_mse.train_teacher(
+            instruments.rows,
+            demo_setup,
+            setup.split_seed,
+            run_dir,
+            callbacks=[check],
+            checkpoint_every=setup.teacher_check_every,
+        )
     bar.close()
     regime: dict[str, Any] = {"budget": budget, "reached": check.reached is not None, "zero_shot_check": zero_shot}
     regime |= {"at": check.reached, "curve": check.curve}
     if check.reached is None:
         return _ensemble_fallback(context, setup, instruments, regime, lambda: teacher)
     teacher.save_pretrained(str(folder))
-    regime["test"] = {
-        ZERO_SHOT: {name: instruments.test.zero_shot[name] for name in REGIME_METRICS},
-        TEACHER: _teacher_on(teacher, instruments.test, demo_setup, context.out_dir),
-    }
+    regime["test"] = _test_scores(context, setup, instruments, teacher)
     regime_path.write_text(json.dumps(regime, indent=2), encoding="utf-8")
     return teacher
+
+
+def _ahead(metrics: dict[str, float], zero_shot: dict[str, float], min_lead: float) -> bool:
+    """Whether `metrics` lead the zero-shot bi-encoder's by more than `min_lead` on every `REGIME_METRICS`."""
+    return all(metrics[name] > zero_shot[name] + min_lead for name in REGIME_METRICS)
+
+
+def _test_scores(context: DemoContext, setup: StrongTeacherSetup, instruments: Instruments, teacher: Any) -> dict:
+    """The zero-shot bi-encoder's and the cross-encoder teacher's re-ranking of the test queries."""
+    return {
+        ZERO_SHOT: {name: instruments.test.zero_shot[name] for name in REGIME_METRICS},
+        TEACHER: _teacher_on(teacher, instruments.test, setup.distillation(setup.split_seed), context.out_dir),
+    }
 
 
 def _ensemble_fallback(
@@ -364,41 +377,43 @@ def _ensemble_fallback(
     if "ensemble" not in regime and setup.ensemble_fallback:
         teacher = cross_encoder()
         check = ensemble_rerank(teacher, instruments.zero_shot, instruments.check.reranking, setup.max_length)
-        ahead = all(check[m] > regime["zero_shot_check"][m] + setup.teacher_min_lead for m in REGIME_METRICS)
+        ahead = _ahead(check, regime["zero_shot_check"], setup.teacher_min_lead)
         regime["ensemble"] = {"check": {m: check[m] for m in REGIME_METRICS}, "ahead": ahead}
         if ahead:
             teacher.save_pretrained(str(folder))
             test = ensemble_rerank(teacher, instruments.zero_shot, instruments.test.reranking, setup.max_length)
-            regime["test"] = {
-                ZERO_SHOT: {name: instruments.test.zero_shot[name] for name in REGIME_METRICS},
-                TEACHER: _teacher_on(teacher, instruments.test, setup.distillation(setup.split_seed), context.out_dir),
-                ENSEMBLE: {name: test[name] for name in REGIME_METRICS},
-            }
+            regime["test"] = _test_scores(context, setup, instruments, teacher)
+            regime["test"][ENSEMBLE] = {name: test[name] for name in REGIME_METRICS}
     regime_path.write_text(json.dumps(regime, indent=2), encoding="utf-8")
-    if not regime.get("ensemble", {}).get("ahead"):
+    if not (setup.ensemble_fallback and regime.get("ensemble", {}).get("ahead")):
         raise TeacherNotAheadError(_not_ahead_message(regime, setup))
     return load_teacher(folder)
 
 
-def _last_checkpoint(run_dir: Path) -> Any:
-    """The cross-encoder of the last checkpoint of the teacher's training (a `CrossEncoder`)."""
-    from transformers.trainer_utils import get_last_checkpoint
+def _run_dir(context: DemoContext, setup: StrongTeacherSetup) -> Path:
+    """Where the teacher's training keeps its checkpoints and its curve (one folder per budget)."""
+    return context.out_dir / f"teacher_run_{_budget_digest(setup)}"
 
-    checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+
+def _last_checkpoint(run_dir: Path) -> Any:
+    """The cross-encoder of the last complete checkpoint of the teacher's training (a `CrossEncoder`)."""
+    from hf_margin.demo.margin_mse import last_checkpoint
+
+    checkpoint = last_checkpoint(run_dir)
     if checkpoint is None:
-        raise FileNotFoundError(f"no checkpoint of the teacher's training in {run_dir} (needed for the ensemble)")
-    return load_teacher(Path(checkpoint))
+        raise FileNotFoundError(f"no checkpoint of the teacher's training in {run_dir}")
+    return load_teacher(checkpoint)
 
 
 def resumed_curve(run_dir: Path) -> list[dict[str, float]]:
-    """The checks an interrupted teacher training in `run_dir` made up to its last checkpoint (the steps after it
-    are trained and checked again); [] when there is no checkpoint."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The checks an interrupted teacher training in `run_dir` made up to its last complete checkpoint (the steps
+    after it are trained and checked again); [] when there is none."""
+    from hf_margin.demo.margin_mse import last_checkpoint
 
-    checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    checkpoint = last_checkpoint(run_dir)
     if checkpoint is None or not (run_dir / "curve.json").is_file():
         return []
-    step = int(Path(checkpoint).name.removeprefix("checkpoint-"))
+    step = int(checkpoint.name.removeprefix("checkpoint-"))
     curve = json.loads((run_dir / "curve.json").read_text(encoding="utf-8"))
     return [point for point in curve if point["step"] <= step]
 
