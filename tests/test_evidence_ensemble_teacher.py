@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import datasets
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
 from hf_margin.data.teacher_scoring import cross_encoder_scores
 from hf_margin.demo.evidence import ensemble_teacher
@@ -21,6 +21,7 @@ from hf_margin.demo.evidence.ensemble_teacher import (
     with_ensemble_scores,
 )
 from hf_margin.trainers.margin_mse_trainer import RerankingSet
+from tests.trainers.test_margin_mse_trainer import bert_config
 from tests.trainers.tiny_lm import WORDS, tiny_tokenizer
 
 
@@ -72,18 +73,8 @@ def test_bi_encoder_scores_are_the_cosines_of_each_query_with_its_passages() -> 
 
 
 def _tiny_cross_encoder() -> SimpleNamespace:
-    tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return SimpleNamespace(model=BertForSequenceClassification(config), tokenizer=tokenizer)
+    return SimpleNamespace(model=BertForSequenceClassification(bert_config()), tokenizer=tiny_tokenizer())
 
 
 def test_cross_scores_in_chunks_equal_one_call() -> None:
