@@ -97,6 +97,7 @@ def test_records_pairing_summary_and_rows(tmp_path: Path, monkeypatch: pytest.Mo
         ("beta-DPO", "DPO"),
     }
     assert len(rows) == 8 and all("(n=3)" in row.note for row in rows)
+    assert (tmp_path / "paired_differences.png").stat().st_size > 0
 
 
 def test_a_failed_run_keeps_the_finished_records_and_a_restart_skips_them(

@@ -32,7 +32,14 @@ import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hf_margin.demo import DemoContext, DemoRow
-from hf_margin.demo.evidence.records import append_record, check_methods_and_seeds, paired_row, read_records, summarise
+from hf_margin.demo.evidence.records import (
+    append_record,
+    check_methods_and_seeds,
+    paired_row,
+    plot_paired_differences,
+    read_records,
+    summarise,
+)
 
 BASELINE = "DPO"
 UNTRAINED = "untrained"
@@ -243,6 +250,14 @@ def run(context: DemoContext, setup: JudgeSetup | None = None) -> list[DemoRow]:
                 _write_summary(context, setup)
                 bar.update()
     bar.close()
+    summary = json.loads((context.out_dir / "summary.json").read_text(encoding="utf-8"))
+    plot_paired_differences(
+        summary["results"],
+        ("judge",),
+        context.out_dir / "paired_differences.png",
+        xlabel="labels",
+        title=f"MADPO judge evidence ({setup.seeds} seeds, 95% CI)",
+    )
     return rows_from_records(read_records(records_path))
 
 
