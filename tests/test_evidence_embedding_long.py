@@ -1,10 +1,12 @@
 """Evidence experiment 3's bookkeeping with the training replaced by stand-ins (the real training is the embedding
 demo's `train`, tested with it): one record per (method, seed) plus the zero-shot reference, restart skips them,
+processes split by seed share the folder, a run cut off resumes from its checkpoint,
 the MNRL baseline is always trained, the summary pairs each part with MNRL by seed, the plot is written, and the
 near-duplicate negatives are counted."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -57,9 +59,10 @@ def _stand_ins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
         assert setup.full_corpus and setup.chatterbot and setup.mini_batch_size == 32 and setup.near_duplicates
         return _Model(ZERO_SHOT, setup.seed), _rows(), {ICD: ICD, CHAT: CHAT}
 
-    def train(method: str, rows: Any, guide: Any, setup: embedding.EmbeddingSetup, out: Any) -> Any:
+    def train(method: str, rows: Any, guide: Any, setup: embedding.EmbeddingSetup, out: Any, every: int) -> Any:
         calls.append((method, setup.seed))
-        assert guide.method == ZERO_SHOT and setup.steps == 10
+        assert guide.method == ZERO_SHOT and setup.steps == 10 and every == 100
+        (embedding.run_dir(out, method, setup.seed) / "checkpoint-10").mkdir(parents=True)
         return _Model(method, setup.seed), [{"loss": 1.0, "mean_focal_weight": 0.2}, {"mean_focal_weight": 0.4}]
 
     def metrics(model: _Model, data: str) -> dict[str, float]:
@@ -75,6 +78,9 @@ def _stand_ins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 def test_records_summary_plot_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _stand_ins(monkeypatch)
     setup = LongBudgetSetup(methods=("ours: focal", "ours: filter"), seeds=3, steps=10, batch_size=2)
+    cut_off = embedding.run_dir(tmp_path, "ours: focal", 1) / "checkpoint-7"  # left by a stopped process
+    cut_off.mkdir(parents=True)
+    (cut_off / "trainer_state.json").write_text("{}")
     rows = run(DemoContext(out_dir=tmp_path), setup)
     trained = ("ours: focal", "ours: filter", BASELINE)
     assert sorted(calls) == sorted((m, s) for m in trained for s in range(3)), "MNRL is always trained"
@@ -83,6 +89,8 @@ def test_records_summary_plot_and_resume(tmp_path: Path, monkeypatch: pytest.Mon
     focal = next(r for r in records if r["method"] == "ours: focal" and r["seed"] == 1)
     assert focal["R@1 ICD"] == pytest.approx(0.58) and focal["nDCG@10 chatterbot"] == pytest.approx(0.78)
     assert focal["statistics"] == {"mean_focal_weight": pytest.approx(0.3)} and focal["training_rows"] == 4
+    assert focal["resumed_from_step"] == 7 and {r["resumed_from_step"] for r in records if r is not focal} == {0}
+    assert not list((tmp_path / "runs").iterdir()), "a run's checkpoints are removed once its record is written"
     assert 0 < focal["duplicates"]["own hard negatives"] <= 1 and focal["duplicates"]["batches"] > 0
     summary = json.loads((tmp_path / "summary.json").read_text())["results"]["all"]
     difference = summary["ours: focal"][f"R@1 ICD minus {BASELINE}"]
@@ -95,6 +103,18 @@ def test_records_summary_plot_and_resume(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(rows) == 3 * len(METRICS) and all("(n=3)" in row.note for row in rows)
     run(DemoContext(out_dir=tmp_path), setup)  # a restart trains nothing more
     assert len(calls) == 9 and len((tmp_path / "records.jsonl").read_text().splitlines()) == 12
+
+
+def test_processes_split_by_only_seeds_share_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _stand_ins(monkeypatch)
+    setup = LongBudgetSetup(methods=("ours: focal",), seeds=3, steps=10, batch_size=2)
+    run(DemoContext(out_dir=tmp_path), dataclasses.replace(setup, only_seeds=(2, 0)))
+    assert sorted(calls) == [(m, s) for m in (BASELINE, "ours: focal") for s in (0, 2)]
+    run(DemoContext(out_dir=tmp_path), dataclasses.replace(setup, only_seeds=(1,)))
+    assert sorted(calls[4:]) == [(BASELINE, 1), ("ours: focal", 1)]
+    summary = json.loads((tmp_path / "summary.json").read_text())["results"]["all"]
+    assert summary["ours: focal"]["seeds"] == [0, 1, 2], "the summary covers the other process's records"
+    assert summary["ours: focal"][f"R@1 ICD minus {BASELINE}"]["n"] == 3
 
 
 def test_setup_for_seed_is_the_demo_on_every_description_and_chatterbot() -> None:
@@ -121,8 +141,10 @@ def test_duplicate_shares_count_negatives_of_the_same_meaning() -> None:
     [
         (LongBudgetSetup(methods=("triplet",)), r"unknown `methods` \['triplet'\]"),
         (LongBudgetSetup(seeds=0), "`seeds` must be >= 1"),
+        (LongBudgetSetup(seeds=3, only_seeds=(1, 3)), r"`only_seeds` must be in \[0, 3\) \(`seeds`\), got \[1, 3\]"),
         (LongBudgetSetup(steps=0), "`steps` must be >= 1"),
         (LongBudgetSetup(duplicate_batches=0), "`duplicate_batches` must be >= 1"),
+        (LongBudgetSetup(checkpoint_every=-1), "`checkpoint_every` must be >= 0, got -1"),
     ],
 )
 def test_bad_setup_is_an_error_naming_the_field(tmp_path: Path, setup: LongBudgetSetup, message: str) -> None:

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from hf_margin.data import teacher_scoring
-from hf_margin.demo import DemoContext, margin_mse
+from hf_margin.demo import DemoContext, checkpoints, margin_mse
 from hf_margin.demo.evidence import ensemble_teacher
 from hf_margin.demo.evidence import margin_mse_teacher as evidence
 from hf_margin.demo.evidence.margin_mse_teacher import (
@@ -133,7 +133,7 @@ class StandIns:
         control = SimpleNamespace(should_training_stop=False)
         for callback in callbacks:
             callback.on_train_begin(args, state, control)
-        last = margin_mse.last_checkpoint(output_dir)
+        last = checkpoints.last_checkpoint(output_dir)
         state.global_step = int(last.name.removeprefix("checkpoint-")) if last else 0
         while state.global_step < state.max_steps and not control.should_training_stop:
             state.global_step += 1

@@ -5,6 +5,7 @@ from hf_margin.callbacks.embedding_geometry import EmbeddingGeometryCallback
 from hf_margin.callbacks.generalization import GeneralizationMeasuresCallback
 from hf_margin.callbacks.gradient_entanglement import GradientEntanglementCallback
 from hf_margin.callbacks.hyperspherical_projection import HypersphericalProjectionCallback
+from hf_margin.callbacks.loss_generator import LossGeneratorCallback, checkpoint_loss_generator
 from hf_margin.callbacks.loss_statistics import LossStatisticsCallback, log_loss_statistics
 
 __all__ = [
@@ -13,6 +14,8 @@ __all__ = [
     "GeneralizationMeasuresCallback",
     "GradientEntanglementCallback",
     "HypersphericalProjectionCallback",
+    "LossGeneratorCallback",
     "LossStatisticsCallback",
+    "checkpoint_loss_generator",
     "log_loss_statistics",
 ]

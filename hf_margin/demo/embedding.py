@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 
 from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.checkpoints import last_checkpoint
 from hf_margin.demo.icd_triples import MiningSetup, mined_icd_rows
 
 BASELINES = ("MNRL", "MNRL + hard negatives", "GISTEmbedLoss")
@@ -125,15 +127,27 @@ def make_loss(method: str, model: Any, guide: Any, setup: EmbeddingSetup) -> Any
     return ours(model, scale=setup.scale, seed=setup.seed, **cached, **options)
 
 
-def train(method: str, rows: Any, guide: Any, setup: EmbeddingSetup, out_dir: Path) -> tuple[Any, list[dict]]:
-    """Fine-tune a fresh copy of the model with `method`; return it and its training logs."""
+def train(
+    method: str,
+    rows: Any,
+    guide: Any,
+    setup: EmbeddingSetup,
+    out_dir: Path,
+    checkpoint_every: int = 0,
+    callbacks: Sequence[Any] = (),
+) -> tuple[Any, list[dict]]:
+    """Fine-tune a fresh copy of the model with `method`; return it and its training logs.
+
+    The run's folder is `run_dir`. With `checkpoint_every` > 0 a checkpoint is saved there every that many steps
+    (the last one kept) and a training cut off there resumes from its last complete checkpoint, with the same
+    data order and random state. `callbacks` are transformers `TrainerCallback`s given to the trainer."""
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
         SentenceTransformerTrainingArguments,
     )
 
-    from hf_margin.callbacks import log_loss_statistics
+    from hf_margin.callbacks import checkpoint_loss_generator, log_loss_statistics
 
     model = _model(setup)
     loss = make_loss(method, model, guide, setup)
@@ -145,8 +159,9 @@ def train(method: str, rows: Any, guide: Any, setup: EmbeddingSetup, out_dir: Pa
     columns = ["anchor", "positive", *negatives]
     if method in ("ours: soft labels", "ours: all parts"):
         columns.append("scores")
+    output_dir = run_dir(out_dir, method, setup.seed)
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(out_dir / "runs" / method.replace(" ", "_").replace(":", "")),
+        output_dir=str(output_dir),
         max_steps=setup.steps,
         per_device_train_batch_size=setup.batch_size,
         learning_rate=setup.learning_rate,
@@ -154,16 +169,28 @@ def train(method: str, rows: Any, guide: Any, setup: EmbeddingSetup, out_dir: Pa
         seed=setup.seed,
         data_seed=setup.seed,
         report_to="none",
-        save_strategy="no",
+        save_strategy="steps" if checkpoint_every else "no",
+        save_steps=checkpoint_every or setup.steps,
+        save_total_limit=1,
         logging_steps=max(1, setup.steps // 5),
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         disable_tqdm=True,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=rows.select_columns(columns), loss=loss)
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=rows.select_columns(columns), loss=loss, callbacks=list(callbacks)
+    )
     if hasattr(loss, "pop_statistics"):
         log_loss_statistics(trainer)
-    trainer.train()
+    if hasattr(loss, "generator_state"):
+        checkpoint_loss_generator(trainer)
+    resume = last_checkpoint(output_dir) if checkpoint_every else None
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return model, [entry for entry in trainer.state.log_history if "loss" in entry]
+
+
+def run_dir(out_dir: Path, method: str, seed: int) -> Path:
+    """The trainer's output folder of one (method, seed) run under `out_dir`."""
+    return out_dir / "runs" / f"{method.replace(' ', '_').replace(':', '')}_seed{seed}"
 
 
 def evaluation_sets(setup: EmbeddingSetup, data: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.checkpoints import last_checkpoint
 from hf_margin.demo.icd_triples import MiningSetup, mined_icd_rows
 from hf_margin.demo.petal import cache_dir
 from hf_margin.trainers import MarginMSETrainer, MarginMSETrainingArguments
@@ -206,17 +207,6 @@ def train_teacher(
     resume = last_checkpoint(output_dir) if checkpoint_every else None
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return teacher
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` in `folder` (None if there is none): one holding ``trainer_state.json``,
-    which transformers writes last, so that a checkpoint cut off by a killed process is skipped."""
-    steps = [
-        (int(path.name.removeprefix("checkpoint-")), path)
-        for path in (folder.glob("checkpoint-*") if folder.is_dir() else [])
-        if path.name.removeprefix("checkpoint-").isdigit() and (path / "trainer_state.json").is_file()
-    ]
-    return max(steps)[1] if steps else None
 
 
 def student(layers: int) -> Any:

@@ -81,6 +81,14 @@ class CachedMarginEmbeddingLoss(CachedLossMixin, nn.Module):
         """See :meth:`MarginEmbeddingLoss.pop_statistics`."""
         return self.loss.pop_statistics()
 
+    def generator_state(self) -> Tensor | None:
+        """See :meth:`MarginEmbeddingLoss.generator_state`."""
+        return self.loss.generator_state()
+
+    def set_generator_state(self, state: Tensor) -> None:
+        """See :meth:`MarginEmbeddingLoss.set_generator_state`."""
+        self.loss.set_generator_state(state)
+
     def get_config_dict(self) -> dict[str, Any]:
         return {**self.loss.get_config_dict(), "mini_batch_size": self.mini_batch_size}
 

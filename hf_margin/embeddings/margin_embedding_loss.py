@@ -122,6 +122,7 @@ class MarginEmbeddingLoss(nn.Module):
         self.gather_across_devices = gather_across_devices
         self.seed = seed
         self._generator: torch.Generator | None = None
+        self._resumed_state: Tensor | None = None
         # Kept as tensors so that training never waits for the device; read only when logged. A batch with a
         # non-finite loss or statistic is left out on the device (no sync), so one bad batch cannot hide the rest.
         self._sums: dict[str, Tensor | float] = dict.fromkeys(STATISTICS, 0.0)
@@ -182,7 +183,22 @@ class MarginEmbeddingLoss(nn.Module):
             return None
         if self._generator is None or self._generator.device != device:
             self._generator = torch.Generator(device).manual_seed(self.seed)
+            if self._resumed_state is not None:
+                self._generator.set_state(self._resumed_state)
+                self._resumed_state = None
         return self._generator
+
+    def generator_state(self) -> Tensor | None:
+        """The state of the mixing draws' own generator (None without `seed`, or before the first draw).
+
+        A Trainer checkpoint does not hold it (the loss is not part of the model); save it with the checkpoints
+        (:func:`hf_margin.callbacks.checkpoint_loss_generator`) so that a resumed training draws what the
+        uninterrupted one would."""
+        return None if self._generator is None else self._generator.get_state()
+
+    def set_generator_state(self, state: Tensor) -> None:
+        """Continue the mixing draws from `state` (a :meth:`generator_state`) from the next draw on."""
+        self._generator, self._resumed_state = None, state
 
     def pop_statistics(self) -> dict[str, float]:
         """Means of the logged statistics over the training forward passes since the last call, then reset.

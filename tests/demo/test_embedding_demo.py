@@ -13,7 +13,8 @@ from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, Mul
 from hf_margin.demo import DemoContext
 from hf_margin.demo import embedding as embedding_demo
 from hf_margin.embeddings import MarginEmbeddingLoss
-from tests.embeddings.tiny_st import tiny_sentence_transformer
+from tests.demo.interruptions import FirstStep, StopAt
+from tests.embeddings.tiny_st import retrieval_rows, tiny_sentence_transformer
 
 
 def test_each_method_gets_its_loss(tmp_path: Path) -> None:
@@ -83,3 +84,34 @@ def test_cached_variants_and_focal_normalisation(tmp_path: Path) -> None:
     assert normalised == {"ours: focal", "ours: all parts"}
     plain = embedding_demo.make_loss("ours: focal", model, model, embedding_demo.EmbeddingSetup())
     assert isinstance(plain, MarginEmbeddingLoss) and not plain.options.focal_normalize
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datasets
+    import torch
+
+    from hf_margin.demo.data import pretrained
+
+    tiny_sentence_transformer(tmp_path / "tiny")
+    monkeypatch.setattr(pretrained, "minilm_path", lambda: str(tmp_path / "tiny"))
+    rows = datasets.Dataset.from_dict(retrieval_rows(24)).map(lambda _: {"scores": [0.9, 0.5, 0.4, 0.1]})
+    setup = embedding_demo.EmbeddingSetup(steps=6, batch_size=4, max_seq_length=16, learning_rate=1e-2)
+    method = "ours: all parts"  # the mixing draws random numbers, the soft labels read the scores column
+    guide = tiny_sentence_transformer(tmp_path / "guide", seed=1)
+
+    whole, whole_logs = embedding_demo.train(method, rows, guide, setup, tmp_path / "whole", checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        embedding_demo.train(method, rows, guide, setup, tmp_path / "cut", checkpoint_every=2, callbacks=[StopAt(5)])
+    first = FirstStep()
+    resumed, logs = embedding_demo.train(
+        method, rows, guide, setup, tmp_path / "cut", checkpoint_every=2, callbacks=[first]
+    )
+
+    assert first.first == 5, "the steps after checkpoint 4 are trained again, the ones before are not"
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=f"{name} differs from the uninterrupted training")
+    assert [entry["loss"] for entry in logs] == [entry["loss"] for entry in whole_logs], "the logs carry over"
+    run = embedding_demo.run_dir(tmp_path / "cut", method, setup.seed)
+    assert [p.name for p in run.glob("checkpoint-*")] == ["checkpoint-6"], "the last one is kept"

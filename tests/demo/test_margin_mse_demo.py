@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -14,11 +13,12 @@ import torch.nn.functional as F
 pytest.importorskip("sentence_transformers")
 from sentence_transformers import util
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-from transformers import BertModel, TrainerCallback
+from transformers import BertModel
 
 from hf_margin.demo import DemoContext
 from hf_margin.demo import margin_mse as demo
 from hf_margin.trainers.margin_mse_trainer import pool
+from tests.demo.interruptions import FirstStep, StopAt
 from tests.trainers.test_margin_mse_trainer import arguments, bert_config, triples
 from tests.trainers.tiny_lm import tiny_tokenizer
 
@@ -97,25 +97,6 @@ def test_tiny_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert [r.ours for r in again if r.method.startswith("teacher")] == [r.ours for r in rows[:2]]
 
 
-class _StopAt(TrainerCallback):
-    """Stands for a killed process: raises at the end of step `step` (after the checkpoint of the step before)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step == self.step:
-            raise KeyboardInterrupt
-
-
-class _FirstStep(TrainerCallback):
-    def __init__(self) -> None:
-        self.first: int | None = None
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.first = state.global_step if self.first is None else self.first
-
-
 def test_an_interrupted_teacher_resumes_from_its_last_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,21 +110,11 @@ def test_an_interrupted_teacher_resumes_from_its_last_checkpoint(
 
     whole = demo.train_teacher(rows, setup, 0, tmp_path / "whole", checkpoint_every=2)
     with pytest.raises(KeyboardInterrupt):
-        demo.train_teacher(rows, setup, 0, tmp_path / "cut", callbacks=[_StopAt(5)], checkpoint_every=2)
-    first = _FirstStep()
+        demo.train_teacher(rows, setup, 0, tmp_path / "cut", callbacks=[StopAt(5)], checkpoint_every=2)
+    first = FirstStep()
     resumed = demo.train_teacher(rows, setup, 0, tmp_path / "cut", callbacks=[first], checkpoint_every=2)
 
     assert first.first == 5, "the steps after checkpoint 4 are trained again, the ones before are not"
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=f"{name} differs from the uninterrupted training")
     assert [p.name for p in (tmp_path / "cut").glob("checkpoint-*")] == ["checkpoint-6"], "the last one is kept"
-
-
-def test_the_last_checkpoint_is_the_newest_complete_one(tmp_path: Path) -> None:
-    assert demo.last_checkpoint(tmp_path / "missing") is None
-    for step, complete in ((100, True), (900, True), (1000, True), (1100, False)):  # 1100: cut off before its state
-        (tmp_path / f"checkpoint-{step}").mkdir()
-        if complete:
-            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
-    (tmp_path / "checkpoint-best").mkdir()
-    assert demo.last_checkpoint(tmp_path) == tmp_path / "checkpoint-1000", "by step number (not name), complete"

@@ -239,3 +239,46 @@ def test_cached_loss_rejects_a_bad_mini_batch_size(model) -> None:
         CachedMarginEmbeddingLoss(model, mini_batch_size="32")
     with pytest.raises(ValueError, match="`mini_batch_size`"):
         CachedMarginEmbeddingLoss(model, mini_batch_size=0)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_restored_generator_state_continues_the_mixing_draws(model, cached: bool) -> None:
+    feats = features(model, retrieval_rows(n=8, negatives=2))
+
+    def loss() -> torch.nn.Module:
+        options = {"mixing": "pairwise", "num_mixed": 2, "seed": 3}
+        return (
+            CachedMarginEmbeddingLoss(model, mini_batch_size=4, **options)
+            if cached
+            else MarginEmbeddingLoss(model, **options)
+        )
+
+    uninterrupted = loss()
+    values = [uninterrupted(feats).item() for _ in range(3)]
+    assert len(set(values)) == 3, "each call draws new mixing weights"
+    interrupted = loss()
+    assert interrupted.generator_state() is None, "no state before the first draw"
+    interrupted(feats)
+    resumed = loss()
+    resumed.set_generator_state(interrupted.generator_state())
+    assert [resumed(feats).item() for _ in range(2)] == pytest.approx(values[1:], rel=1e-6)
+    assert MarginEmbeddingLoss(model, mixing="pairwise").generator_state() is None, "no own generator without seed"
+
+
+def test_checkpoint_loss_generator_needs_a_loss_with_a_generator(model, tmp_path: Path, caplog) -> None:
+    from transformers import TrainerState
+
+    from hf_margin.callbacks import checkpoint_loss_generator
+    from hf_margin.callbacks.loss_generator import LossGeneratorCallback
+
+    data = datasets.Dataset.from_dict(retrieval_rows(n=4, negatives=0))
+    args = SentenceTransformerTrainingArguments(tmp_path / "out", report_to="none", max_steps=1)
+    mnrl = MultipleNegativesRankingLoss(model)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=mnrl)
+    with pytest.raises(TypeError, match="`loss` must have generator_state"):
+        checkpoint_loss_generator(trainer)
+    callback = LossGeneratorCallback(MarginEmbeddingLoss(model, mixing="pairwise", seed=0))
+    (tmp_path / "out" / "checkpoint-4").mkdir(parents=True)
+    with caplog.at_level("WARNING"):
+        callback.on_train_begin(args, TrainerState(global_step=4), None)
+    assert "no loss_generator.pt" in caplog.text and "restarts from its seed" in caplog.text

@@ -22,11 +22,15 @@ Per seed, the code split, the mined rows, the initialisation and the data order 
 by every method; the zero-shot model is scored per seed as the reference MNRL must move. Each finished (method,
 seed) run is appended at once to ``records.jsonl``; ``summary.json`` (means, 95% intervals, paired differences:
 every part to MNRL + hard negatives, MNRL + hard negatives to the zero-shot model) is rewritten after each.
+``only_seeds`` splits the seeds between processes that share the folder (one core each); a run cut off by a
+stopped process resumes from its last checkpoint (``checkpoint_every``), and its record then says from which step
+(``resumed_from_step``; its ``seconds`` count only the resumed part).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -35,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.checkpoints import last_checkpoint
 from hf_margin.demo.data.retrieval import meaning_key
 from hf_margin.demo.embedding import OURS, REFERENCE, EmbeddingSetup
 from hf_margin.demo.evidence.records import (
@@ -62,6 +67,8 @@ class LongBudgetSetup:
     Args:
         methods: which of `METHODS` to train (MNRL + hard negatives, the baseline, is always trained).
         seeds: seeds (each: a code split, mined rows, an initialisation and a data order, shared by every method).
+        only_seeds: run only these of the seeds (empty: all), to share one out_dir between processes; the summary
+            covers every record in the folder.
         steps: optimizer steps per run.
         batch_size: rows per step (the in-batch negatives of a query are the other rows' texts).
         mini_batch_size: texts per forward pass of the GradCache losses (0: the plain losses).
@@ -79,10 +86,13 @@ class LongBudgetSetup:
         max_seq_length: token budget per text.
         near_duplicates: keep the ICD descriptions near-identical to the training codes' in the mining corpus.
         duplicate_batches: training batches drawn per seed to count the near-duplicate negatives.
+        checkpoint_every: save a checkpoint every that many steps (0: never); a run cut off by a stopped process
+            resumes from its last one, and its folder is removed once its record is written.
     """
 
     methods: tuple[str, ...] = METHODS
     seeds: int = 3
+    only_seeds: tuple[int, ...] = ()
     steps: int = 1000
     batch_size: int = 64
     mini_batch_size: int = 32
@@ -101,11 +111,13 @@ class LongBudgetSetup:
     max_seq_length: int = 64
     near_duplicates: bool = True
     duplicate_batches: int = 200
+    checkpoint_every: int = 100
 
     def for_seed(self, seed: int) -> EmbeddingSetup:
         """The embedding demo's setup of one seed (retrieval among every ICD description, chatterbot too)."""
         fields = asdict(self)
-        del fields["methods"], fields["seeds"], fields["duplicate_batches"]
+        del fields["methods"], fields["seeds"], fields["only_seeds"], fields["duplicate_batches"]
+        del fields["checkpoint_every"]
         return EmbeddingSetup(methods=self.methods, seed=seed, full_corpus=True, chatterbot=True, **fields)
 
 
@@ -167,12 +179,17 @@ def run(context: DemoContext, setup: LongBudgetSetup | None = None) -> list[Demo
     for name in ("steps", "duplicate_batches"):
         if getattr(setup, name) < 1:
             raise ValueError(f"`{name}` must be >= 1, got {getattr(setup, name)}")
+    if setup.checkpoint_every < 0:
+        raise ValueError(f"`checkpoint_every` must be >= 0, got {setup.checkpoint_every}")
+    if any(seed not in range(setup.seeds) for seed in setup.only_seeds):
+        raise ValueError(f"`only_seeds` must be in [0, {setup.seeds}) (`seeds`), got {list(setup.only_seeds)}")
+    seeds = sorted(set(setup.only_seeds)) or list(range(setup.seeds))
     methods = [ZERO_SHOT, *(m for m in METHODS if m in setup.methods or m == BASELINE)]
     records_path = context.out_dir / "records.jsonl"
     done = {(r["method"], r["seed"]) for r in read_records(records_path)}
-    bar = context.progress(total=len(methods) * setup.seeds, desc="evidence: embedding loss, long budget", unit="run")
-    bar.update(sum((m, s) in done for m in methods for s in range(setup.seeds)))
-    for seed in range(setup.seeds):
+    bar = context.progress(total=len(methods) * len(seeds), desc="evidence: embedding loss, long budget", unit="run")
+    bar.update(sum((m, s) in done for m in methods for s in seeds))
+    for seed in seeds:
         todo = [m for m in methods if (m, seed) not in done]
         if not todo:
             continue
@@ -180,23 +197,26 @@ def run(context: DemoContext, setup: LongBudgetSetup | None = None) -> list[Demo
         zero_shot, rows, sets = embedding.prepare(seed_setup)
         duplicates = duplicate_shares(rows, training_batches(rows, setup.batch_size, setup.duplicate_batches, seed))
         for method in todo:
+            resumed = last_checkpoint(embedding.run_dir(context.out_dir, method, seed))
             start = time.perf_counter()
             model, logs = (
                 (zero_shot, [])
                 if method == ZERO_SHOT
-                else embedding.train(method, rows, zero_shot, seed_setup, context.out_dir)
+                else embedding.train(method, rows, zero_shot, seed_setup, context.out_dir, setup.checkpoint_every)
             )
             seconds = time.perf_counter() - start
             record: dict[str, Any] = {"all": "all", "method": method, "seed": seed, "seconds": seconds}
+            record["resumed_from_step"] = int(resumed.name.removeprefix("checkpoint-")) if resumed else 0
             for name, data in sets.items():
                 scores = retrieval.retrieval_metrics(model.eval(), data)
                 record |= {f"{metric} {SETS[name]}": value for metric, value in scores.items()}
             record |= {"training_rows": len(rows), "duplicates": duplicates, "statistics": _mean_statistics(logs)}
             append_record(records_path, record)
+            shutil.rmtree(embedding.run_dir(context.out_dir, method, seed), ignore_errors=True)  # its checkpoint
             _write_summary(context, setup)
             bar.update()
     bar.close()
-    summary = json.loads((context.out_dir / "summary.json").read_text(encoding="utf-8"))
+    summary = _write_summary(context, setup)  # with the records another process added to the folder
     plot_paired_differences(
         summary["results"],
         METRICS,
@@ -216,13 +236,14 @@ def _baseline_of(method: str) -> str | None:
     return {ZERO_SHOT: None, BASELINE: ZERO_SHOT}.get(method, BASELINE)
 
 
-def _write_summary(context: DemoContext, setup: LongBudgetSetup) -> None:
+def _write_summary(context: DemoContext, setup: LongBudgetSetup) -> dict[str, Any]:
     records = read_records(context.out_dir / "records.jsonl")
     results = summarise(
         records, setting="all", method="method", metrics=METRICS, baseline_of=_baseline_of, order=(ZERO_SHOT, *METHODS)
     )
     summary = {"setup": asdict(setup), "results": results}
     (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
 
 
 def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:

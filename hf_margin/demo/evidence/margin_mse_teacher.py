@@ -46,6 +46,7 @@ import torch
 from transformers import TrainerCallback
 
 from hf_margin.demo import DemoContext, DemoRow
+from hf_margin.demo.checkpoints import last_checkpoint
 from hf_margin.demo.evidence.records import append_record, paired_row, plot_paired_differences, read_records
 from hf_margin.demo.evidence.records import summarise as summarise_records
 from hf_margin.demo.margin_mse import LABELS_ONLY, MARGIN_MSE, METHODS, POINTWISE, STUDENTS, DistillationSetup
@@ -397,8 +398,6 @@ def _run_dir(context: DemoContext, setup: StrongTeacherSetup) -> Path:
 
 def _last_checkpoint(run_dir: Path) -> Any:
     """The cross-encoder of the last complete checkpoint of the teacher's training (a `CrossEncoder`)."""
-    from hf_margin.demo.margin_mse import last_checkpoint
-
     checkpoint = last_checkpoint(run_dir)
     if checkpoint is None:
         raise FileNotFoundError(f"no checkpoint of the teacher's training in {run_dir}")
@@ -408,8 +407,6 @@ def _last_checkpoint(run_dir: Path) -> Any:
 def resumed_curve(run_dir: Path) -> list[dict[str, float]]:
     """The checks an interrupted teacher training in `run_dir` made up to its last complete checkpoint (the steps
     after it are trained and checked again); [] when there is none."""
-    from hf_margin.demo.margin_mse import last_checkpoint
-
     checkpoint = last_checkpoint(run_dir)
     if checkpoint is None or not (run_dir / "curve.json").is_file():
         return []
