@@ -9,6 +9,7 @@ and pointwise MSE by seed, and a restart skips what is done and reuses the teach
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -359,6 +360,18 @@ def test_the_lead_must_exceed_teacher_min_lead(tmp_path: Path, monkeypatch: pyte
     StandIns(monkeypatch)
     run(DemoContext(out_dir=tmp_path), replace(SMALL, teacher_min_lead=0.1))
     assert json.loads((tmp_path / "regime.json").read_text())["at"]["step"] == 50  # 0.5 + 0.005 s > 0.70
+
+
+def test_a_larger_lead_continues_a_copied_teacher_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    StandIns(monkeypatch)
+    run(DemoContext(out_dir=tmp_path / "lead 0"), SMALL)  # ahead at step 30
+    (run_dir,) = (tmp_path / "lead 0").glob("teacher_run_*")
+    shutil.copytree(run_dir, tmp_path / "lead 0.1" / run_dir.name)
+    larger = StandIns(monkeypatch)
+    run(DemoContext(out_dir=tmp_path / "lead 0.1"), replace(SMALL, teacher_min_lead=0.1))
+    assert larger.teacher_steps == list(range(31, 51)), "the same trajectory: steps 1-30 are not trained again"
+    regime = json.loads((tmp_path / "lead 0.1" / "regime.json").read_text())
+    assert regime["at"]["step"] == 50 and [p["step"] for p in regime["curve"]] == [10, 20, 30, 40, 50]
 
 
 def test_records_of_another_teacher_budget_are_not_mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -392,8 +392,11 @@ def _ensemble_fallback(
 
 
 def _run_dir(context: DemoContext, setup: StrongTeacherSetup) -> Path:
-    """Where the teacher's training keeps its checkpoints and its curve (one folder per budget)."""
-    return context.out_dir / f"teacher_run_{_budget_digest(setup)}"
+    """Where the teacher's training keeps its checkpoints and its curve: one folder per training trajectory, i.e. per
+    budget less `teacher_min_lead`, which only decides where the training stops (so a copy of the folder lets a run
+    that asks for a larger lead continue the same training instead of repeating it)."""
+    trajectory = {k: v for k, v in setup.teacher_budget().items() if k != "teacher_min_lead"}
+    return context.out_dir / f"teacher_run_{_digest(trajectory)}"
 
 
 def _last_checkpoint(run_dir: Path) -> Any:
@@ -416,8 +419,12 @@ def resumed_curve(run_dir: Path) -> list[dict[str, float]]:
 
 
 def _budget_digest(setup: StrongTeacherSetup) -> str:
-    """A short name for the teacher's budget (its checkpoints' folder, its training rows' fingerprint)."""
-    return hashlib.sha1(json.dumps(setup.teacher_budget()).encode("utf-8")).hexdigest()[:16]
+    """A short name for the teacher's budget (its training rows' fingerprint)."""
+    return _digest(setup.teacher_budget())
+
+
+def _digest(fields: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(fields).encode("utf-8")).hexdigest()[:16]
 
 
 def load_teacher(folder: Path) -> Any:
