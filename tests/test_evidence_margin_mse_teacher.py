@@ -255,6 +255,17 @@ def test_a_restart_reuses_the_teacher_and_skips_finished_runs(tmp_path: Path, mo
     assert again.scored == [40] and len(again.students) == 1
 
 
+def test_processes_split_by_only_seeds_share_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = StandIns(monkeypatch)
+    run(DemoContext(out_dir=tmp_path), replace(SMALL, only_seeds=(1,)))  # step 1, then seed 1 only
+    assert {r["seed"] for r in _records(tmp_path)} == {1} and first.teachers_trained == 1
+    second = StandIns(monkeypatch)
+    run(DemoContext(out_dir=tmp_path), replace(SMALL, only_seeds=(0,)))
+    assert second.teachers_trained == 0 and {s for _, _, s, _ in second.students} == {0}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["vs labels only"][TWO][MARGIN_MSE]["rerank MRR@10 minus labels only"]["n"] == 2
+
+
 @pytest.mark.parametrize(
     "kill",
     [{"kill_teacher_at": 25}, {"kill_after_check_at": 30}],
@@ -410,6 +421,7 @@ def test_distillation_setup_of_a_seed() -> None:
         ({"methods": ("RankNet",)}, r"unknown `students` or `methods` \['RankNet'\]"),
         ({"students": ()}, "`students` must name at least one student"),
         ({"seeds": 0}, "`seeds` must be >= 1, got 0"),
+        ({"only_seeds": (0, 3)}, r"`only_seeds` must be in \[0, 3\) \(`seeds`\), got \[0, 3\]"),
         ({"teacher_check_every": 0}, "`teacher_check_every` must be >= 1"),
         ({"teacher_max_steps": 5}, r"`teacher_max_steps` \(5\) must be >= `teacher_check_every` \(10\)"),
         ({"steps": 9}, r"`steps` x `batch_size` \(45\) must be at most `train_rows` \(40\)"),

@@ -48,6 +48,7 @@ from hf_margin.demo.evidence.records import (
     paired_row,
     plot_paired_differences,
     read_records,
+    seeds_to_run,
     summarise,
 )
 
@@ -181,9 +182,7 @@ def run(context: DemoContext, setup: LongBudgetSetup | None = None) -> list[Demo
             raise ValueError(f"`{name}` must be >= 1, got {getattr(setup, name)}")
     if setup.checkpoint_every < 0:
         raise ValueError(f"`checkpoint_every` must be >= 0, got {setup.checkpoint_every}")
-    if any(seed not in range(setup.seeds) for seed in setup.only_seeds):
-        raise ValueError(f"`only_seeds` must be in [0, {setup.seeds}) (`seeds`), got {list(setup.only_seeds)}")
-    seeds = sorted(set(setup.only_seeds)) or list(range(setup.seeds))
+    seeds = seeds_to_run(setup.seeds, setup.only_seeds)
     methods = [ZERO_SHOT, *(m for m in METHODS if m in setup.methods or m == BASELINE)]
     records_path = context.out_dir / "records.jsonl"
     done = {(r["method"], r["seed"]) for r in read_records(records_path)}

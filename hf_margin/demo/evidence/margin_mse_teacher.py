@@ -47,7 +47,13 @@ from transformers import TrainerCallback
 
 from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo.checkpoints import last_checkpoint
-from hf_margin.demo.evidence.records import append_record, paired_row, plot_paired_differences, read_records
+from hf_margin.demo.evidence.records import (
+    append_record,
+    paired_row,
+    plot_paired_differences,
+    read_records,
+    seeds_to_run,
+)
 from hf_margin.demo.evidence.records import summarise as summarise_records
 from hf_margin.demo.margin_mse import LABELS_ONLY, MARGIN_MSE, METHODS, POINTWISE, STUDENTS, DistillationSetup
 
@@ -67,6 +73,8 @@ class StrongTeacherSetup:
         methods: which of the demo's METHODS to train; "labels only" and "pointwise MSE", the baselines, are always
             trained.
         seeds: seeds (each: a draw of training rows and their order, shared by every student and method).
+        only_seeds: distil only these of the seeds (empty: all), to share one out_dir between processes once step 1
+            is done (start the second process after ``regime.json`` exists); the summary covers every record.
         train_rows: rows mined from the training codes (the teacher trains on all of them, cycling; each seed's
             students on `steps x batch_size` of them).
         rank_window: the zero-shot miner's [first, last) ranks the hard negatives are drawn from.
@@ -92,6 +100,7 @@ class StrongTeacherSetup:
     students: tuple[str, ...] = tuple(STUDENTS)
     methods: tuple[str, ...] = METHODS
     seeds: int = 3
+    only_seeds: tuple[int, ...] = ()
     train_rows: int = 8000
     rank_window: tuple[int, int] = (0, 20)
     num_negatives: int = 3
@@ -500,12 +509,13 @@ def run(context: DemoContext, setup: StrongTeacherSetup | None = None) -> list[D
     records.jsonl; return the table rows."""
     setup = setup or StrongTeacherSetup()
     _check(setup)
+    seeds = seeds_to_run(setup.seeds, setup.only_seeds)
     instruments = load_instruments(setup)
     teacher = teacher_in_regime(context, setup, instruments)
     records_path = context.out_dir / "records.jsonl"
     done = {(r["student"], r["method"], r["seed"]) for r in read_records(records_path)}
     methods = [m for m in METHODS if m in setup.methods or m in (LABELS_ONLY, POINTWISE)]
-    planned = [(seed, s, m) for seed in range(setup.seeds) for s in STUDENTS if s in setup.students for m in methods]
+    planned = [(seed, s, m) for seed in seeds for s in STUDENTS if s in setup.students for m in methods]
     runs = [(seed, s, m) for seed, s, m in planned if (s, m, seed) not in done]
     if runs:
         _distil(context, setup, instruments, teacher, runs)

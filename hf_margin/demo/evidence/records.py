@@ -37,6 +37,14 @@ def check_methods_and_seeds(methods: Sequence[str], known: Sequence[str], seeds:
         raise ValueError(f"`seeds` must be >= 1, got {seeds}")
 
 
+def seeds_to_run(seeds: int, only_seeds: Sequence[int]) -> list[int]:
+    """The seeds one process runs: `only_seeds` (to split a run between processes that share its folder), or all
+    `seeds` when it is empty. Raise a ValueError naming `only_seeds` when one is outside [0, `seeds`)."""
+    if any(seed not in range(seeds) for seed in only_seeds):
+        raise ValueError(f"`only_seeds` must be in [0, {seeds}) (`seeds`), got {list(only_seeds)}")
+    return sorted(set(only_seeds)) or list(range(seeds))
+
+
 def paired_row(
     by_key: dict[tuple[Any, ...], dict[str, Any]],
     ours: tuple[Any, ...],
