@@ -6,8 +6,8 @@ near-duplicate negatives are counted."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ def _stand_ins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     def train(method: str, rows: Any, guide: Any, setup: embedding.EmbeddingSetup, out: Any, every: int) -> Any:
         calls.append((method, setup.seed))
         assert guide.method == ZERO_SHOT and setup.steps == 10 and every == 100
-        (embedding.run_dir(out, method, setup.seed) / "checkpoint-10").mkdir(parents=True)
+        (embedding.run_dir(out, method, setup) / "checkpoint-10").mkdir(parents=True)
         return _Model(method, setup.seed), [{"loss": 1.0, "mean_focal_weight": 0.2}, {"mean_focal_weight": 0.4}]
 
     def metrics(model: _Model, data: str) -> dict[str, float]:
@@ -78,7 +78,7 @@ def _stand_ins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 def test_records_summary_plot_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _stand_ins(monkeypatch)
     setup = LongBudgetSetup(methods=("ours: focal", "ours: filter"), seeds=3, steps=10, batch_size=2)
-    cut_off = embedding.run_dir(tmp_path, "ours: focal", 1) / "checkpoint-7"  # left by a stopped process
+    cut_off = embedding.run_dir(tmp_path, "ours: focal", setup.for_seed(1)) / "checkpoint-7"  # a stopped process's
     cut_off.mkdir(parents=True)
     (cut_off / "trainer_state.json").write_text("{}")
     rows = run(DemoContext(out_dir=tmp_path), setup)
@@ -108,13 +108,22 @@ def test_records_summary_plot_and_resume(tmp_path: Path, monkeypatch: pytest.Mon
 def test_processes_split_by_only_seeds_share_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _stand_ins(monkeypatch)
     setup = LongBudgetSetup(methods=("ours: focal",), seeds=3, steps=10, batch_size=2)
-    run(DemoContext(out_dir=tmp_path), dataclasses.replace(setup, only_seeds=(2, 0)))
+    run(DemoContext(out_dir=tmp_path), replace(setup, only_seeds=(2, 0)))
     assert sorted(calls) == [(m, s) for m in (BASELINE, "ours: focal") for s in (0, 2)]
-    run(DemoContext(out_dir=tmp_path), dataclasses.replace(setup, only_seeds=(1,)))
+    run(DemoContext(out_dir=tmp_path), replace(setup, only_seeds=(1,)))
     assert sorted(calls[4:]) == [(BASELINE, 1), ("ours: focal", 1)]
     summary = json.loads((tmp_path / "summary.json").read_text())["results"]["all"]
     assert summary["ours: focal"]["seeds"] == [0, 1, 2], "the summary covers the other process's records"
     assert summary["ours: focal"][f"R@1 ICD minus {BASELINE}"]["n"] == 3
+
+
+def test_a_run_folder_belongs_to_one_setup(tmp_path: Path) -> None:
+    setup = LongBudgetSetup().for_seed(0)
+    folder = embedding.run_dir(tmp_path, "ours: focal", setup)
+    assert folder == embedding.run_dir(tmp_path, "ours: focal", replace(setup, methods=("ours: focal",)))
+    others = [replace(setup, steps=999), replace(setup, seed=1), replace(setup, learning_rate=1e-4)]
+    assert all(embedding.run_dir(tmp_path, "ours: focal", other) != folder for other in others), "not resumed"
+    assert embedding.run_dir(tmp_path, "ours: mixing", setup) != folder
 
 
 def test_setup_for_seed_is_the_demo_on_every_description_and_chatterbot() -> None:

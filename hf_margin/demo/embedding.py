@@ -14,6 +14,7 @@ MarginEmbeddingLoss against MultipleNegativesRankingLoss and GISTEmbedLoss (the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -159,7 +160,7 @@ def train(
     columns = ["anchor", "positive", *negatives]
     if method in ("ours: soft labels", "ours: all parts"):
         columns.append("scores")
-    output_dir = run_dir(out_dir, method, setup.seed)
+    output_dir = run_dir(out_dir, method, setup)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir),
         max_steps=setup.steps,
@@ -181,16 +182,20 @@ def train(
     )
     if hasattr(loss, "pop_statistics"):
         log_loss_statistics(trainer)
-    if hasattr(loss, "generator_state"):
+    if getattr(loss, "owns_generator", False):
         checkpoint_loss_generator(trainer)
     resume = last_checkpoint(output_dir) if checkpoint_every else None
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return model, [entry for entry in trainer.state.log_history if "loss" in entry]
 
 
-def run_dir(out_dir: Path, method: str, seed: int) -> Path:
-    """The trainer's output folder of one (method, seed) run under `out_dir`."""
-    return out_dir / "runs" / f"{method.replace(' ', '_').replace(':', '')}_seed{seed}"
+def run_dir(out_dir: Path, method: str, setup: EmbeddingSetup) -> Path:
+    """The trainer's output folder of one run under `out_dir`: one per method, seed and setup (a digest of every
+    field but `methods`), so that a checkpoint is only resumed by the run that wrote it."""
+    fields = asdict(setup)
+    del fields["methods"]
+    digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:8]
+    return out_dir / "runs" / f"{method.replace(' ', '_').replace(':', '')}_seed{setup.seed}_{digest}"
 
 
 def evaluation_sets(setup: EmbeddingSetup, data: Any) -> dict[str, Any]:

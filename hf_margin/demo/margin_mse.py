@@ -204,6 +204,8 @@ def train_teacher(
     )
     loss = MultipleNegativesRankingLoss(teacher, num_negatives=setup.teacher_in_batch_negatives)
     trainer = CrossEncoderTrainer(model=teacher, args=args, train_dataset=rows, loss=loss, callbacks=list(callbacks))
+    # a checkpoint saved where a callback ended the training resumes normally: the Trainer does not restore the
+    # control state unless `restore_callback_states_from_checkpoint` is set (tested)
     resume = last_checkpoint(output_dir) if checkpoint_every else None
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return teacher

@@ -81,11 +81,16 @@ class CachedMarginEmbeddingLoss(CachedLossMixin, nn.Module):
         """See :meth:`MarginEmbeddingLoss.pop_statistics`."""
         return self.loss.pop_statistics()
 
-    def generator_state(self) -> Tensor | None:
+    @property
+    def owns_generator(self) -> bool:
+        """See :attr:`MarginEmbeddingLoss.owns_generator`."""
+        return self.loss.owns_generator
+
+    def generator_state(self) -> dict[str, Any] | None:
         """See :meth:`MarginEmbeddingLoss.generator_state`."""
         return self.loss.generator_state()
 
-    def set_generator_state(self, state: Tensor) -> None:
+    def set_generator_state(self, state: dict[str, Any]) -> None:
         """See :meth:`MarginEmbeddingLoss.set_generator_state`."""
         self.loss.set_generator_state(state)
 

@@ -8,6 +8,7 @@ where the papers are silent: :mod:`hf_margin.functional.contrastive`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,8 @@ require("sentence_transformers", "st", "hf_margin.embeddings")
 
 from sentence_transformers.base.losses.merged_forward import embed_columns  # noqa: E402
 from sentence_transformers.util import all_gather, all_gather_with_grad, batch_to_device, get_rank  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 STATISTICS = ("filtered_share", "mean_focal_weight", "similarity_gap")
 
@@ -122,7 +125,7 @@ class MarginEmbeddingLoss(nn.Module):
         self.gather_across_devices = gather_across_devices
         self.seed = seed
         self._generator: torch.Generator | None = None
-        self._resumed_state: Tensor | None = None
+        self._resumed_state: dict[str, Any] | None = None
         # Kept as tensors so that training never waits for the device; read only when logged. A batch with a
         # non-finite loss or statistic is left out on the device (no sync), so one bad batch cannot hide the rest.
         self._sums: dict[str, Tensor | float] = dict.fromkeys(STATISTICS, 0.0)
@@ -178,26 +181,44 @@ class MarginEmbeddingLoss(nn.Module):
             self._steps += 1
         return output.loss
 
+    @property
+    def owns_generator(self) -> bool:
+        """Whether the mixing draws come from the loss's own generator (pairwise mixing with a `seed`)."""
+        return self.seed is not None and self.options.mixing == "pairwise"
+
     def _mixing_generator(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None or self.options.mixing != "pairwise":
+        if self.seed is None or not self.owns_generator:
             return None
         if self._generator is None or self._generator.device != device:
             self._generator = torch.Generator(device).manual_seed(self.seed)
-            if self._resumed_state is not None:
-                self._generator.set_state(self._resumed_state)
-                self._resumed_state = None
+            resumed, self._resumed_state = self._resumed_state, None
+            if resumed is not None and resumed["device"] == device.type:
+                self._generator.set_state(resumed["state"])
+            elif resumed is not None:
+                logger.warning(
+                    "the saved mixing generator state is for %s, the loss now runs on %s: the draws restart from "
+                    "`seed`",
+                    resumed["device"],
+                    device.type,
+                )
         return self._generator
 
-    def generator_state(self) -> Tensor | None:
-        """The state of the mixing draws' own generator (None without `seed`, or before the first draw).
+    def generator_state(self) -> dict[str, Any] | None:
+        """The state of the mixing draws' own generator, ``{"device": type, "state": ByteTensor}`` (None when the
+        loss does not own one, or before its first draw unless a state is pending from `set_generator_state`).
 
         A Trainer checkpoint does not hold it (the loss is not part of the model); save it with the checkpoints
         (:func:`hf_margin.callbacks.checkpoint_loss_generator`) so that a resumed training draws what the
         uninterrupted one would."""
-        return None if self._generator is None else self._generator.get_state()
+        if self._resumed_state is not None:
+            return self._resumed_state
+        if self._generator is None:
+            return None
+        return {"device": self._generator.device.type, "state": self._generator.get_state()}
 
-    def set_generator_state(self, state: Tensor) -> None:
-        """Continue the mixing draws from `state` (a :meth:`generator_state`) from the next draw on."""
+    def set_generator_state(self, state: dict[str, Any]) -> None:
+        """Continue the mixing draws from `state` (a :meth:`generator_state`) from the next draw on; a state saved on
+        another device type is not applied (a warning, and the draws restart from `seed`)."""
         self._generator, self._resumed_state = None, state
 
     def pop_statistics(self) -> dict[str, float]:

@@ -26,3 +26,15 @@ class FirstStep(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.first = state.global_step if self.first is None else self.first
+
+
+class StopTrainingAt(TrainerCallback):
+    """Ends the training at step `step` the way a callback does (``control.should_training_stop``), as experiment
+    5's check does when the teacher gets ahead; the checkpoint of that step records the stop."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.step:
+            control.should_training_stop = True

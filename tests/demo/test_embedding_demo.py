@@ -113,5 +113,5 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=f"{name} differs from the uninterrupted training")
     assert [entry["loss"] for entry in logs] == [entry["loss"] for entry in whole_logs], "the logs carry over"
-    run = embedding_demo.run_dir(tmp_path / "cut", method, setup.seed)
+    run = embedding_demo.run_dir(tmp_path / "cut", method, setup)
     assert [p.name for p in run.glob("checkpoint-*")] == ["checkpoint-6"], "the last one is kept"

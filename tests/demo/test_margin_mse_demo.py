@@ -18,7 +18,7 @@ from transformers import BertModel
 from hf_margin.demo import DemoContext
 from hf_margin.demo import margin_mse as demo
 from hf_margin.trainers.margin_mse_trainer import pool
-from tests.demo.interruptions import FirstStep, StopAt
+from tests.demo.interruptions import FirstStep, StopAt, StopTrainingAt
 from tests.trainers.test_margin_mse_trainer import arguments, bert_config, triples
 from tests.trainers.tiny_lm import tiny_tokenizer
 
@@ -97,8 +97,9 @@ def test_tiny_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert [r.ours for r in again if r.method.startswith("teacher")] == [r.ours for r in rows[:2]]
 
 
+@pytest.mark.parametrize("stop", ["killed in step 5", "ended by a callback at step 4"])
 def test_an_interrupted_teacher_resumes_from_its_last_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str
 ) -> None:
     from hf_margin.demo.data import pretrained
 
@@ -109,8 +110,11 @@ def test_an_interrupted_teacher_resumes_from_its_last_checkpoint(
     setup = demo.DistillationSetup(teacher_steps=6, teacher_batch_size=4, num_negatives=1, max_length=16)
 
     whole = demo.train_teacher(rows, setup, 0, tmp_path / "whole", checkpoint_every=2)
-    with pytest.raises(KeyboardInterrupt):
-        demo.train_teacher(rows, setup, 0, tmp_path / "cut", callbacks=[StopAt(5)], checkpoint_every=2)
+    if stop.startswith("killed"):
+        with pytest.raises(KeyboardInterrupt):
+            demo.train_teacher(rows, setup, 0, tmp_path / "cut", callbacks=[StopAt(5)], checkpoint_every=2)
+    else:  # checkpoint-4 records the stop; a resumed training must not end at once (its control is not restored)
+        demo.train_teacher(rows, setup, 0, tmp_path / "cut", callbacks=[StopTrainingAt(4)], checkpoint_every=2)
     first = FirstStep()
     resumed = demo.train_teacher(rows, setup, 0, tmp_path / "cut", callbacks=[first], checkpoint_every=2)
 

@@ -257,12 +257,26 @@ def test_a_restored_generator_state_continues_the_mixing_draws(model, cached: bo
     values = [uninterrupted(feats).item() for _ in range(3)]
     assert len(set(values)) == 3, "each call draws new mixing weights"
     interrupted = loss()
-    assert interrupted.generator_state() is None, "no state before the first draw"
+    assert interrupted.generator_state() is None and interrupted.owns_generator, "no state before the first draw"
     interrupted(feats)
     resumed = loss()
     resumed.set_generator_state(interrupted.generator_state())
+    pending = resumed.generator_state()
+    assert pending["device"] == "cpu", "a restored state is kept until the first draw"
+    assert torch.equal(pending["state"], interrupted.generator_state()["state"])
     assert [resumed(feats).item() for _ in range(2)] == pytest.approx(values[1:], rel=1e-6)
-    assert MarginEmbeddingLoss(model, mixing="pairwise").generator_state() is None, "no own generator without seed"
+    unseeded = MarginEmbeddingLoss(model, mixing="pairwise")
+    assert unseeded.generator_state() is None and not unseeded.owns_generator, "no own generator without seed"
+
+
+def test_a_generator_state_of_another_device_restarts_from_the_seed(model, caplog) -> None:
+    feats = features(model, retrieval_rows(n=8, negatives=2))
+    fresh = MarginEmbeddingLoss(model, mixing="pairwise", num_mixed=2, seed=3)(feats).item()
+    loss = MarginEmbeddingLoss(model, mixing="pairwise", num_mixed=2, seed=3)
+    loss.set_generator_state({"device": "cuda", "state": torch.zeros(16, dtype=torch.uint8)})
+    with caplog.at_level("WARNING"):
+        assert loss(feats).item() == pytest.approx(fresh, rel=1e-6)
+    assert "state is for cuda, the loss now runs on cpu" in caplog.text
 
 
 def test_checkpoint_loss_generator_needs_a_loss_with_a_generator(model, tmp_path: Path, caplog) -> None:
@@ -275,10 +289,36 @@ def test_checkpoint_loss_generator_needs_a_loss_with_a_generator(model, tmp_path
     args = SentenceTransformerTrainingArguments(tmp_path / "out", report_to="none", max_steps=1)
     mnrl = MultipleNegativesRankingLoss(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=mnrl)
-    with pytest.raises(TypeError, match="`loss` must have generator_state"):
+    with pytest.raises(TypeError, match="`loss` must have owns_generator, generator_state"):
         checkpoint_loss_generator(trainer)
     callback = LossGeneratorCallback(MarginEmbeddingLoss(model, mixing="pairwise", seed=0))
     (tmp_path / "out" / "checkpoint-4").mkdir(parents=True)
     with caplog.at_level("WARNING"):
         callback.on_train_begin(args, TrainerState(global_step=4), None)
     assert "no loss_generator.pt" in caplog.text and "restarts from its seed" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a loss without an own generator has nothing to restore
+        LossGeneratorCallback(MarginEmbeddingLoss(model, focal_gamma=2.0)).on_train_begin(
+            args, TrainerState(global_step=4), None
+        )
+    assert not caplog.text
+
+
+def test_the_generator_is_saved_before_the_checkpoint_counts_as_complete(model, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from transformers import TrainerState
+
+    from hf_margin.callbacks.loss_generator import LossGeneratorCallback
+
+    loss = MarginEmbeddingLoss(model, mixing="pairwise", num_mixed=2, seed=0)
+    loss(features(model, retrieval_rows(n=8, negatives=2)))
+    args = SentenceTransformerTrainingArguments(tmp_path / "out", report_to="none")
+    callback = LossGeneratorCallback(loss)
+    callback.on_step_end(args, TrainerState(global_step=3), SimpleNamespace(should_save=False))
+    assert not (tmp_path / "out" / "checkpoint-3").exists(), "no save, no file"
+    callback.on_step_end(args, TrainerState(global_step=4), SimpleNamespace(should_save=True))
+    folder = tmp_path / "out" / "checkpoint-4"
+    assert [p.name for p in folder.iterdir()] == ["loss_generator.pt"], "written before the Trainer's files"
+    saved = torch.load(folder / "loss_generator.pt", weights_only=True)
+    assert saved["device"] == "cpu" and torch.equal(saved["state"], loss.generator_state()["state"])

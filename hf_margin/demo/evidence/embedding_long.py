@@ -29,7 +29,6 @@ stopped process resumes from its last checkpoint (``checkpoint_every``), and its
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Iterable
@@ -48,7 +47,9 @@ from hf_margin.demo.evidence.records import (
     paired_row,
     plot_paired_differences,
     read_records,
+    save_summary,
     seeds_to_run,
+    setup_json,
     summarise,
 )
 
@@ -196,7 +197,8 @@ def run(context: DemoContext, setup: LongBudgetSetup | None = None) -> list[Demo
         zero_shot, rows, sets = embedding.prepare(seed_setup)
         duplicates = duplicate_shares(rows, training_batches(rows, setup.batch_size, setup.duplicate_batches, seed))
         for method in todo:
-            resumed = last_checkpoint(embedding.run_dir(context.out_dir, method, seed))
+            folder = embedding.run_dir(context.out_dir, method, seed_setup)
+            resumed = last_checkpoint(folder) if setup.checkpoint_every and method != ZERO_SHOT else None
             start = time.perf_counter()
             model, logs = (
                 (zero_shot, [])
@@ -211,7 +213,7 @@ def run(context: DemoContext, setup: LongBudgetSetup | None = None) -> list[Demo
                 record |= {f"{metric} {SETS[name]}": value for metric, value in scores.items()}
             record |= {"training_rows": len(rows), "duplicates": duplicates, "statistics": _mean_statistics(logs)}
             append_record(records_path, record)
-            shutil.rmtree(embedding.run_dir(context.out_dir, method, seed), ignore_errors=True)  # its checkpoint
+            shutil.rmtree(folder, ignore_errors=True)  # its checkpoint
             _write_summary(context, setup)
             bar.update()
     bar.close()
@@ -240,8 +242,8 @@ def _write_summary(context: DemoContext, setup: LongBudgetSetup) -> dict[str, An
     results = summarise(
         records, setting="all", method="method", metrics=METRICS, baseline_of=_baseline_of, order=(ZERO_SHOT, *METHODS)
     )
-    summary = {"setup": asdict(setup), "results": results}
-    (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    summary = {"setup": setup_json(setup), "results": results}
+    save_summary(context.out_dir, summary)
     return summary
 
 

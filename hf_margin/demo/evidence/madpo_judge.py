@@ -38,6 +38,7 @@ from hf_margin.demo.evidence.records import (
     paired_row,
     plot_paired_differences,
     read_records,
+    save_summary,
     summarise,
 )
 
@@ -289,7 +290,7 @@ def _write_summary(context: DemoContext, setup: JudgeSetup) -> None:
         order=(UNTRAINED, *METHODS),
     )
     summary = {"setup": asdict(setup), "results": results}
-    (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    save_summary(context.out_dir, summary)
 
 
 def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:

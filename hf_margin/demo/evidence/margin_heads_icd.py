@@ -24,7 +24,6 @@ rewritten after every record (``summary.json``).
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -40,7 +39,13 @@ from hf_margin.demo import DemoContext, DemoRow
 from hf_margin.demo._threads import single_thread
 from hf_margin.demo.data.icd_notes import category_snippets
 from hf_margin.demo.data.pretrained import cached_minilm_features
-from hf_margin.demo.evidence.records import append_record, paired_row, plot_paired_differences, read_records
+from hf_margin.demo.evidence.records import (
+    append_record,
+    paired_row,
+    plot_paired_differences,
+    read_records,
+    save_summary,
+)
 from hf_margin.demo.evidence.records import summarise as summarise_records
 from hf_margin.heads import build_head
 from hf_margin.metrics import pair_scores, tar_at_far
@@ -264,7 +269,7 @@ def run(context: DemoContext, setup: ManyIdentitiesSetup | None = None) -> list[
         append_record(records_path, record)
         summary = {"setup": asdict(setup), "categories": len(data.categories), "samples": len(data.texts)}
         summary["results"] = summarise(read_records(records_path))
-        (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        save_summary(context.out_dir, summary)
         bar.update()
     bar.close()
     records = read_records(records_path)

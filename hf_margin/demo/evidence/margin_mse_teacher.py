@@ -52,7 +52,9 @@ from hf_margin.demo.evidence.records import (
     paired_row,
     plot_paired_differences,
     read_records,
+    save_summary,
     seeds_to_run,
+    setup_json,
 )
 from hf_margin.demo.evidence.records import summarise as summarise_records
 from hf_margin.demo.margin_mse import LABELS_ONLY, MARGIN_MSE, METHODS, POINTWISE, STUDENTS, DistillationSetup
@@ -591,8 +593,12 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _write_summary(context: DemoContext, setup: StrongTeacherSetup) -> None:
     regime = json.loads((context.out_dir / "regime.json").read_text(encoding="utf-8"))
-    summary = {"setup": asdict(setup), "teacher": regime, **summarise(read_records(context.out_dir / "records.jsonl"))}
-    (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    summary = {
+        "setup": setup_json(setup),
+        "teacher": regime,
+        **summarise(read_records(context.out_dir / "records.jsonl")),
+    }
+    save_summary(context.out_dir, summary)
 
 
 def rows_from_records(records: list[dict[str, Any]], regime: dict[str, Any]) -> list[DemoRow]:

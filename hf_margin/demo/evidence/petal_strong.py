@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,7 +48,14 @@ import torch
 from torch import Tensor, nn
 
 from hf_margin.demo import DemoContext, DemoRow
-from hf_margin.demo.evidence.records import append_record, check_methods_and_seeds, paired_row, read_records, summarise
+from hf_margin.demo.evidence.records import (
+    append_record,
+    check_methods_and_seeds,
+    paired_row,
+    read_records,
+    save_summary,
+    summarise,
+)
 
 IMAGENET = "ImageNet backbone (no face training)"
 START = "HR face model (start, no LR adaptation)"
@@ -394,7 +400,7 @@ def write_summary(context: DemoContext, setup: StrongBackboneSetup) -> None:
             results.setdefault(method, {k: v for k, v in entry.items() if k != "baseline" and " minus " not in k})
             results[method] |= {k: v for k, v in entry.items() if " minus " in k}
     summary = {"setup": asdict(setup), "dataset": DATASET, "results": results}
-    (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    save_summary(context.out_dir, summary)
 
 
 def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:

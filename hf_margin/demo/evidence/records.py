@@ -5,7 +5,9 @@ every metric with its 95% interval over seeds and the paired difference to the m
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +18,34 @@ from hf_margin.demo.evidence_stats import Interval, mean_interval, paired_differ
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records in the JSON-lines file `path` (none when it does not exist)."""
+    """The records in the JSON-lines file `path` (none when it does not exist). Only complete lines count: a last
+    line without its newline is a record another process is still appending."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    *complete, _unterminated = path.read_text(encoding="utf-8").split("\n")
+    return [json.loads(line) for line in complete if line.strip()]
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
     """Append `record` to `path` as one JSON line."""
     with path.open("a", encoding="utf-8") as stream:
         stream.write(json.dumps(record) + "\n")
+
+
+def save_summary(out_dir: Path, summary: dict[str, Any]) -> None:
+    """Write `summary` to ``out_dir / "summary.json"`` in one step (a temporary file renamed over it), so that a
+    reader, or another process writing it too, never sees half of it."""
+    partial = out_dir / f"summary.json.{os.getpid()}.partial"
+    partial.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    os.replace(partial, out_dir / "summary.json")
+
+
+def setup_json(setup: Any) -> dict[str, Any]:
+    """A setup dataclass's fields for a summary, less `only_seeds` (which process ran which seeds is not part of the
+    results, and the summary covers every record)."""
+    fields = asdict(setup)
+    fields.pop("only_seeds", None)
+    return fields
 
 
 def check_methods_and_seeds(methods: Sequence[str], known: Sequence[str], seeds: int) -> None:

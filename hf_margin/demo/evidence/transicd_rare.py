@@ -17,14 +17,20 @@ by every method. Each finished (method, seed) run is appended at once to ``recor
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from hf_margin.demo import DemoContext, DemoRow
-from hf_margin.demo.evidence.records import append_record, check_methods_and_seeds, paired_row, read_records, summarise
+from hf_margin.demo.evidence.records import (
+    append_record,
+    check_methods_and_seeds,
+    paired_row,
+    read_records,
+    save_summary,
+    summarise,
+)
 from hf_margin.demo.transicd import OURS, WITH_DRW, TransICDSetup
 
 BASELINE = "code-wise attention + BCE"
@@ -152,7 +158,7 @@ def _write_summary(context: DemoContext, setup: RareLabelsSetup) -> None:
         order=METHODS,
     )["all"]
     summary = {"setup": asdict(setup), "results": results}
-    (context.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    save_summary(context.out_dir, summary)
 
 
 def _recorded_metrics(records: list[dict[str, Any]]) -> list[str]:
