@@ -219,6 +219,16 @@ class MarginEmbeddingLoss(nn.Module):
     def set_generator_state(self, state: dict[str, Any]) -> None:
         """Continue the mixing draws from `state` (a :meth:`generator_state`) from the next draw on; a state saved on
         another device type is not applied (a warning, and the draws restart from `seed`)."""
+        if not (
+            isinstance(state, dict)
+            and isinstance(state.get("device"), str)
+            and isinstance(state.get("state"), Tensor)
+            and state["state"].dtype == torch.uint8
+        ):
+            raise ValueError(
+                "`state` must be a generator_state(): {'device': str, 'state': uint8 tensor}, got "
+                f"{type(state).__name__} {sorted(state) if isinstance(state, dict) else ''}".rstrip()
+            )
         self._generator, self._resumed_state = None, state
 
     def pop_statistics(self) -> dict[str, float]:

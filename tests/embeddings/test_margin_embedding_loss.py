@@ -269,6 +269,18 @@ def test_a_restored_generator_state_continues_the_mixing_draws(model, cached: bo
     assert unseeded.generator_state() is None and not unseeded.owns_generator, "no own generator without seed"
 
 
+@pytest.mark.parametrize(
+    "state",
+    [None, {"state": torch.zeros(16, dtype=torch.uint8)}, {"device": "cpu", "state": torch.zeros(16)}],
+    ids=["not a dict", "no device", "not bytes"],
+)
+def test_a_bad_generator_state_is_an_error_naming_it(model, state) -> None:
+    loss = MarginEmbeddingLoss(model, mixing="pairwise", seed=3)
+    with pytest.raises(ValueError, match=r"`state` must be a generator_state\(\)"):
+        loss.set_generator_state(state)
+    assert loss.generator_state() is None, "nothing is kept"
+
+
 def test_a_generator_state_of_another_device_restarts_from_the_seed(model, caplog) -> None:
     feats = features(model, retrieval_rows(n=8, negatives=2))
     fresh = MarginEmbeddingLoss(model, mixing="pairwise", num_mixed=2, seed=3)(feats).item()
