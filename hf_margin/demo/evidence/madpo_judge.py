@@ -21,7 +21,6 @@ paired differences: every method to DPO, DPO to the untrained policy) is rewritt
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -251,7 +250,7 @@ def run(context: DemoContext, setup: JudgeSetup | None = None) -> list[DemoRow]:
                 _write_summary(context, setup)
                 bar.update()
     bar.close()
-    summary = json.loads((context.out_dir / "summary.json").read_text(encoding="utf-8"))
+    summary = _write_summary(context, setup)
     plot_paired_differences(
         summary["results"],
         ("judge",),
@@ -279,7 +278,7 @@ def baseline_of(method: str) -> str | None:
     return {UNTRAINED: None, BASELINE: UNTRAINED}.get(method, BASELINE)
 
 
-def _write_summary(context: DemoContext, setup: JudgeSetup) -> None:
+def _write_summary(context: DemoContext, setup: JudgeSetup) -> dict[str, Any]:
     records = read_records(context.out_dir / "records.jsonl")
     results = summarise(
         records,
@@ -291,6 +290,7 @@ def _write_summary(context: DemoContext, setup: JudgeSetup) -> None:
     )
     summary = {"setup": asdict(setup), "results": results}
     save_summary(context.out_dir, summary)
+    return summary
 
 
 def rows_from_records(records: list[dict[str, Any]]) -> list[DemoRow]:
