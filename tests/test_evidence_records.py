@@ -19,7 +19,28 @@ def test_a_record_still_being_appended_is_not_read(tmp_path: Path) -> None:
     append_record(path, {"method": "b", "seed": 0})
     with path.open("a", encoding="utf-8") as stream:
         stream.write('{"method": "c", "se')  # another process's write, cut here
-    assert read_records(path) == [{"method": "a", "seed": 0}, {"method": "b", "seed": 0}]
+    records = read_records(path)
+    assert [{k: v for k, v in r.items() if k != "environment"} for r in records] == [
+        {"method": "a", "seed": 0},
+        {"method": "b", "seed": 0},
+    ]
+
+
+def test_a_record_carries_the_environment_it_ran_in(tmp_path: Path) -> None:
+    import platform
+
+    import torch
+
+    path = tmp_path / "records.jsonl"
+    append_record(path, {"method": "a", "seed": 0})
+    append_record(path, {"method": "b", "seed": 0, "environment": {"python": "given"}})
+    first, second = read_records(path)
+    environment = first["environment"]
+    assert environment["python"] == platform.python_version()
+    assert environment["torch"] == torch.__version__
+    assert environment["torch cpu capability"] == torch.backends.cpu.get_cpu_capability()
+    assert set(environment) >= {"machine", "transformers", "numpy"}
+    assert second["environment"] == {"python": "given"}, "a record's own environment is kept"
 
 
 def test_the_summary_is_replaced_in_one_step(tmp_path: Path) -> None:

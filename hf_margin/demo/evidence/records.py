@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +29,29 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in complete if line.strip()]
 
 
+RECORDED_PACKAGES = ("torch", "transformers", "sentence-transformers", "trl", "peft", "accelerate", "datasets", "numpy")
+
+
+def run_environment() -> dict[str, str]:
+    """What a record's numbers depend on besides its seed: the Python and package versions (`RECORDED_PACKAGES` that
+    are installed), the machine, and the CPU kernels torch picked (runs split across sessions may land on machines or
+    releases whose floating-point results differ)."""
+    environment = {"python": platform.python_version(), "machine": platform.machine()}
+    for package in RECORDED_PACKAGES:
+        try:
+            environment[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    if "torch" in sys.modules:  # never imported just for this
+        environment["torch cpu capability"] = sys.modules["torch"].backends.cpu.get_cpu_capability()
+    return environment
+
+
 def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append `record` to `path` as one JSON line."""
+    """Append `record` to `path` as one JSON line, with its `run_environment` under "environment" (unless it has
+    one)."""
     with path.open("a", encoding="utf-8") as stream:
-        stream.write(json.dumps(record) + "\n")
+        stream.write(json.dumps({"environment": run_environment()} | record) + "\n")
 
 
 def save_summary(out_dir: Path, summary: dict[str, Any]) -> None:
