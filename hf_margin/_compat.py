@@ -38,6 +38,15 @@ def range_specifier(name: str) -> str:
     return f">={low},<{high}"
 
 
+def installed_version(distribution: str) -> str | None:
+    """The installed version of `distribution` (a pip name, e.g. ``sentence-transformers``), None when it is not
+    installed."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def check_host_versions(*modules: str) -> None:
     """Warn once per library (and process) for each of `modules` installed at a version outside its tested range.
 
@@ -47,9 +56,8 @@ def check_host_versions(*modules: str) -> None:
         name = _MODULE_TO_DISTRIBUTION.get(module, module)
         if name not in TESTED_RANGES or name in _reported:
             continue
-        try:
-            installed = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
+        installed = installed_version(name)
+        if installed is None:
             continue
         low, high = TESTED_RANGES[name]
         try:

@@ -19,7 +19,6 @@ Trainers (MADPO, Margin-MSE, PETAL) and models (TransICD, MarginHeadModel) write
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import os
 import re
 import warnings
@@ -27,6 +26,8 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from hf_margin._compat import installed_version
 
 FIELD = re.compile(r"{{\s*([a-z_]+)\s*}}")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -85,13 +86,7 @@ def template_fields(name: str) -> set[str]:
 
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries the cards name ("not installed" for a missing one)."""
-    versions = {}
-    for field, package in VERSION_PACKAGES.items():
-        try:
-            versions[field] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[field] = "not installed"
-    return versions
+    return {field: installed_version(package) or "not installed" for field, package in VERSION_PACKAGES.items()}
 
 
 def render_model_card(name: str, **values: Any) -> Any:

@@ -10,12 +10,12 @@ import platform
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hf_margin._compat import installed_version
 from hf_margin.demo import DemoRow
 from hf_margin.demo.evidence_stats import Interval, mean_interval, paired_difference
 
@@ -37,11 +37,7 @@ def run_environment() -> dict[str, str]:
     are installed), the machine, and the CPU kernels torch picked (runs split across sessions may land on machines or
     releases whose floating-point results differ)."""
     environment = {"python": platform.python_version(), "machine": platform.machine()}
-    for package in RECORDED_PACKAGES:
-        try:
-            environment[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
+    environment |= {package: version for package in RECORDED_PACKAGES if (version := installed_version(package))}
     if "torch" in sys.modules:  # never imported just for this
         environment["torch cpu capability"] = sys.modules["torch"].backends.cpu.get_cpu_capability()
     return environment
