@@ -38,19 +38,33 @@ class ResultQueue:
         return torch.load(io.BytesIO(self._queue.get(timeout=timeout)), weights_only=False)
 
 
+def _rank_main(target: Callable[..., None], *args: Any) -> None:
+    """Run one rank's `target`, then destroy the process group it (or a Trainer) created. A group left alive at
+    exit tears down gloo's threads while they are joinable: ``terminate called without an active exception`` and
+    a non-zero exit code, after the results were sent (seen in CI on a 2-process Trainer run)."""
+    try:
+        target(*args)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 def run_ranks(target: Callable[..., None], *args: Any, world: int = 2, timeout: float = 300) -> dict[int, Any]:
     """Start ``target(rank, world, port, *args, queue)`` on `world` processes; each puts ``(rank, result)`` on the
-    queue (a `ResultQueue`). Returns {rank: result} after checking that every process exited cleanly."""
+    queue (a `ResultQueue`). Returns {rank: result} after checking that every process exited cleanly. The process
+    group a rank leaves behind is destroyed when `target` returns."""
     context = mp.get_context("spawn")
     queue = ResultQueue(context)
     port = free_port()
-    processes = [context.Process(target=target, args=(rank, world, port, *args, queue)) for rank in range(world)]
+    processes = [
+        context.Process(target=_rank_main, args=(target, rank, world, port, *args, queue)) for rank in range(world)
+    ]
     for process in processes:
         process.start()
     results = dict(queue.get(timeout=timeout) for _ in processes)
     for process in processes:
         process.join(timeout=60)
-        assert process.exitcode == 0
+        assert process.exitcode == 0, f"a rank exited with code {process.exitcode}"
     return results
 
 

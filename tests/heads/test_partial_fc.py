@@ -278,20 +278,17 @@ def _full_head_reference(name: str, kwargs: dict, weight: torch.Tensor, x: torch
 def _rank(rank: int, world: int, port: int, sizes: list[int], queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        x, y = _batch(torch.float64, rows=sum(sizes))
-        rows = slice(sum(sizes[:rank]), sum(sizes[: rank + 1]))
-        weight = torch.randn(C, D, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-        results = {}
-        for name, _, kwargs in FULL_HEADS:
-            head = PartialFCHead(name, D, C, **kwargs).double()
-            with torch.no_grad():
-                head.weight.copy_(weight[head.class_start : head.class_stop])
-            values = [tensor.numpy() for tensor in _value_and_grads(head, x[rows], y[rows])]
-            results[name] = (*values, (head.class_start, head.class_stop))
-        queue.put((rank, results))  # numpy, not tensors: shared tensor storage dies with the process
-    finally:
-        dist.destroy_process_group()
+    x, y = _batch(torch.float64, rows=sum(sizes))
+    rows = slice(sum(sizes[:rank]), sum(sizes[: rank + 1]))
+    weight = torch.randn(C, D, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    results = {}
+    for name, _, kwargs in FULL_HEADS:
+        head = PartialFCHead(name, D, C, **kwargs).double()
+        with torch.no_grad():
+            head.weight.copy_(weight[head.class_start : head.class_stop])
+        values = [tensor.numpy() for tensor in _value_and_grads(head, x[rows], y[rows])]
+        results[name] = (*values, (head.class_start, head.class_stop))
+    queue.put((rank, results))  # numpy, not tensors: shared tensor storage dies with the process
 
 
 @pytest.mark.parametrize("sizes", [[3, 3], [4, 1]], ids=["even", "uneven"])

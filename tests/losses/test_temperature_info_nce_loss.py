@@ -97,7 +97,6 @@ def _rank(rank: int, world: int, port: int, queue) -> None:
     loss = TemperatureInfoNCELoss(0.1, gather_across_processes=True)(x, labels[rows])
     loss.backward()
     queue.put((rank, (loss.item(), x.grad)))
-    dist.destroy_process_group()
 
 
 @pytest.mark.heavy  # spawns two processes: 31 s on the loaded 2-core machine
