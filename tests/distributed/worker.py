@@ -71,6 +71,7 @@ def main(out: Path, runs: list[str]) -> None:
             trainer.save_model(str(folder / "final"))
         save_file(weights, str(folder / f"weights_rank{rank}.safetensors"))
         torch.distributed.barrier()
+    torch.distributed.destroy_process_group()  # one left alive at exit can abort the process (tests/multiprocess.py)
 
 
 if __name__ == "__main__":
